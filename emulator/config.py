@@ -1,0 +1,101 @@
+"""One Config from defaults, an optional TOML file and command-line flags (flags win)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from emulator.editions import DEFAULT_EDITION, get_edition
+from emulator.engine import STATUS_REMOTE_SESSION_LIMIT, STATUS_REQUEST_NOT_ACCEPTED
+
+# Served when neither flags nor a config file name a user: documented in the README.
+DEFAULT_USER = ("user", "password")
+DEFAULT_SMB_PORT = 4445  # 445 needs root
+DEFAULT_NETBIOS_PORT = 1139  # 139 needs root
+
+DENIAL_STATUSES = {
+    "STATUS_REQUEST_NOT_ACCEPTED": STATUS_REQUEST_NOT_ACCEPTED,
+    "STATUS_REMOTE_SESSION_LIMIT": STATUS_REMOTE_SESSION_LIMIT,
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class Config:
+    edition: str = DEFAULT_EDITION
+    host: str = "127.0.0.1"
+    smb_port: int = DEFAULT_SMB_PORT
+    netbios_port: int | None = DEFAULT_NETBIOS_PORT  # None: no NetBIOS listener
+    users: dict[str, str] = field(default_factory=dict)
+    shares: dict[str, str] = field(default_factory=dict)
+    event_log: str | None = None  # a path, or "-" for stdout after the ready line
+    denial_status: int = STATUS_REQUEST_NOT_ACCEPTED
+    smb_limit: int | None = None  # overrides the edition's limit when set (-1 = unlimited)
+    signing_required: bool = False
+    encrypt_data: bool = False
+    session_setup_timeout: float = 30.0
+    netbios_name: str = "EMULATOR"
+    workgroup: str = "WORKGROUP"
+
+    def validate(self) -> None:
+        get_edition(self.edition)  # raises for an unknown name
+        if self.session_setup_timeout <= 0:
+            raise ConfigError("session_setup_timeout must be positive")
+        for port in (self.smb_port, self.netbios_port):
+            if port is not None and not 0 <= port <= 65535:
+                raise ConfigError(f"port {port} out of range")
+
+
+def parse_status(value: str | int) -> int:
+    if isinstance(value, int):
+        return value
+    if value.upper() in DENIAL_STATUSES:
+        return DENIAL_STATUSES[value.upper()]
+    try:
+        return int(value, 0)
+    except ValueError:
+        raise ConfigError(f"bad denial status {value!r}") from None
+
+
+def parse_pair(text: str, sep: str, what: str) -> tuple[str, str]:
+    name, found, value = text.partition(sep)
+    if not found or not name:
+        raise ConfigError(f"{what} must look like NAME{sep}VALUE, got {text!r}")
+    return name, value
+
+
+_KNOWN = {f.name for f in fields(Config)}
+
+
+def load_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from None
+    data = {key.replace("-", "_"): value for key, value in raw.items()}
+    unknown = set(data) - _KNOWN
+    if unknown:
+        raise ConfigError(f"unknown config keys: {', '.join(sorted(unknown))}")
+    if "denial_status" in data:
+        data["denial_status"] = parse_status(data["denial_status"])
+    return data
+
+
+def build_config(file_values: dict[str, Any], flag_values: dict[str, Any]) -> Config:
+    """Flags given on the command line (not None) override the file; users/shares merge."""
+    config = Config()
+    for source in (file_values, flag_values):
+        for key, value in source.items():
+            if value is None:
+                continue
+            if key in ("users", "shares"):
+                getattr(config, key).update(value)
+            else:
+                setattr(config, key, value)
+    config.validate()
+    return config

@@ -1,0 +1,33 @@
+"""What a protocol core needs from the session engine, without importing it.
+
+``emulator.engine.SessionEngine`` satisfies this; tests may pass a fake.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+from collections.abc import Callable
+
+
+class SessionHandle(Protocol):
+    id: int
+    opens: int
+
+
+class AdmissionLike(Protocol):
+    session: Any
+    status: int
+
+    @property
+    def admitted(self) -> bool: ...
+
+
+class SessionGate(Protocol):
+    def request_session(self, protocol: str, address: str,
+                        close_hook: Callable[[str], None] | None = None) -> AdmissionLike: ...
+
+    def logon(self, session: Any, *, user: str, client: str, anonymous: bool) -> None: ...
+
+    def release(self, session: Any, reason: str, status: int | None = None) -> None: ...
+
+    def touch(self, session: Any) -> None: ...

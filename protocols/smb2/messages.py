@@ -1,0 +1,136 @@
+"""SMB2 message framing helpers: the 64-byte header, compound splitting, bodies.
+
+Bodies are impacket's ``smb3structs`` structures. The header is packed with
+``struct`` here because every message passes through it twice; its tests
+cross-check the bytes against impacket's ``SMB2Packet``.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import TypeVar
+
+from impacket import nt_errors
+from impacket.structure import Structure
+
+from protocols.errors import StatusError
+
+PROTOCOL_ID = b"\xfeSMB"
+SMB1_PROTOCOL_ID = b"\xffSMB"
+TRANSFORM_PROTOCOL_ID = b"\xfdSMB"
+HEADER_SIZE = 64
+
+FLAGS_SERVER_TO_REDIR = 0x1
+FLAGS_ASYNC_COMMAND = 0x2
+FLAGS_RELATED_OPERATIONS = 0x4
+FLAGS_SIGNED = 0x8
+
+# <4s H H I H H I I Q I I Q 16s>: ProtocolId, StructureSize, CreditCharge, Status,
+# Command, CreditRequest/Response, Flags, NextCommand, MessageId, Reserved (ProcessId),
+# TreeId, SessionId, Signature (sync form: MS-SMB2 2.2.1.2).
+_HEADER = struct.Struct("<4sHHIHHIIQIIQ16s")
+
+
+@dataclass
+class Header:
+    command: int
+    status: int = 0
+    credit_charge: int = 0
+    credits: int = 0
+    flags: int = 0
+    next_command: int = 0
+    message_id: int = 0
+    process_id: int = 0
+    tree_id: int = 0
+    session_id: int = 0
+    signature: bytes = b"\0" * 16
+
+    @classmethod
+    def parse(cls, data: bytes) -> Header:
+        if len(data) < HEADER_SIZE:
+            raise ValueError("short SMB2 header")
+        (pid, size, charge, status, command, credits, flags, next_command, message_id,
+         process_id, tree_id, session_id, signature) = _HEADER.unpack_from(data)
+        if pid != PROTOCOL_ID or size != HEADER_SIZE:
+            raise ValueError("not an SMB2 header")
+        return cls(command, status, charge, credits, flags, next_command, message_id,
+                   process_id, tree_id, session_id, signature)
+
+    def pack(self) -> bytes:
+        return _HEADER.pack(PROTOCOL_ID, HEADER_SIZE, self.credit_charge, self.status,
+                            self.command, self.credits, self.flags, self.next_command,
+                            self.message_id, self.process_id, self.tree_id, self.session_id,
+                            self.signature)
+
+    @property
+    def related(self) -> bool:
+        return bool(self.flags & FLAGS_RELATED_OPERATIONS)
+
+    @property
+    def signed(self) -> bool:
+        return bool(self.flags & FLAGS_SIGNED)
+
+
+def split_compound(data: bytes) -> list[bytes]:
+    """Split a compound request into its messages (MS-SMB2 3.3.5.2.7)."""
+    messages = []
+    while True:
+        if len(data) < HEADER_SIZE:
+            raise ValueError("short SMB2 message in compound")
+        next_command = struct.unpack_from("<I", data, 20)[0]
+        if next_command == 0:
+            messages.append(data)
+            return messages
+        if next_command < HEADER_SIZE or next_command > len(data) or next_command % 8:
+            raise ValueError(f"bad NextCommand {next_command}")
+        messages.append(data[:next_command])
+        data = data[next_command:]
+
+
+def join_compound(messages: list[bytes]) -> list[bytes]:
+    """Pad all but the last response to 8 bytes and set NextCommand (before signing)."""
+    out = []
+    for i, msg in enumerate(messages):
+        if i < len(messages) - 1:
+            msg = msg + b"\0" * (-len(msg) % 8)
+            msg = msg[:20] + struct.pack("<I", len(msg)) + msg[24:]
+        out.append(msg)
+    return out
+
+
+# The body of every error response: StructureSize 9, no error contexts, ByteCount 0,
+# and the one ErrorData byte the spec asks for (MS-SMB2 2.2.2).
+ERROR_BODY = struct.pack("<HBBI", 9, 0, 0, 0) + b"\0"
+
+S = TypeVar("S", bound=Structure)
+
+
+def parse_body(cls: type[S], body: bytes) -> S:
+    """Parse a request body with an impacket structure; anything malformed is INVALID_PARAMETER."""
+    try:
+        return cls(body)
+    except Exception as exc:  # impacket raises many types on short/garbled input
+        raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, f"{cls.__name__}: {exc}") from None
+
+
+def buffer_at(message: bytes, offset: int, length: int) -> bytes:
+    """A variable-length field addressed from the start of the SMB2 header, bounds-checked."""
+    if length == 0:
+        return b""
+    if offset < HEADER_SIZE or offset + length > len(message):
+        raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "buffer outside the message")
+    return message[offset:offset + length]
+
+
+def fixed_body_size(structure_size: int) -> int:
+    """Bodies declare StructureSize as fixed part + 1 when a variable part follows."""
+    return structure_size & ~1
+
+
+# Seconds between 1601-01-01 (the FILETIME epoch) and 1970-01-01.
+FILETIME_EPOCH_OFFSET = 11644473600
+
+
+def to_filetime(posix_seconds: float) -> int:
+    return int((posix_seconds + FILETIME_EPOCH_OFFSET) * 10_000_000)

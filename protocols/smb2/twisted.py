@@ -1,0 +1,51 @@
+"""The thin Twisted adapter: moves bytes between a TCP transport and the sans-IO core."""
+
+from __future__ import annotations
+
+from twisted.internet import protocol
+from twisted.logger import Logger
+
+from protocols.smb2.connection import SMB2ServerConnection, SMBServerConfig
+
+log = Logger(namespace="smb")
+
+
+class SMBProtocol(protocol.Protocol):
+    def __init__(self, config: SMBServerConfig, netbios: bool) -> None:
+        self.config = config
+        self.netbios = netbios
+        self.core: SMB2ServerConnection | None = None
+
+    def connectionMade(self) -> None:
+        peer = self.transport.getPeer()  # type: ignore[union-attr]
+        address = getattr(peer, "host", str(peer))
+        self.core = SMB2ServerConnection(self.config, address=address, netbios=self.netbios,
+                                         log=lambda line: log.info("{line}", line=line))
+
+    def dataReceived(self, data: bytes) -> None:
+        assert self.core is not None
+        self.core.receive_data(data)
+        self._flush()
+
+    def _flush(self) -> None:
+        assert self.core is not None and self.transport is not None
+        out = self.core.data_to_send()
+        if out:
+            self.transport.write(out)
+        if self.core.close_requested:
+            self.transport.loseConnection()
+
+    def connectionLost(self, reason: object = None) -> None:
+        if self.core is not None:
+            self.core.connection_lost()
+
+
+class SMBFactory(protocol.ServerFactory):
+    def __init__(self, config: SMBServerConfig, *, netbios: bool) -> None:
+        self.config = config
+        self.netbios = netbios
+
+    def buildProtocol(self, addr: object) -> SMBProtocol:
+        p = SMBProtocol(self.config, self.netbios)
+        p.factory = self
+        return p
