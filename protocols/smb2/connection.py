@@ -263,8 +263,7 @@ class SMB2ServerConnection:
                   for msg, key in zip(join_compound(responses), keys, strict=True)]
         reply = b"".join(signed)
         if session is not None and session.keys is not None:
-            reply = crypto.encrypt(self.cipher or crypto.AES_128_CCM, session.keys.encryption,
-                                   session.id, reply)
+            reply = crypto.encrypt(self.cipher, session.keys.encryption, session.id, reply)
         self._out += frame(reply)
 
     def _decrypt(self, payload: bytes) -> tuple[SMBSession, bytes]:
@@ -403,6 +402,8 @@ class SMB2ServerConnection:
             contexts = self._negotiate_contexts(request)
             self.preauth = crypto.PreauthHash()
             self.preauth.update(request.message)
+        elif dialect in (0x0300, 0x0302) and req["Capabilities"] & CAP_ENCRYPTION:
+            self.cipher = crypto.AES_128_CCM  # the only cipher before 3.1.1
         self.dialect = dialect
         self._client = {"capabilities": req["Capabilities"], "guid": req["ClientGuid"],
                         "security_mode": req["SecurityMode"], "dialects": offered}
@@ -515,7 +516,7 @@ class SMB2ServerConnection:
         session.keys = crypto.derive_session_keys(
             self.dialect or 0, result.session_key,
             session.preauth.value if session.preauth is not None else None,
-            self.cipher or crypto.AES_128_CCM)
+            self.cipher or crypto.AES_128_CCM)  # the cipher only sizes 3.1.1 keys
         if not session.anonymous:
             session.signing_required = bool(self.config.signing_required
                                             or req["SecurityMode"] & SIGNING_REQUIRED)
@@ -530,10 +531,7 @@ class SMB2ServerConnection:
         return STATUS_SUCCESS, body.getData()
 
     def _encryption_possible(self) -> bool:
-        if self.dialect == 0x0311:
-            return self.cipher != 0
-        return self.dialect in (0x0300, 0x0302) and bool(
-            self._client.get("capabilities", 0) & CAP_ENCRYPTION)
+        return self.cipher != 0
 
     def _session_setup_key(self, request: Request, status: int) -> bytes | None:
         """The final SESSION_SETUP response is signed: always on 3.1.1, else when signing is
