@@ -128,10 +128,10 @@ class SessionEngine:
         session.state = ACTIVE
         session.user, session.client, session.anonymous = user, client, anonymous
         session.logon_time = session.last_activity = self.clock.seconds()
+        who = "anonymous" if anonymous else user
         self.events.record(
             provider="Microsoft-Windows-Security-Auditing", event_id=LOGON_EVENT_ID,
-            level=LEVEL_INFORMATION,
-            message=f"An account was successfully logged on ({'anonymous' if anonymous else user}).",
+            level=LEVEL_INFORMATION, message=f"An account was successfully logged on ({who}).",
             protocol=session.protocol, address=session.address, workstation=client, user=user,
             outcome="admitted", status=0, session_id=session.id,
         )

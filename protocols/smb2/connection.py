@@ -22,7 +22,13 @@ from protocols.auth.spnego import SpnegoAcceptor, initial_token
 from protocols.errors import StatusError
 from protocols.sessions import SessionGate
 from protocols.smb2 import crypto
-from protocols.smb2.framing import POSITIVE_RESPONSE, FrameDecoder, FramingError, SessionRequest, frame
+from protocols.smb2.framing import (
+    POSITIVE_RESPONSE,
+    FrameDecoder,
+    FramingError,
+    SessionRequest,
+    frame,
+)
 from protocols.smb2.messages import (
     ERROR_BODY,
     to_filetime,
@@ -291,10 +297,11 @@ class SMB2ServerConnection:
         handler = _HANDLERS.get(h.command)
         key: bytes | None = None
         try:
-            if self.dialect is None and h.command != s2.SMB2_NEGOTIATE:
-                raise _Disconnect("request before NEGOTIATE")
+            if (self.dialect is None) != (h.command == s2.SMB2_NEGOTIATE):
+                raise _Disconnect("NEGOTIATE must come first, and once (3.3.5.3.1)")
             if handler is None:
                 raise StatusError(STATUS_INVALID_PARAMETER, f"command 0x{h.command:x}")
+            _check_structure_size(h.command, request.body)
             if not _SESSIONLESS.get(h.command, lambda hdr: False)(h):
                 request.session = self._check_session(request)
                 key = self._response_key(request)  # before the handler: LOGOFF ends it
@@ -385,8 +392,6 @@ class SMB2ServerConnection:
 
     # -- command handlers: each returns (status, body) or raises StatusError -------------------
     def _negotiate(self, request: Request, response: Header) -> tuple[int, bytes]:
-        if self.dialect is not None:
-            raise _Disconnect("second NEGOTIATE")
         req = parse_body(s2.SMB2Negotiate, request.body)
         offered = list(struct.unpack_from(f"<{req['DialectCount']}H", request.body, 36)) \
             if len(request.body) >= 36 + 2 * req["DialectCount"] else None
@@ -785,6 +790,26 @@ class SMB2ServerConnection:
 
     def _change_notify(self, request: Request, response: Header) -> tuple[int, bytes]:
         raise StatusError(STATUS_NOT_SUPPORTED, "change notification")
+
+
+# Request StructureSize per command (MS-SMB2 2.2); OPLOCK_BREAK has two forms.
+_REQUEST_SIZES: dict[int, tuple[int, ...]] = {
+    s2.SMB2_NEGOTIATE: (36,), s2.SMB2_SESSION_SETUP: (25,), s2.SMB2_LOGOFF: (4,),
+    s2.SMB2_TREE_CONNECT: (9,), s2.SMB2_TREE_DISCONNECT: (4,), s2.SMB2_CREATE: (57,),
+    s2.SMB2_CLOSE: (24,), s2.SMB2_FLUSH: (24,), s2.SMB2_READ: (49,), s2.SMB2_WRITE: (49,),
+    s2.SMB2_OPLOCK_BREAK: (24, 36), s2.SMB2_LOCK: (48,), s2.SMB2_IOCTL: (57,),
+    s2.SMB2_CANCEL: (4,), s2.SMB2_ECHO: (4,), s2.SMB2_QUERY_DIRECTORY: (33,),
+    s2.SMB2_CHANGE_NOTIFY: (32,), s2.SMB2_QUERY_INFO: (41,), s2.SMB2_SET_INFO: (33,),
+}
+
+
+def _check_structure_size(command: int, body: bytes) -> None:
+    """Windows fails a request whose StructureSize is wrong or whose fixed part is cut short."""
+    if len(body) < 2:
+        raise StatusError(STATUS_INVALID_PARAMETER, "no body")
+    size = struct.unpack_from("<H", body)[0]
+    if size not in _REQUEST_SIZES.get(command, (size,)) or len(body) < size & ~1:
+        raise StatusError(STATUS_INVALID_PARAMETER, f"StructureSize {size}")
 
 
 def _utf16(data: bytes) -> str:
