@@ -21,7 +21,7 @@ from protocols.auth.ntlm import AuthFailure, NTLMAcceptor
 from protocols.auth.spnego import SpnegoAcceptor, initial_token
 from protocols.errors import StatusError
 from protocols.sessions import SessionGate
-from protocols.smb2 import crypto
+from protocols.smb2 import bodies, crypto
 from protocols.smb2.framing import (
     POSITIVE_RESPONSE,
     FrameDecoder,
@@ -41,7 +41,6 @@ from protocols.smb2.messages import (
     Header,
     buffer_at,
     join_compound,
-    parse_body,
     split_compound,
 )
 
@@ -360,8 +359,9 @@ class SMB2ServerConnection:
         return tree
 
     def _open(self, request: Request, file_id: Any) -> Open:
+        """The open a request names (its body's FileId fields), or the chain's CREATE."""
         assert request.session is not None
-        key = (file_id["Persistent"], file_id["Volatile"])
+        key = (file_id.FileIdPersistent, file_id.FileIdVolatile)
         if key == FILE_ID_ANY and request.header.related and self._chain_file_id is not None:
             key = self._chain_file_id
         op = request.session.opens.get(key)
@@ -392,11 +392,12 @@ class SMB2ServerConnection:
 
     # -- command handlers: each returns (status, body) or raises StatusError -------------------
     def _negotiate(self, request: Request, response: Header) -> tuple[int, bytes]:
-        req = parse_body(s2.SMB2Negotiate, request.body)
-        offered = list(struct.unpack_from(f"<{req['DialectCount']}H", request.body, 36)) \
-            if len(request.body) >= 36 + 2 * req["DialectCount"] else None
-        if not offered:
+        req = bodies.NEGOTIATE.parse(request.body)
+        dialects_end = bodies.NEGOTIATE.size + 2 * req.DialectCount
+        if not req.DialectCount or len(request.body) < dialects_end:
             raise StatusError(STATUS_INVALID_PARAMETER, "no dialects")
+        offered = list(struct.unpack(f"<{req.DialectCount}H",
+                                     request.body[bodies.NEGOTIATE.size:dialects_end]))
         common = [d for d in DIALECTS if d in offered and d <= self.config.max_dialect]
         if not common:
             self.close_requested = True  # Windows answers, then drops the connection
@@ -407,11 +408,11 @@ class SMB2ServerConnection:
             contexts = self._negotiate_contexts(request)
             self.preauth = crypto.PreauthHash()
             self.preauth.update(request.message)
-        elif dialect in (0x0300, 0x0302) and req["Capabilities"] & CAP_ENCRYPTION:
+        elif dialect in (0x0300, 0x0302) and req.Capabilities & CAP_ENCRYPTION:
             self.cipher = crypto.AES_128_CCM  # the only cipher before 3.1.1
         self.dialect = dialect
-        self._client = {"capabilities": req["Capabilities"], "guid": req["ClientGuid"],
-                        "security_mode": req["SecurityMode"], "dialects": offered}
+        self._client = {"capabilities": req.Capabilities, "guid": req.ClientGuid,
+                        "security_mode": req.SecurityMode, "dialects": offered}
         body = self._negotiate_body(dialect, contexts)
         if self.preauth is not None:
             self.preauth.update(response.pack() + body)
@@ -455,38 +456,28 @@ class SMB2ServerConnection:
 
     def _negotiate_body(self, dialect: int, contexts: list[tuple[int, bytes]]) -> bytes:
         token = initial_token()
-        body = s2.SMB2Negotiate_Response()
-        body["SecurityMode"] = self._security_mode()
-        body["DialectRevision"] = dialect
-        body["ServerGuid"] = self.config.server_guid
-        body["Capabilities"] = self._capabilities(dialect)
         size = 65536 if dialect in (0x0202, DIALECT_WILDCARD) else self.config.max_transact
-        body["MaxTransactSize"] = body["MaxReadSize"] = body["MaxWriteSize"] = size
-        body["SystemTime"] = to_filetime(self.config.now())
-        body["ServerStartTime"] = 0
-        body["SecurityBufferOffset"] = HEADER_SIZE + 64
-        body["SecurityBufferLength"] = len(token)
-        body["AlignPad"] = b""
-        body["Buffer"] = token
-        if contexts:
-            padding = b"\0" * (-(HEADER_SIZE + 64 + len(token)) % 8)
-            body["Padding"] = padding
-            body["NegotiateContextOffset"] = HEADER_SIZE + 64 + len(token) + len(padding)
-            body["NegotiateContextCount"] = len(contexts)
-            packed = []
-            for i, (ctx_type, data) in enumerate(contexts):
-                ctx = struct.pack("<HHI", ctx_type, len(data), 0) + data
-                if i < len(contexts) - 1:
-                    ctx += b"\0" * (-len(ctx) % 8)
-                packed.append(ctx)
-            body["NegotiateContextList"] = b"".join(packed)
-        return body.getData()
+        token_offset = HEADER_SIZE + bodies.NEGOTIATE_RESPONSE.size
+        padding = b"\0" * (-(token_offset + len(token)) % 8) if contexts else b""
+        packed = []
+        for i, (ctx_type, data) in enumerate(contexts):
+            ctx = struct.pack("<HHI", ctx_type, len(data), 0) + data
+            if i < len(contexts) - 1:  # contexts start 8-byte aligned; the last is not padded
+                ctx += b"\0" * (-len(ctx) % 8)
+            packed.append(ctx)
+        fixed = bodies.NEGOTIATE_RESPONSE.pack(
+            SecurityMode=self._security_mode(), DialectRevision=dialect,
+            NegotiateContextCount=len(contexts), ServerGuid=self.config.server_guid,
+            Capabilities=self._capabilities(dialect), MaxTransactSize=size, MaxReadSize=size,
+            MaxWriteSize=size, SystemTime=to_filetime(self.config.now()),
+            SecurityBufferOffset=token_offset, SecurityBufferLength=len(token),
+            NegotiateContextOffset=token_offset + len(token) + len(padding) if contexts else 0)
+        return fixed + token + padding + b"".join(packed)
 
     def _session_setup(self, request: Request, response: Header) -> tuple[int, bytes]:
-        req = parse_body(s2.SMB2SessionSetup, request.body)
-        token = buffer_at(request.message, req["SecurityBufferOffset"],
-                          req["SecurityBufferLength"])
-        if req["Flags"] & SESSION_SETUP_FLAG_BINDING:
+        req = bodies.SESSION_SETUP.parse(request.body)
+        token = buffer_at(request.message, req.SecurityBufferOffset, req.SecurityBufferLength)
+        if req.Flags & SESSION_SETUP_FLAG_BINDING:
             # No multichannel here, so no binding (3.3.5.5 step 3).
             raise StatusError(STATUS_REQUEST_NOT_ACCEPTED, "session binding")
         session = self.sessions.get(request.header.session_id)
@@ -504,13 +495,8 @@ class SMB2ServerConnection:
         except AuthFailure as failure:
             self._end_session(session, "auth-failed", failure.status)
             raise StatusError(failure.status, "authentication failed") from None
-        body = s2.SMB2SessionSetup_Response()
-        body["SecurityBufferOffset"] = HEADER_SIZE + 8
-        body["SecurityBufferLength"] = len(step.token)
-        body["AlignPad"] = b""
-        body["Buffer"] = step.token
         if not step.complete:
-            data = body.getData()
+            data = _session_setup_body(0, step.token)
             if session.preauth is not None:
                 response.status = STATUS_MORE_PROCESSING_REQUIRED
                 session.preauth.update(response.pack() + data)
@@ -524,16 +510,15 @@ class SMB2ServerConnection:
             self.cipher or crypto.AES_128_CCM)  # the cipher only sizes 3.1.1 keys
         if not session.anonymous:
             session.signing_required = bool(self.config.signing_required
-                                            or req["SecurityMode"] & SIGNING_REQUIRED)
+                                            or req.SecurityMode & SIGNING_REQUIRED)
             session.encrypt_data = self.config.encrypt_data and self._encryption_possible()
         flags = SESSION_FLAG_IS_NULL if session.anonymous else 0
         if session.encrypt_data:
             flags |= SESSION_FLAG_ENCRYPT_DATA
-        body["SessionFlags"] = flags
         session.valid = True
         self.config.gate.logon(session.slot, user=result.user, client=result.workstation,
                                anonymous=result.anonymous)
-        return STATUS_SUCCESS, body.getData()
+        return STATUS_SUCCESS, _session_setup_body(flags, step.token)
 
     def _encryption_possible(self) -> bool:
         return self.cipher != 0
@@ -586,21 +571,19 @@ class SMB2ServerConnection:
     def _logoff(self, request: Request, response: Header) -> tuple[int, bytes]:
         assert request.session is not None
         self._end_session(request.session, "logoff")
-        return STATUS_SUCCESS, s2.SMB2Logoff_Response().getData()
+        return STATUS_SUCCESS, bodies.EMPTY_RESPONSE
 
     def _echo(self, request: Request, response: Header) -> tuple[int, bytes]:
-        return STATUS_SUCCESS, s2.SMB2Echo().getData()
+        return STATUS_SUCCESS, bodies.EMPTY_RESPONSE
 
     def _tree_connect(self, request: Request, response: Header) -> tuple[int, bytes]:
         session = request.session
         assert session is not None
-        req = parse_body(s2.SMB2TreeConnect, request.body)
-        path = _utf16(buffer_at(request.message, req["PathOffset"], req["PathLength"]))
+        req = bodies.TREE_CONNECT.parse(request.body)
+        path = _utf16(buffer_at(request.message, req.PathOffset, req.PathLength))
         name = path.rstrip("\\").rsplit("\\", 1)[-1].lower()
-        body = s2.SMB2TreeConnect_Response()
         if name == "ipc$":
-            share, body["ShareType"], body["ShareFlags"] = None, s2.SMB2_SHARE_TYPE_PIPE, \
-                SHARE_FLAG_NO_CACHING
+            share, share_type, flags = None, s2.SMB2_SHARE_TYPE_PIPE, SHARE_FLAG_NO_CACHING
         else:
             share = self.config.shares.get(name)
             if share is None:
@@ -608,13 +591,13 @@ class SMB2ServerConnection:
             if session.anonymous:
                 # RestrictNullSessAccess=1 is the Windows default: null sessions reach IPC$ only.
                 raise StatusError(STATUS_ACCESS_DENIED, "null session to a disk share")
-            body["ShareType"] = s2.SMB2_SHARE_TYPE_DISK
-        body["MaximalAccess"] = FULL_ACCESS
+            share_type, flags = s2.SMB2_SHARE_TYPE_DISK, 0
         tree = Tree(self._next_tree_id, name, share)
         self._next_tree_id += 1
         session.trees[tree.id] = tree
         response.tree_id = tree.id
-        return STATUS_SUCCESS, body.getData()
+        return STATUS_SUCCESS, bodies.TREE_CONNECT_RESPONSE.pack(
+            ShareType=share_type, ShareFlags=flags, MaximalAccess=FULL_ACCESS)
 
     def _tree_disconnect(self, request: Request, response: Header) -> tuple[int, bytes]:
         session = request.session
@@ -625,7 +608,7 @@ class SMB2ServerConnection:
                 _close_quietly(session.opens.pop(key))
         del session.trees[tree.id]
         self._update_opens(session)
-        return STATUS_SUCCESS, s2.SMB2TreeDisconnect_Response().getData()
+        return STATUS_SUCCESS, bodies.EMPTY_RESPONSE
 
     def _update_opens(self, session: SMBSession) -> None:
         session.slot.opens = len(session.opens)
@@ -634,104 +617,86 @@ class SMB2ServerConnection:
         session = request.session
         assert session is not None
         tree = self._tree(request)
-        req = parse_body(s2.SMB2Create, request.body)
-        name = _utf16(buffer_at(request.message, req["NameOffset"], req["NameLength"]))
+        req = bodies.CREATE.parse(request.body)
+        name = _utf16(buffer_at(request.message, req.NameOffset, req.NameLength))
         if tree.share is None:
             # Named pipes arrive with the DCE/RPC work; until then no pipe exists.
             raise StatusError(STATUS_OBJECT_NAME_NOT_FOUND, f"pipe {name}")
         if name.startswith("\\"):
             raise StatusError(STATUS_INVALID_PARAMETER, "leading backslash")
         handle, action = tree.share.open(
-            name, desired_access=req["DesiredAccess"],
-            create_disposition=req["CreateDisposition"], create_options=req["CreateOptions"],
-            file_attributes=req["FileAttributes"])
+            name, desired_access=req.DesiredAccess, create_disposition=req.CreateDisposition,
+            create_options=req.CreateOptions, file_attributes=req.FileAttributes)
         file_id = (self._next_file_id, self._next_file_id)
         self._next_file_id += 1
         session.opens[file_id] = Open(file_id, tree, handle)
         self._chain_file_id = file_id
         self._update_opens(session)
-        info = handle.network_open_info()
-        body = s2.SMB2Create_Response()
-        body["CreateAction"] = action
-        _fill_times(body, info)
-        body["EndOfFile"] = info.end_of_file
-        body["FileID"] = _file_id(file_id)
-        body["AlignPad"] = b""
-        body["Buffer"] = b""
-        return STATUS_SUCCESS, body.getData()
+        return STATUS_SUCCESS, bodies.CREATE_RESPONSE.pack(
+            CreateAction=action, FileIdPersistent=file_id[0], FileIdVolatile=file_id[1],
+            **_attributes(handle.network_open_info(), "EndOfFile"))
 
     def _close(self, request: Request, response: Header) -> tuple[int, bytes]:
         session = request.session
         assert session is not None
-        req = parse_body(s2.SMB2Close, request.body)
-        op = self._open(request, req["FileID"])
-        body = s2.SMB2Close_Response()
-        if req["Flags"] & s2.SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB:
-            info = op.handle.network_open_info()
-            body["Flags"] = s2.SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB
-            _fill_times(body, info)
-            body["EndofFile"] = info.end_of_file
+        req = bodies.CLOSE.parse(request.body)
+        op = self._open(request, req)
+        body = bodies.CLOSE_RESPONSE.pack()
+        if req.Flags & s2.SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB:
+            body = bodies.CLOSE_RESPONSE.pack(
+                Flags=s2.SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB,
+                **_attributes(op.handle.network_open_info(), "EndofFile"))
         del session.opens[op.file_id]
         self._update_opens(session)
         op.handle.close()
-        return STATUS_SUCCESS, body.getData()
+        return STATUS_SUCCESS, body
 
     def _flush(self, request: Request, response: Header) -> tuple[int, bytes]:
-        req = parse_body(s2.SMB2Flush, request.body)
-        self._open(request, req["FileID"]).handle.flush()
-        return STATUS_SUCCESS, s2.SMB2Flush_Response().getData()
+        req = bodies.FLUSH.parse(request.body)
+        self._open(request, req).handle.flush()
+        return STATUS_SUCCESS, bodies.EMPTY_RESPONSE
 
     def _read(self, request: Request, response: Header) -> tuple[int, bytes]:
-        req = parse_body(s2.SMB2Read, request.body)
-        op = self._open(request, req["FileID"])
-        if req["Length"] > self.config.max_transact:
+        req = bodies.READ.parse(request.body)
+        op = self._open(request, req)
+        if req.Length > self.config.max_transact:
             raise StatusError(STATUS_INVALID_PARAMETER, "read larger than MaxReadSize")
-        data = op.handle.read(req["Offset"], req["Length"])
-        if len(data) < req["MinimumCount"] or (not data and req["Length"]):
+        data = op.handle.read(req.Offset, req.Length)
+        if len(data) < req.MinimumCount or (not data and req.Length):
             raise StatusError(STATUS_END_OF_FILE, "read at end of file")
-        body = s2.SMB2Read_Response()
-        body["DataOffset"] = HEADER_SIZE + 16
-        body["DataLength"] = len(data)
-        body["AlignPad"] = b""
-        body["Buffer"] = data
-        return STATUS_SUCCESS, body.getData()
+        return STATUS_SUCCESS, bodies.READ_RESPONSE.pack(
+            DataOffset=HEADER_SIZE + bodies.READ_RESPONSE.size, DataLength=len(data)) + data
 
     def _write(self, request: Request, response: Header) -> tuple[int, bytes]:
-        req = parse_body(s2.SMB2Write, request.body)
-        op = self._open(request, req["FileID"])
-        data = buffer_at(request.message, req["DataOffset"], req["Length"])
-        written = op.handle.write(req["Offset"], data)
-        body = s2.SMB2Write_Response()
-        body["Count"] = written
-        return STATUS_SUCCESS, body.getData()
+        req = bodies.WRITE.parse(request.body)
+        op = self._open(request, req)
+        data = buffer_at(request.message, req.DataOffset, req.Length)
+        written = op.handle.write(req.Offset, data)
+        return STATUS_SUCCESS, bodies.WRITE_RESPONSE.pack(Count=written)
 
     def _lock(self, request: Request, response: Header) -> tuple[int, bytes]:
-        req = parse_body(s2.SMB2Lock, request.body)
-        self._open(request, req["FileID"])
+        self._open(request, bodies.LOCK.parse(request.body))
         # Byte-range locks are granted without being enforced: one client per file is the
         # common case in the tests this emulator serves.
-        return STATUS_SUCCESS, s2.SMB2Lock_Response().getData()
+        return STATUS_SUCCESS, bodies.EMPTY_RESPONSE
 
     def _ioctl(self, request: Request, response: Header) -> tuple[int, bytes]:
-        req = parse_body(s2.SMB2Ioctl, request.body)
-        code = req["CtlCode"]
+        req = bodies.IOCTL.parse(request.body)
+        code = req.CtlCode
         if code == FSCTL_VALIDATE_NEGOTIATE_INFO:
             output = self._validate_negotiate(
-                buffer_at(request.message, req["InputOffset"], req["InputCount"]))
+                buffer_at(request.message, req.InputOffset, req.InputCount))
         elif code == FSCTL_DFS_GET_REFERRALS:
             raise StatusError(STATUS_NOT_FOUND, "no DFS namespace here")
         elif code == FSCTL_PIPE_TRANSCEIVE:
             raise StatusError(STATUS_INVALID_DEVICE_REQUEST, "no pipes yet")
         else:
             raise StatusError(STATUS_NOT_SUPPORTED, f"FSCTL 0x{code:08x}")
-        body = s2.SMB2Ioctl_Response()
-        body["CtlCode"] = code
-        body["FileID"] = req["FileID"]
-        body["InputOffset"] = body["OutputOffset"] = HEADER_SIZE + 48
-        body["OutputCount"] = len(output)
-        body["AlignPad"] = b""
-        body["Buffer"] = output
-        return STATUS_SUCCESS, body.getData()
+        offset = HEADER_SIZE + bodies.IOCTL_RESPONSE.size
+        return STATUS_SUCCESS, bodies.IOCTL_RESPONSE.pack(
+            CtlCode=code, FileIdPersistent=req.FileIdPersistent,
+            FileIdVolatile=req.FileIdVolatile, InputOffset=offset, OutputOffset=offset,
+            OutputCount=len(output)) + output
 
     def _validate_negotiate(self, data: bytes) -> bytes:
         """FSCTL_VALIDATE_NEGOTIATE_INFO (3.3.5.15.12): a mismatch means tampering: disconnect."""
@@ -744,49 +709,44 @@ class SMB2ServerConnection:
         if (caps, guid, mode, dialects) != (client["capabilities"], client["guid"],
                                              client["security_mode"], client["dialects"]):
             raise _Disconnect("VALIDATE_NEGOTIATE_INFO does not match the NEGOTIATE")
-        out = s2.VALIDATE_NEGOTIATE_INFO_RESPONSE()
-        out["Capabilities"] = self._capabilities(self.dialect or 0)
-        out["Guid"] = self.config.server_guid
-        out["SecurityMode"] = self._security_mode()
-        out["Dialect"] = self.dialect
-        return out.getData()
+        return struct.pack("<I16sHH", self._capabilities(self.dialect or 0),
+                           self.config.server_guid, self._security_mode(), self.dialect)
 
     def _query_directory(self, request: Request, response: Header) -> tuple[int, bytes]:
-        req = parse_body(s2.SMB2QueryDirectory, request.body)
-        op = self._open(request, req["FileID"])
-        pattern = _utf16(buffer_at(request.message, req["FileNameOffset"],
-                                   req["FileNameLength"])) or "*"
-        data = op.handle.query_directory(req["FileInformationClass"], pattern, req["Flags"],
-                                         req["OutputBufferLength"])
-        return STATUS_SUCCESS, _output_body(s2.SMB2QueryDirectory_Response(), data)
+        req = bodies.QUERY_DIRECTORY.parse(request.body)
+        op = self._open(request, req)
+        pattern = _utf16(buffer_at(request.message, req.FileNameOffset,
+                                   req.FileNameLength)) or "*"
+        data = op.handle.query_directory(req.FileInformationClass, pattern, req.Flags,
+                                         req.OutputBufferLength)
+        return STATUS_SUCCESS, _output_body(data)
 
     def _query_info(self, request: Request, response: Header) -> tuple[int, bytes]:
-        req = parse_body(s2.SMB2QueryInfo, request.body)
-        op = self._open(request, req["FileID"])
-        info_type, info_class, limit = (req["InfoType"], req["FileInfoClass"],
-                                        req["OutputBufferLength"])
+        req = bodies.QUERY_INFO.parse(request.body)
+        op = self._open(request, req)
+        info_type, info_class, limit = req.InfoType, req.FileInfoClass, req.OutputBufferLength
         if info_type == s2.SMB2_0_INFO_FILE:
             data = op.handle.query_info(info_class, limit)
         elif info_type == s2.SMB2_0_INFO_FILESYSTEM:
             data = op.tree.share.fs_info(info_class)
         elif info_type == s2.SMB2_0_INFO_SECURITY:
-            data = op.handle.security_info(req["AdditionalInformation"])
+            data = op.handle.security_info(req.AdditionalInformation)
         else:
             raise StatusError(STATUS_NOT_SUPPORTED, f"info type {info_type}")
         status = STATUS_SUCCESS
         if len(data) > limit:
             status, data = STATUS_BUFFER_OVERFLOW, data[:limit]
-        return status, _output_body(s2.SMB2QueryInfo_Response(), data)
+        return status, _output_body(data)
 
     def _set_info(self, request: Request, response: Header) -> tuple[int, bytes]:
-        req = parse_body(s2.SMB2SetInfo, request.body)
-        op = self._open(request, req["FileID"])
-        data = buffer_at(request.message, req["BufferOffset"], req["BufferLength"])
-        if req["InfoType"] == s2.SMB2_0_INFO_FILE:
-            op.handle.set_info(req["FileInfoClass"], data)
-        elif req["InfoType"] != s2.SMB2_0_INFO_SECURITY:  # ACL changes are accepted, not kept
-            raise StatusError(STATUS_NOT_SUPPORTED, f"set info type {req['InfoType']}")
-        return STATUS_SUCCESS, s2.SMB2SetInfo_Response().getData()
+        req = bodies.SET_INFO.parse(request.body)
+        op = self._open(request, req)
+        data = buffer_at(request.message, req.BufferOffset, req.BufferLength)
+        if req.InfoType == s2.SMB2_0_INFO_FILE:
+            op.handle.set_info(req.FileInfoClass, data)
+        elif req.InfoType != s2.SMB2_0_INFO_SECURITY:  # ACL changes are accepted, not kept
+            raise StatusError(STATUS_NOT_SUPPORTED, f"set info type {req.InfoType}")
+        return STATUS_SUCCESS, bodies.EMPTY_RESPONSE
 
     def _change_notify(self, request: Request, response: Header) -> tuple[int, bytes]:
         raise StatusError(STATUS_NOT_SUPPORTED, "change notification")
@@ -819,27 +779,25 @@ def _utf16(data: bytes) -> str:
         raise StatusError(nt_errors.STATUS_OBJECT_NAME_INVALID, "bad UTF-16") from None
 
 
-def _file_id(file_id: tuple[int, int]) -> s2.SMB2_FILEID:
-    out = s2.SMB2_FILEID()
-    out["Persistent"], out["Volatile"] = file_id
-    return out
+def _session_setup_body(flags: int, token: bytes) -> bytes:
+    return bodies.SESSION_SETUP_RESPONSE.pack(
+        SessionFlags=flags, SecurityBufferOffset=HEADER_SIZE + bodies.SESSION_SETUP_RESPONSE.size,
+        SecurityBufferLength=len(token)) + token
 
 
-def _fill_times(body: Any, info: Any) -> None:
-    body["CreationTime"] = info.creation_time
-    body["LastAccessTime"] = info.last_access_time
-    body["LastWriteTime"] = info.last_write_time
-    body["ChangeTime"] = info.change_time
-    body["AllocationSize"] = info.allocation_size
-    body["FileAttributes"] = info.file_attributes
+def _attributes(info: Any, end_of_file_field: str) -> dict[str, int]:
+    """The times, sizes and attributes CREATE and CLOSE responses both carry."""
+    return {"CreationTime": info.creation_time, "LastAccessTime": info.last_access_time,
+            "LastWriteTime": info.last_write_time, "ChangeTime": info.change_time,
+            "AllocationSize": info.allocation_size, end_of_file_field: info.end_of_file,
+            "FileAttributes": info.file_attributes}
 
 
-def _output_body(body: Any, data: bytes) -> bytes:
-    body["OutputBufferOffset"] = HEADER_SIZE + 8
-    body["OutputBufferLength"] = len(data)
-    body["AlignPad"] = b""
-    body["Buffer"] = data
-    return body.getData()
+def _output_body(data: bytes) -> bytes:
+    """QUERY_DIRECTORY and QUERY_INFO responses: the output buffer right after the body."""
+    return bodies.OUTPUT_RESPONSE.pack(
+        OutputBufferOffset=HEADER_SIZE + bodies.OUTPUT_RESPONSE.size,
+        OutputBufferLength=len(data)) + data
 
 
 def _close_quietly(op: Open) -> None:

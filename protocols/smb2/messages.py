@@ -1,18 +1,16 @@
 """SMB2 message framing helpers: the 64-byte header, compound splitting, bodies.
 
-Bodies are impacket's ``smb3structs`` structures. The header is packed with
-``struct`` here because every message passes through it twice; its tests
-cross-check the bytes against impacket's ``SMB2Packet``.
+The header and the bodies (``bodies.py``) are packed with ``struct``: every
+message passes through them, and the tests cross-check the bytes against
+impacket's ``SMB2Packet`` and ``smb3structs``.
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import TypeVar
 
 from impacket import nt_errors
-from impacket.structure import Structure
 
 from protocols.errors import StatusError
 
@@ -102,17 +100,6 @@ def join_compound(messages: list[bytes]) -> list[bytes]:
 # The body of every error response: StructureSize 9, no error contexts, ByteCount 0,
 # and the one ErrorData byte the spec asks for (MS-SMB2 2.2.2).
 ERROR_BODY = struct.pack("<HBBI", 9, 0, 0, 0) + b"\0"
-
-S = TypeVar("S", bound=Structure)
-
-
-def parse_body(cls: type[S], body: bytes) -> S:
-    """Parse a request body with an impacket structure; anything malformed is INVALID_PARAMETER."""
-    try:
-        return cls(body)
-    except Exception as exc:  # impacket raises many types on short/garbled input
-        raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, f"{cls.__name__}: {exc}") from None
-
 
 def buffer_at(message: bytes, offset: int, length: int) -> bytes:
     """A variable-length field addressed from the start of the SMB2 header, bounds-checked."""
