@@ -36,6 +36,7 @@ from impacket.ntlm import (
 )
 
 from protocols.errors import StatusError
+from protocols.wintime import filetime_from_seconds
 
 STATUS_LOGON_FAILURE = 0xC000006D
 STATUS_INVALID_PARAMETER = 0xC000000D
@@ -66,7 +67,6 @@ _FORCED_FLAGS = (
 # Windows 10 21H1-style Version field: 10.0 build 19041, NTLM revision 15.
 WINDOWS_VERSION = struct.pack("<BBH3xB", 10, 0, 19041, 15)
 
-_FILETIME_EPOCH = 116444736000000000  # 1601-01-01 -> 1970-01-01 in 100 ns units
 _AV_FLAGS_MIC = 0x2  # MsvAvFlags bit: the AUTHENTICATE carries a MIC
 _MIC_OFFSET = 72  # fixed header (64) + Version (8)
 
@@ -179,7 +179,7 @@ class NTLMAcceptor:
         av[ntlm.NTLMSSP_AV_HOSTNAME] = self._nb_name.encode("utf-16le")
         av[ntlm.NTLMSSP_AV_DNS_DOMAINNAME] = self._dns_domain.encode("utf-16le")
         av[ntlm.NTLMSSP_AV_DNS_HOSTNAME] = self._dns_name.encode("utf-16le")
-        filetime = _FILETIME_EPOCH + int(self._now() * 10_000_000)
+        filetime = filetime_from_seconds(self._now())
         # The timestamp is what makes modern clients add a MIC to the AUTHENTICATE.
         av[ntlm.NTLMSSP_AV_TIME] = struct.pack("<Q", filetime)
         target_info = av.getData()

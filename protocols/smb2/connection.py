@@ -29,9 +29,9 @@ from protocols.smb2.framing import (
     SessionRequest,
     frame,
 )
+from protocols.wintime import filetime_from_seconds
 from protocols.smb2.messages import (
     ERROR_BODY,
-    to_filetime,
     FLAGS_RELATED_OPERATIONS,
     FLAGS_SERVER_TO_REDIR,
     FLAGS_SIGNED,
@@ -469,7 +469,7 @@ class SMB2ServerConnection:
             SecurityMode=self._security_mode(), DialectRevision=dialect,
             NegotiateContextCount=len(contexts), ServerGuid=self.config.server_guid,
             Capabilities=self._capabilities(dialect), MaxTransactSize=size, MaxReadSize=size,
-            MaxWriteSize=size, SystemTime=to_filetime(self.config.now()),
+            MaxWriteSize=size, SystemTime=filetime_from_seconds(self.config.now()),
             SecurityBufferOffset=token_offset, SecurityBufferLength=len(token),
             NegotiateContextOffset=token_offset + len(token) + len(padding) if contexts else 0)
         return fixed + token + padding + b"".join(packed)

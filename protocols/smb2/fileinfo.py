@@ -15,6 +15,7 @@ from enum import IntEnum
 from impacket import nt_errors
 
 from protocols.errors import StatusError
+from protocols.wintime import filetime_from_ns, ns_from_filetime  # noqa: F401 (re-exported)
 
 
 class FileInfoClass(IntEnum):
@@ -67,18 +68,6 @@ FILE_ATTRIBUTE_SYSTEM = 0x04
 FILE_ATTRIBUTE_DIRECTORY = 0x10
 FILE_ATTRIBUTE_ARCHIVE = 0x20
 FILE_ATTRIBUTE_NORMAL = 0x80
-
-# FILETIME counts 100 ns ticks since 1601-01-01; this is 1970-01-01 in those ticks.
-FILETIME_UNIX_EPOCH = 116444736000000000
-
-
-def filetime_from_ns(unix_ns: int) -> int:
-    return unix_ns // 100 + FILETIME_UNIX_EPOCH
-
-
-def ns_from_filetime(filetime: int) -> int:
-    return (filetime - FILETIME_UNIX_EPOCH) * 100
-
 
 def _utf16(name: str) -> bytes:
     return name.encode("utf-16-le", "surrogatepass")

@@ -114,10 +114,3 @@ def fixed_body_size(structure_size: int) -> int:
     """Bodies declare StructureSize as fixed part + 1 when a variable part follows."""
     return structure_size & ~1
 
-
-# Seconds between 1601-01-01 (the FILETIME epoch) and 1970-01-01.
-FILETIME_EPOCH_OFFSET = 11644473600
-
-
-def to_filetime(posix_seconds: float) -> int:
-    return int((posix_seconds + FILETIME_EPOCH_OFFSET) * 10_000_000)
