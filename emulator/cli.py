@@ -39,10 +39,12 @@ def cmd_editions(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from twisted.internet import reactor
+    from twisted.internet import reactor as _reactor
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
     from emulator.server import EmulatorServer, ListenError
+
+    reactor: Any = _reactor
 
     try:
         file_values = load_toml(args.config) if args.config else {}
@@ -61,18 +63,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError, ListenError) as exc:
         print(f"smbrdp-emu: {exc}", file=sys.stderr)
         return 2
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
+    observer: Any = textFileLogObserver(sys.stderr)
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     try:
         server.start()
     except ListenError as exc:
         print(f"smbrdp-emu: {exc}", file=sys.stderr)
-        server.stop()
+        server.close()
         return 2
     for note in server.notes:
         print(f"smbrdp-emu: {note}", file=sys.stderr)
     print(server.ready_line(), flush=True)
-    reactor.addSystemEventTrigger("before", "shutdown", server.stop)  # type: ignore[attr-defined]
-    reactor.run()  # type: ignore[attr-defined]
+    # Connections are dropped during shutdown and log their logoffs; close the log after.
+    reactor.addSystemEventTrigger("before", "shutdown", server.stop_listening)
+    reactor.addSystemEventTrigger("after", "shutdown", server.close)
+    reactor.run()
     return 0
 
 

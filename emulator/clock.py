@@ -8,11 +8,21 @@ production, ``twisted.internet.task.Clock`` in tests, or ``VirtualClock`` when
 from __future__ import annotations
 
 import time
+from typing import Any, Protocol
+from collections.abc import Callable
 
-from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock
 
-__all__ = ["IReactorTime", "VirtualClock"]
+__all__ = ["ClockLike", "VirtualClock"]
+
+
+class ClockLike(Protocol):
+    """The part of ``IReactorTime`` the engine uses, as a type mypy can check."""
+
+    def seconds(self) -> float: ...
+
+    def callLater(self, delay: float, callable: Callable[..., Any], *args: Any,
+                  **kw: Any) -> Any: ...
 
 
 class VirtualClock(Clock):

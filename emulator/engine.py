@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from impacket import nt_errors
 
-from emulator.clock import IReactorTime
+from emulator.clock import ClockLike
 from emulator.editions import Edition
 from emulator.events import (
     LEVEL_INFORMATION,
@@ -70,7 +70,7 @@ class SessionEngine:
     def __init__(
         self,
         edition: Edition,
-        clock: IReactorTime,
+        clock: ClockLike,
         events: EventLog,
         *,
         denial_status: int = STATUS_REQUEST_NOT_ACCEPTED,

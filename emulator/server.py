@@ -8,10 +8,11 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 
-from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort
+from typing import Any
 
-from emulator.clock import IReactorTime
+from twisted.internet.error import CannotListenError
+
+from emulator.clock import ClockLike
 from emulator.config import DEFAULT_USER, Config
 from emulator.editions import get_edition
 from emulator.engine import SessionEngine
@@ -32,20 +33,19 @@ def _format_address(host: str, port: int) -> str:
 @dataclass
 class Listener:
     name: str
-    port: IListeningPort
+    port: Any  # IListeningPort
 
     @property
     def address(self) -> str:
         addr = self.port.getHost()
-        return _format_address(addr.host, addr.port)  # type: ignore[attr-defined]
+        return _format_address(addr.host, addr.port)
 
 
 class EmulatorServer:
-    def __init__(self, config: Config, reactor: object, clock: IReactorTime | None = None,
-                 event_sink_stdout: bool = False) -> None:
+    def __init__(self, config: Config, reactor: Any, clock: ClockLike | None = None) -> None:
         self.config = config
         self.reactor = reactor
-        self.clock: IReactorTime = clock or reactor  # type: ignore[assignment]
+        self.clock: ClockLike = clock or reactor
         self.edition = get_edition(config.edition)
         self.events = EventLog.to_path(self.clock.seconds, config.event_log)
         limits = {}
@@ -88,10 +88,9 @@ class EmulatorServer:
         if self.config.netbios_port is not None:
             self._listen("netbios", self.config.netbios_port, SMBFactory(smb, netbios=True))
 
-    def _listen(self, name: str, port: int, factory: object) -> None:
+    def _listen(self, name: str, port: int, factory: Any) -> None:
         try:
-            listening = self.reactor.listenTCP(  # type: ignore[attr-defined]
-                port, factory, interface=self.config.host)
+            listening = self.reactor.listenTCP(port, factory, interface=self.config.host)
         except CannotListenError as exc:
             sock_err = getattr(exc, "socketError", None)
             if port < 1024 and getattr(sock_err, "errno", None) == errno.EACCES:
@@ -106,10 +105,14 @@ class EmulatorServer:
     def ready_line(self) -> str:
         return "ready " + " ".join(f"{lst.name}={lst.address}" for lst in self.listeners)
 
-    def stop(self) -> None:
+    def stop_listening(self) -> None:
         for lst in self.listeners:
             lst.port.stopListening()
         self.listeners.clear()
+
+    def close(self) -> None:
+        """After the connections are gone (their logoff events are written), close the log."""
+        self.stop_listening()
         self.events.close()
         for path in self._temp_dirs:
             shutil.rmtree(path, ignore_errors=True)

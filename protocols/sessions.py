@@ -9,14 +9,12 @@ from typing import Any, Protocol
 from collections.abc import Callable
 
 
-class SessionHandle(Protocol):
-    id: int
-    opens: int
-
-
 class AdmissionLike(Protocol):
-    session: Any
-    status: int
+    @property
+    def session(self) -> Any: ...
+
+    @property
+    def status(self) -> int: ...
 
     @property
     def admitted(self) -> bool: ...

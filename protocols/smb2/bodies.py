@@ -24,7 +24,7 @@ class Layout:
         self.name = name
         self.struct = struct.Struct("<" + "".join(fmt for _, fmt in spec))
         self.fields = [field for field, _ in spec]
-        self.tuple = namedtuple(name, self.fields)  # type: ignore[misc]
+        self.tuple: Any = namedtuple(name, self.fields)  # type: ignore[misc]
         self.structure_size = structure_size
         self._defaults = {f: (b"" if fmt.endswith("s") else 0) for f, fmt in spec}
         self._defaults["StructureSize"] = structure_size
@@ -118,5 +118,7 @@ IOCTL_RESPONSE = _layout("SMB2Ioctl_Response", 49, f"StructureSize:H Reserved:H 
 # QUERY_DIRECTORY and QUERY_INFO responses share this shape.
 OUTPUT_RESPONSE = _layout("SMB2QueryInfo_Response", 9, "StructureSize:H OutputBufferOffset:H "
                           "OutputBufferLength:I")
-# LOGOFF, TREE_DISCONNECT, FLUSH, LOCK, ECHO and SET_INFO answer with this alone.
+# LOGOFF, TREE_DISCONNECT, FLUSH, LOCK and ECHO answer with this alone (StructureSize 4).
 EMPTY_RESPONSE = struct.pack("<HH", 4, 0)
+# SET_INFO's response is shorter still: StructureSize 2 and nothing else (2.2.40).
+SET_INFO_RESPONSE = struct.pack("<H", 2)

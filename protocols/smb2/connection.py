@@ -727,7 +727,7 @@ class SMB2ServerConnection:
         info_type, info_class, limit = req.InfoType, req.FileInfoClass, req.OutputBufferLength
         if info_type == s2.SMB2_0_INFO_FILE:
             data = op.handle.query_info(info_class, limit)
-        elif info_type == s2.SMB2_0_INFO_FILESYSTEM:
+        elif info_type == s2.SMB2_0_INFO_FILESYSTEM and op.tree.share is not None:
             data = op.tree.share.fs_info(info_class)
         elif info_type == s2.SMB2_0_INFO_SECURITY:
             data = op.handle.security_info(req.AdditionalInformation)
@@ -746,7 +746,7 @@ class SMB2ServerConnection:
             op.handle.set_info(req.FileInfoClass, data)
         elif req.InfoType != s2.SMB2_0_INFO_SECURITY:  # ACL changes are accepted, not kept
             raise StatusError(STATUS_NOT_SUPPORTED, f"set info type {req.InfoType}")
-        return STATUS_SUCCESS, bodies.EMPTY_RESPONSE
+        return STATUS_SUCCESS, bodies.SET_INFO_RESPONSE
 
     def _change_notify(self, request: Request, response: Header) -> tuple[int, bytes]:
         raise StatusError(STATUS_NOT_SUPPORTED, "change notification")

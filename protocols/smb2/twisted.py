@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.internet import protocol
 from twisted.logger import Logger
 
@@ -17,7 +19,8 @@ class SMBProtocol(protocol.Protocol):
         self.core: SMB2ServerConnection | None = None
 
     def connectionMade(self) -> None:
-        peer = self.transport.getPeer()  # type: ignore[union-attr]
+        transport: Any = self.transport
+        peer = transport.getPeer()
         address = getattr(peer, "host", str(peer))
         self.core = SMB2ServerConnection(self.config, address=address, netbios=self.netbios,
                                          log=lambda line: log.info("{line}", line=line))
@@ -28,12 +31,13 @@ class SMBProtocol(protocol.Protocol):
         self._flush()
 
     def _flush(self) -> None:
-        assert self.core is not None and self.transport is not None
+        assert self.core is not None
+        transport: Any = self.transport
         out = self.core.data_to_send()
         if out:
-            self.transport.write(out)
+            transport.write(out)
         if self.core.close_requested:
-            self.transport.loseConnection()
+            transport.loseConnection()
 
     def connectionLost(self, reason: object = None) -> None:
         if self.core is not None:

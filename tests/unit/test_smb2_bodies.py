@@ -114,3 +114,7 @@ def test_pack_refuses_unknown_fields():
 
 def test_empty_response_vector():
     assert bodies.EMPTY_RESPONSE == bytes.fromhex("04000000")
+
+
+def test_set_info_response_vector():
+    assert bodies.SET_INFO_RESPONSE == bytes.fromhex("0200")
