@@ -4,26 +4,35 @@ Protocols ask it for a slot when a client starts a session (SMB: the SESSION_SET
 with SessionId 0; RDP: after logon), tell it when the logon completes, and give
 the slot back on logoff, failure or disconnect. Twisted runs it on one thread, so
 "check then take" is atomic: when many clients race, exactly the limit get in.
+
+Every timer is the injected clock's: the setup timeout of a half-done logon, and one
+expiry timer that fires at the earliest autodisconnect / null-session / idle-limit
+deadline among all sessions.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from dataclasses import dataclass, field
-from collections.abc import Callable
+from typing import Any, Callable
 
 from impacket import nt_errors
 
 from emulator.clock import ClockLike
 from emulator.editions import Edition
 from emulator.events import (
+    EMULATOR_PROVIDER,
     LEVEL_INFORMATION,
     LEVEL_WARNING,
-    LOGOFF_EVENT_ID,
-    LOGON_EVENT_ID,
-    LOGON_FAILED_EVENT_ID,
+    REASON_EVENTS,
     SRV_LIMIT_EVENT_ID,
     EventLog,
+    LOGON_EVENT_ID,
+    RECONNECT_EVENT_ID,
+    SECURITY_PROVIDER,
+    TS_LIMIT_EVENT_ID,
+    iso_time,
 )
 
 STATUS_REQUEST_NOT_ACCEPTED = nt_errors.STATUS_REQUEST_NOT_ACCEPTED  # 0xC00000D0
@@ -34,8 +43,37 @@ LIMIT_MESSAGE = (
     "are already as many connections as the computer can accept."
 )
 
-# Session states. "pending" holds a slot while authentication is under way.
-PENDING, ACTIVE = "pending", "active"
+# Session states. "pending" holds a slot while authentication is under way; "idle" is
+# derived (an active session without activity for Rules.idle_after seconds).
+PENDING, ACTIVE, IDLE, DISCONNECTED = "pending", "active", "idle", "disconnected"
+
+# What each way of ending a session adds to (the Windows "Server" counters).
+TIMED_OUT_REASONS = {"autodisconnect", "null-session-expired", "setup-timeout", "idle-limit"}
+FORCED_OFF_REASONS = {"admin-delete", "admin-reset"}
+ERRORED_OUT_REASONS = {"connection-closed"}
+
+# `autodisconnect 0` means "within seconds" on Windows.
+AUTODISCONNECT_ZERO_SECONDS = 10.0
+
+
+@dataclass
+class Rules:
+    """Counting rules beyond the limits; configurable, and changeable while running."""
+
+    autodisconnect_minutes: int = 15  # -1 = off
+    null_session_timeout: float = 60.0  # a null session holding no open expires (30-90 s)
+    restrict_anonymous: bool = False  # RestrictNullSessAccess
+    null_session_pipes: list[str] = field(default_factory=list)  # NullSessionPipes
+    null_session_shares: list[str] = field(default_factory=list)  # NullSessionShares
+    group_by_client: bool = False  # all sessions of one workstation count once
+    rdp_idle_limit: float | None = None  # seconds; None = off
+    idle_after: float = 60.0  # seconds without activity before a session shows as idle
+
+    @property
+    def autodisconnect_seconds(self) -> float | None:
+        if self.autodisconnect_minutes < 0:
+            return None
+        return self.autodisconnect_minutes * 60.0 or AUTODISCONNECT_ZERO_SECONDS
 
 
 @dataclass(eq=False)
@@ -48,12 +86,39 @@ class Session:
     user: str = ""
     client: str = ""
     anonymous: bool = False
+    console: bool = False
     logon_time: float | None = None
     last_activity: float = 0.0
-    opens: int = 0
-    # Set by the protocol: the engine calls it to make the protocol drop the session
-    # (setup timeout now; admin delete and autodisconnect later).
+    open_files: list[str] = field(default_factory=list)
+    no_opens_since: float = 0.0  # when it last held no open (for null-session expiry)
+    # Set by the protocol: the engine calls it to make the protocol drop (or, for RDP,
+    # disconnect) the session: setup timeout, admin delete/reset, autodisconnect...
     close_hook: Callable[[str], None] | None = field(default=None, repr=False)
+
+    @property
+    def opens(self) -> int:
+        return len(self.open_files)
+
+    def group_key(self, by_client: bool) -> tuple[str, object]:
+        if by_client and self.client and not self.anonymous and self.state != PENDING:
+            return ("client", self.client.lower())
+        return ("session", self.id)
+
+    def shown_state(self, now: float, idle_after: float) -> str:
+        if self.state == ACTIVE and now - self.last_activity >= idle_after:
+            return IDLE
+        return self.state
+
+    def to_dict(self, now: float, idle_after: float) -> dict[str, Any]:
+        return {
+            "id": self.id, "protocol": self.protocol, "user": self.user,
+            "client": self.client, "address": self.address,
+            "state": self.shown_state(now, idle_after), "console": self.console,
+            "anonymous": self.anonymous, "opens": self.opens,
+            "open_files": list(self.open_files),
+            "idle_seconds": int(max(0.0, now - self.last_activity)),
+            "logon_time": iso_time(self.logon_time) if self.logon_time is not None else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -76,65 +141,136 @@ class SessionEngine:
         denial_status: int = STATUS_REQUEST_NOT_ACCEPTED,
         setup_timeout: float = 30.0,
         limits: dict[str, int | None] | None = None,
+        rules: Rules | None = None,
     ) -> None:
         self.edition = edition
         self.clock = clock
         self.events = events
         self.denial_status = denial_status
         self.setup_timeout = setup_timeout
+        self.rules = rules or Rules()
         self._limits = {"smb": edition.smb_limit, "rdp": edition.rdp_limit}
         self._limits.update(limits or {})
         self._sessions: dict[int, Session] = {}
-        self._setup_timers: dict[int, object] = {}
+        self._setup_timers: dict[int, Any] = {}
+        self._expiry_timer: Any = None
         self._ids = itertools.count(1)
+        self.counters: Counter[str] = Counter()
 
-    # -- limits -----------------------------------------------------------------
+    # -- limits and rules -------------------------------------------------------------
     def limit(self, protocol: str) -> int | None:
         return self._limits.get(protocol)
+
+    def limits(self) -> dict[str, int | None]:
+        return dict(self._limits)
 
     def set_limit(self, protocol: str, limit: int | None) -> None:
         # A lowered limit only refuses new sessions; it never closes existing ones.
         self._limits[protocol] = limit
 
+    def set_autodisconnect(self, minutes: int) -> None:
+        self.rules.autodisconnect_minutes = minutes
+        self._schedule_expiry()
+
     def counted(self, protocol: str) -> int:
-        return sum(1 for s in self._sessions.values() if s.protocol == protocol)
+        """Slots in use: sessions (or, grouped, client computers) that count, any state."""
+        return len({s.group_key(self.rules.group_by_client) for s in self._counting(protocol)})
+
+    def _counting(self, protocol: str) -> list[Session]:
+        # With per-client grouping a pending session's computer is not known yet, so it is
+        # judged at logon instead (and takes no slot before).
+        return [s for s in self._sessions.values() if s.protocol == protocol
+                and not (self.rules.group_by_client and s.state == PENDING)]
 
     def sessions(self, protocol: str | None = None) -> list[Session]:
         return [s for s in self._sessions.values() if protocol in (None, s.protocol)]
 
-    # -- the life of a session ------------------------------------------------------
+    def get(self, session_id: int) -> Session | None:
+        return self._sessions.get(session_id)
+
+    def now(self) -> float:
+        return self.clock.seconds()
+
+    def anonymous_may_open(self, kind: str, name: str) -> bool:
+        """May a null session reach this share ("share") or named pipe ("pipe")?
+
+        IPC$ is always reachable (that is what null sessions are for); disk shares only
+        when listed in NullSessionShares; pipes only when listed in NullSessionPipes
+        while RestrictNullSessAccess is on.
+        """
+        name = name.lower().removeprefix("\\pipe\\").strip("\\")
+        if kind == "share":
+            return name == "ipc$" or name in {n.lower() for n in self.rules.null_session_shares}
+        if not self.rules.restrict_anonymous:
+            return True
+        return name in {n.lower() for n in self.rules.null_session_pipes}
+
+    # -- the life of a session ------------------------------------------------------------
+    def note_connection(self, protocol: str) -> None:
+        self.counters[f"connections:{protocol}"] += 1
+
     def request_session(
         self, protocol: str, address: str, close_hook: Callable[[str], None] | None = None
     ) -> Admission:
         """Take a slot for a session that is starting, or refuse with the denial status."""
-        limit = self.limit(protocol)
-        if limit is not None and self.counted(protocol) >= limit:
-            self.events.record(
-                provider="Srv", event_id=SRV_LIMIT_EVENT_ID, level=LEVEL_WARNING,
-                message=LIMIT_MESSAGE, protocol=protocol, address=address, workstation="",
-                user="", outcome="denied", status=self.denial_status, limit=limit,
-            )
-            return Admission(None, self.denial_status)
+        if self._full(protocol, None):
+            return self._refuse(protocol, address, "", "")
         now = self.clock.seconds()
         session = Session(next(self._ids), protocol, address, started=now, last_activity=now,
-                          close_hook=close_hook)
+                          no_opens_since=now, close_hook=close_hook)
         self._sessions[session.id] = session
         self._setup_timers[session.id] = self.clock.callLater(
             self.setup_timeout, self._setup_expired, session)
         return Admission(session)
 
-    def logon(self, session: Session, *, user: str, client: str, anonymous: bool) -> None:
+    def _full(self, protocol: str, candidate: Session | None) -> bool:
+        limit = self.limit(protocol)
+        if limit is None:
+            return False
+        used = {s.group_key(self.rules.group_by_client) for s in self._counting(protocol)
+                if s is not candidate}
+        if candidate is not None and candidate.group_key(self.rules.group_by_client) in used:
+            return False  # its computer already holds a slot
+        return len(used) >= limit
+
+    def _refuse(self, protocol: str, address: str, client: str, user: str) -> Admission:
+        self.counters[f"denied:{protocol}"] += 1
+        limit = self.limit(protocol)
+        if protocol == "rdp":
+            provider, event_id, message = ("TermService", TS_LIMIT_EVENT_ID,
+                                           self.edition.rdp_refusal_text)
+        else:
+            provider, event_id, message = "Srv", SRV_LIMIT_EVENT_ID, LIMIT_MESSAGE
+        self.events.record(
+            provider=provider, event_id=event_id, level=LEVEL_WARNING, message=message,
+            protocol=protocol, address=address, workstation=client, user=user,
+            outcome="denied", status=self.denial_status, limit=limit,
+        )
+        return Admission(None, self.denial_status)
+
+    def logon(self, session: Session, *, user: str, client: str, anonymous: bool,
+              console: bool = False) -> int:
+        """Logon finished. Returns 0, or the denial status when per-client grouping finds
+        the limit full now that the client computer is known (the session is then gone)."""
         self._cancel_setup_timer(session)
-        session.state = ACTIVE
         session.user, session.client, session.anonymous = user, client, anonymous
-        session.logon_time = session.last_activity = self.clock.seconds()
+        session.console = console
+        if self.rules.group_by_client:
+            session.state = ACTIVE
+            if self._full(session.protocol, session):
+                self._sessions.pop(session.id, None)
+                return self._refuse(session.protocol, session.address, client, user).status
+        session.state = ACTIVE
+        session.logon_time = session.last_activity = session.no_opens_since = self.now()
         who = "anonymous" if anonymous else user
         self.events.record(
-            provider="Microsoft-Windows-Security-Auditing", event_id=LOGON_EVENT_ID,
-            level=LEVEL_INFORMATION, message=f"An account was successfully logged on ({who}).",
+            provider=SECURITY_PROVIDER, event_id=LOGON_EVENT_ID, level=LEVEL_INFORMATION,
+            message=f"An account was successfully logged on ({who}).",
             protocol=session.protocol, address=session.address, workstation=client, user=user,
             outcome="admitted", status=0, session_id=session.id,
         )
+        self._schedule_expiry()
+        return 0
 
     def release(self, session: Session, reason: str, status: int | None = None) -> None:
         """Give the slot back. Safe to call more than once."""
@@ -142,32 +278,150 @@ class SessionEngine:
             return
         self._cancel_setup_timer(session)
         if session.state == PENDING:
-            event_id, level, message = (
-                LOGON_FAILED_EVENT_ID, LEVEL_WARNING,
-                f"An account failed to log on ({reason}).")
+            self.counters["logon_errors"] += 1
+            self._record(session, reason, status, failed_logon=True)
         else:
-            event_id, level, message = (
-                LOGOFF_EVENT_ID, LEVEL_INFORMATION, f"An account was logged off ({reason}).")
-        self.events.record(
-            provider="Microsoft-Windows-Security-Auditing", event_id=event_id, level=level,
-            message=message, protocol=session.protocol, address=session.address,
-            workstation=session.client, user=session.user, outcome=reason, status=status,
-            session_id=session.id,
-        )
+            for counter, reasons in (("timed_out", TIMED_OUT_REASONS),
+                                     ("forced_off", FORCED_OFF_REASONS),
+                                     ("errored_out", ERRORED_OUT_REASONS)):
+                if reason in reasons:
+                    self.counters[counter] += 1
+            if reason == "logoff":
+                self.counters["logged_off"] += 1
+            self._record(session, reason, status)
+        self._schedule_expiry()
 
     def touch(self, session: Session) -> None:
         session.last_activity = self.clock.seconds()
 
-    # -- internals -----------------------------------------------------------------
+    def set_open_files(self, session: Session, paths: list[str]) -> None:
+        """The protocol reports what the session holds open (`net files`, expiry rules)."""
+        if paths == session.open_files:
+            return
+        session.open_files = list(paths)
+        if not paths:
+            session.no_opens_since = self.now()
+        self._schedule_expiry()
+
+    # -- RDP-style life: disconnected sessions still count ---------------------------------
+    def disconnect(self, session: Session, reason: str = "disconnect") -> None:
+        """The client is gone but the session stays, counted, until logoff or reset."""
+        if session.id not in self._sessions or session.state == DISCONNECTED:
+            return
+        session.state = DISCONNECTED
+        session.close_hook = None
+        self._record(session, reason, None)
+        self._schedule_expiry()
+
+    def find_disconnected(self, protocol: str, user: str) -> Session | None:
+        return next((s for s in self._sessions.values() if s.protocol == protocol
+                     and s.state == DISCONNECTED and s.user.lower() == user.lower()), None)
+
+    def reconnect(self, session: Session, address: str,
+                  close_hook: Callable[[str], None] | None) -> None:
+        session.state, session.address, session.close_hook = ACTIVE, address, close_hook
+        session.last_activity = self.now()
+        self.events.record(
+            provider=SECURITY_PROVIDER, event_id=RECONNECT_EVENT_ID, level=LEVEL_INFORMATION,
+            message="A session was reconnected to a Window Station.", protocol=session.protocol,
+            address=address, workstation=session.client, user=session.user,
+            outcome="reconnect", status=0, session_id=session.id)
+
+    # -- administration -------------------------------------------------------------------
+    def end(self, session_id: int, reason: str) -> bool:
+        """Close a session from outside the protocol (admin delete/reset, timers)."""
+        session = self._sessions.get(session_id)
+        if session is None:
+            return False
+        hook = session.close_hook
+        self.release(session, reason)
+        if hook is not None:
+            hook(reason)
+        return True
+
+    def admin_disconnect(self, session_id: int) -> bool:
+        """tsdiscon: the client is told and dropped; the session stays, counted."""
+        session = self._sessions.get(session_id)
+        if session is None or session.state == PENDING:
+            return False
+        hook = session.close_hook
+        self.disconnect(session, "admin-disconnect")
+        if hook is not None:
+            hook("admin-disconnect")
+        return True
+
+    def delete_matching(self, *, client: str | None = None, user: str | None = None,
+                        protocol: str = "smb") -> list[int]:
+        """`net session \\\\CLIENT /delete`: every session of that client (name or address)."""
+        wanted = client.lstrip("\\").lower() if client else None
+        ids = [s.id for s in self.sessions(protocol) if s.state != PENDING
+               and (wanted is None or wanted in (s.client.lower(), s.address.lower()))
+               and (user is None or s.user.lower() == user.lower())]
+        for session_id in ids:
+            self.end(session_id, "admin-delete")
+        return ids
+
+    # -- internals ----------------------------------------------------------------------------
+    def _record(self, session: Session, reason: str, status: int | None, *,
+                failed_logon: bool = False) -> None:
+        provider, event_id, level, message = REASON_EVENTS.get(
+            "failed-logon" if failed_logon else reason,
+            (EMULATOR_PROVIDER, 199, LEVEL_INFORMATION, f"Session ended ({reason})."))
+        self.events.record(
+            provider=provider, event_id=event_id, level=level, message=message,
+            protocol=session.protocol, address=session.address, workstation=session.client,
+            user=session.user, outcome=reason, status=status, session_id=session.id,
+        )
+
     def _cancel_setup_timer(self, session: Session) -> None:
         timer = self._setup_timers.pop(session.id, None)
-        if timer is not None and timer.active():  # type: ignore[attr-defined]
-            timer.cancel()  # type: ignore[attr-defined]
+        if timer is not None and timer.active():
+            timer.cancel()
 
     def _setup_expired(self, session: Session) -> None:
         self._setup_timers.pop(session.id, None)
-        if session.state != PENDING:
-            return
-        self.release(session, "setup-timeout")
-        if session.close_hook is not None:
-            session.close_hook("setup-timeout")
+        if session.state == PENDING:
+            self.end(session.id, "setup-timeout")
+
+    def _deadline(self, s: Session) -> tuple[float, str] | None:
+        """When, and why, this session will be dropped if nothing happens before."""
+        if s.state != ACTIVE or s.opens:
+            return None
+        candidates = []
+        if s.protocol == "smb":
+            if s.anonymous:
+                candidates.append((s.no_opens_since + self.rules.null_session_timeout,
+                                   "null-session-expired"))
+            ad = self.rules.autodisconnect_seconds
+            if ad is not None:
+                candidates.append((s.last_activity + ad, "autodisconnect"))
+        elif s.protocol == "rdp" and self.rules.rdp_idle_limit is not None:
+            candidates.append((s.last_activity + self.rules.rdp_idle_limit, "idle-limit"))
+        return min(candidates) if candidates else None
+
+    def _schedule_expiry(self) -> None:
+        if self._expiry_timer is not None and self._expiry_timer.active():
+            self._expiry_timer.cancel()
+        self._expiry_timer = None
+        deadlines = [d for d in map(self._deadline, self._sessions.values()) if d]
+        if deadlines:
+            when = min(deadlines)[0]
+            self._expiry_timer = self.clock.callLater(max(0.0, when - self.now()),
+                                                      self._expire)
+
+    def _expire(self) -> None:
+        self._expiry_timer = None
+        now = self.now()
+        for session in list(self._sessions.values()):
+            deadline = self._deadline(session)
+            if deadline is None or deadline[0] > now:
+                continue
+            if session.protocol == "rdp":
+                # Windows' default for the idle limit: disconnect, keep the session.
+                hook = session.close_hook
+                self.disconnect(session, deadline[1])
+                if hook is not None:
+                    hook(deadline[1])
+            else:
+                self.end(session.id, deadline[1])
+        self._schedule_expiry()

@@ -184,6 +184,8 @@ class SMB2ServerConnection:
         self._next_file_id = 1
         self._outstanding_credits = 1
         self._chain_file_id: tuple[int, int] | None = None  # the CREATE of this compound
+        self._deleted_keys: dict[int, bytes] = {}  # sessions the engine ended -> signing key
+        config.gate.note_connection("smb")
 
     # -- the sans-IO surface ---------------------------------------------------------
     def receive_data(self, data: bytes) -> None:
@@ -309,6 +311,8 @@ class SMB2ServerConnection:
             status, body = handler(self, request, response)
             if h.command == s2.SMB2_SESSION_SETUP:
                 key = self._session_setup_key(request, status)
+        except _SessionDeleted as deleted:
+            status, body, key = STATUS_USER_SESSION_DELETED, ERROR_BODY, deleted.key
         except StatusError as err:
             status, body = err.status, ERROR_BODY
         response.status = status
@@ -321,7 +325,7 @@ class SMB2ServerConnection:
     def _check_session(self, request: Request) -> SMBSession:
         session = self.sessions.get(request.header.session_id)
         if session is None:
-            raise StatusError(STATUS_USER_SESSION_DELETED, "no such session")
+            raise _SessionDeleted(self._deleted_keys.get(request.header.session_id))
         if not session.valid:
             raise StatusError(STATUS_ACCESS_DENIED, "session setup not finished")
         key = session.signing_key
@@ -515,9 +519,12 @@ class SMB2ServerConnection:
         flags = SESSION_FLAG_IS_NULL if session.anonymous else 0
         if session.encrypt_data:
             flags |= SESSION_FLAG_ENCRYPT_DATA
+        refused = self.config.gate.logon(session.slot, user=result.user,
+                                         client=result.workstation, anonymous=result.anonymous)
+        if refused:  # per-client grouping judged the limit only now; the engine let go
+            self._drop_session(session)
+            raise StatusError(refused, "session limit reached")
         session.valid = True
-        self.config.gate.logon(session.slot, user=result.user, client=result.workstation,
-                               anonymous=result.anonymous)
         return STATUS_SUCCESS, _session_setup_body(flags, step.token)
 
     def _encryption_possible(self) -> bool:
@@ -539,8 +546,14 @@ class SMB2ServerConnection:
         holder: dict[str, SMBSession] = {}
 
         def close_hook(reason: str) -> None:
+            # The engine ended the session (admin delete, autodisconnect, expiry, setup
+            # timeout): later requests on it get STATUS_USER_SESSION_DELETED, signed as
+            # a signing client expects.
             if "session" in holder:
-                self._drop_session(holder["session"])
+                session = holder["session"]
+                if session.signing_key is not None:
+                    self._deleted_keys[session.id] = session.signing_key
+                self._drop_session(session)
 
         admission = self.config.gate.request_session("smb", self.address, close_hook)
         if not admission.admitted:
@@ -588,8 +601,7 @@ class SMB2ServerConnection:
             share = self.config.shares.get(name)
             if share is None:
                 raise StatusError(STATUS_BAD_NETWORK_NAME, path)
-            if session.anonymous:
-                # RestrictNullSessAccess=1 is the Windows default: null sessions reach IPC$ only.
+            if session.anonymous and not self.config.gate.anonymous_may_open("share", name):
                 raise StatusError(STATUS_ACCESS_DENIED, "null session to a disk share")
             share_type, flags = s2.SMB2_SHARE_TYPE_DISK, 0
         tree = Tree(self._next_tree_id, name, share)
@@ -611,7 +623,8 @@ class SMB2ServerConnection:
         return STATUS_SUCCESS, bodies.EMPTY_RESPONSE
 
     def _update_opens(self, session: SMBSession) -> None:
-        session.slot.opens = len(session.opens)
+        paths = [op.handle.path for op in session.opens.values() if op.tree.share is not None]
+        self.config.gate.set_open_files(session.slot, paths)
 
     def _create(self, request: Request, response: Header) -> tuple[int, bytes]:
         session = request.session
@@ -809,6 +822,14 @@ def _close_quietly(op: Open) -> None:
 
 class _Disconnect(Exception):
     """Internal: the peer broke the protocol; close the connection."""
+
+
+class _SessionDeleted(Exception):
+    """Internal: the request names a session that is gone; ``key`` signs the answer when
+    the engine ended it (Samba's signing clients insist on a signed reply)."""
+
+    def __init__(self, key: bytes | None) -> None:
+        self.key = key
 
 
 # Commands that may run without an established session.

@@ -74,6 +74,7 @@ def test_a_stalled_setup_gives_its_slot_back_after_the_timeout():
 
 def test_a_completed_logon_is_not_timed_out():
     engine, clock, _ = make_engine(setup_timeout=30)
+    engine.set_autodisconnect(-1)
     fill(engine, 1)
     clock.advance(3600)
     assert engine.counted("smb") == 1
