@@ -54,6 +54,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "signing_required": True if args.signing_required else None,
             "encrypt_data": True if args.encrypt_data else None,
             "session_setup_timeout": args.session_setup_timeout, "smb_limit": args.smb_limit,
+            "autodisconnect": args.autodisconnect,
+            "null_session_timeout": args.null_session_timeout,
+            "restrict_anonymous": True if args.restrict_anonymous else None,
+            "null_session_pipes": args.null_session_pipe,
+            "null_session_shares": args.null_session_share,
+            "group_by_client": True if args.group_by_client else None,
+            "rdp_idle_limit": args.rdp_idle_limit, "limit_event_id": args.limit_event_id,
+            "virtual_clock": True if args.virtual_clock else None,
+            "admin_port": args.admin_port, "admin_token": args.admin_token,
+            "admin_users": args.admin_user,
             "denial_status": parse_status(args.denial_status) if args.denial_status else None,
             "users": dict(parse_pair(u, ":", "--user") for u in args.user or []) or None,
             "shares": dict(parse_pair(s, "=", "--share") for s in args.share or []) or None,
@@ -113,10 +123,39 @@ def build_parser() -> argparse.ArgumentParser:
                        help="require SMB3 encryption on every session that can do it")
     serve.add_argument("--session-setup-timeout", type=float, metavar="SECONDS",
                        help="a session setup stalled this long gives its slot back (30)")
+    serve.add_argument("--autodisconnect", type=int, metavar="MINUTES",
+                       help="drop SMB sessions idle this long with nothing open (15; 0 = "
+                       "within seconds; -1 = off)")
+    serve.add_argument("--null-session-timeout", type=float, metavar="SECONDS",
+                       help="a null session holding no open expires after this (60)")
+    serve.add_argument("--restrict-anonymous", action="store_true",
+                       help="RestrictNullSessAccess=1: null sessions open only the allowed pipes")
+    serve.add_argument("--null-session-pipe", action="append", metavar="NAME",
+                       help="NullSessionPipes entry (repeatable)")
+    serve.add_argument("--null-session-share", action="append", metavar="NAME",
+                       help="NullSessionShares entry (repeatable)")
+    serve.add_argument("--group-by-client", action="store_true",
+                       help="count all sessions of one workstation name once")
+    serve.add_argument("--rdp-idle-limit", type=float, metavar="SECONDS",
+                       help="disconnect idle RDP sessions (off by default)")
+    serve.add_argument("--limit-event-id", type=int, metavar="ID",
+                       help="event id of the SMB limit refusal (2003)")
+    serve.add_argument("--virtual-clock", action="store_true",
+                       help="time moves only when told (POST /api/clock/advance)")
+    serve.add_argument("--admin-port", type=int, metavar="N",
+                       help="serve the admin API and web console (0 = any free port)")
+    serve.add_argument("--admin-token", metavar="TOKEN",
+                       help="bearer token for the admin API (default: generated, on stderr)")
+    serve.add_argument("--admin-user", action="append", metavar="NAME",
+                       help="an account that is an administrator (repeatable)")
     serve.set_defaults(func=cmd_serve)
 
     editions = sub.add_parser("editions", help="print the editions table")
     editions.set_defaults(func=cmd_editions)
+
+    from emulator.admin.verbs import add_verb_parsers  # net, qwinsta, rwinsta, ...
+
+    add_verb_parsers(sub)
     return parser
 
 

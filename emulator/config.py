@@ -40,12 +40,30 @@ class Config:
     session_setup_timeout: float = 30.0
     netbios_name: str = "EMULATOR"
     workgroup: str = "WORKGROUP"
+    # Counting rules (emulator.engine.Rules), changeable at runtime through the admin API.
+    autodisconnect: int = 15  # minutes; 0 = within seconds; -1 = off
+    null_session_timeout: float = 60.0  # seconds, 30 to 90 on Windows
+    restrict_anonymous: bool = False
+    null_session_pipes: list[str] = field(default_factory=list)
+    null_session_shares: list[str] = field(default_factory=list)
+    group_by_client: bool = False
+    rdp_idle_limit: float | None = None  # seconds
+    limit_event_id: int = 2003
+    # Time and administration.
+    virtual_clock: bool = False
+    admin_port: int | None = None  # None: no admin listener
+    admin_token: str | None = None  # None: generated and printed on stderr
+    admin_users: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         get_edition(self.edition)  # raises for an unknown name
         if self.session_setup_timeout <= 0:
             raise ConfigError("session_setup_timeout must be positive")
-        for port in (self.smb_port, self.netbios_port):
+        if not 1 <= self.null_session_timeout <= 3600:
+            raise ConfigError("null_session_timeout must be 1 to 3600 seconds")
+        if self.autodisconnect < -1:
+            raise ConfigError("autodisconnect is minutes, 0, or -1 (off)")
+        for port in (self.smb_port, self.netbios_port, self.admin_port):
             if port is not None and not 0 <= port <= 65535:
                 raise ConfigError(f"port {port} out of range")
 
@@ -95,6 +113,8 @@ def build_config(file_values: dict[str, Any], flag_values: dict[str, Any]) -> Co
                 continue
             if key in ("users", "shares"):
                 getattr(config, key).update(value)
+            elif key in ("null_session_pipes", "null_session_shares", "admin_users"):
+                getattr(config, key).extend(v for v in value if v not in getattr(config, key))
             else:
                 setattr(config, key, value)
     config.validate()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -12,10 +13,10 @@ from typing import Any
 
 from twisted.internet.error import CannotListenError
 
-from emulator.clock import ClockLike
+from emulator.clock import ClockLike, VirtualClock
 from emulator.config import DEFAULT_USER, Config
 from emulator.editions import get_edition
-from emulator.engine import SessionEngine
+from emulator.engine import Rules, SessionEngine
 from emulator.events import EventLog
 from protocols.smb2.connection import SMBServerConfig
 from protocols.smb2.fs import DiskShare
@@ -45,15 +46,26 @@ class EmulatorServer:
     def __init__(self, config: Config, reactor: Any, clock: ClockLike | None = None) -> None:
         self.config = config
         self.reactor = reactor
-        self.clock: ClockLike = clock or reactor
+        # --virtual-clock: the engine's time moves only when told (POST /api/clock/advance).
+        self.virtual_clock = VirtualClock() if config.virtual_clock and clock is None else None
+        self.clock: ClockLike = clock or self.virtual_clock or reactor
         self.edition = get_edition(config.edition)
-        self.events = EventLog.to_path(self.clock.seconds, config.event_log)
+        self.events = EventLog.to_path(self.clock.seconds, config.event_log,
+                                       limit_event_id=config.limit_event_id)
         limits = {}
         if config.smb_limit is not None:
             limits["smb"] = None if config.smb_limit < 0 else config.smb_limit
         self.engine = SessionEngine(
             self.edition, self.clock, self.events, denial_status=config.denial_status,
-            setup_timeout=config.session_setup_timeout, limits=limits)
+            setup_timeout=config.session_setup_timeout, limits=limits,
+            rules=Rules(
+                autodisconnect_minutes=config.autodisconnect,
+                null_session_timeout=config.null_session_timeout,
+                restrict_anonymous=config.restrict_anonymous,
+                null_session_pipes=list(config.null_session_pipes),
+                null_session_shares=list(config.null_session_shares),
+                group_by_client=config.group_by_client,
+                rdp_idle_limit=config.rdp_idle_limit))
         self.notes: list[str] = []  # what defaults were filled in, for the operator
         self._temp_dirs: list[str] = []
         self.users = dict(config.users) or dict([DEFAULT_USER])
@@ -67,8 +79,12 @@ class EmulatorServer:
         for name, path in share_dirs.items():
             if not os.path.isdir(path):
                 raise ListenError(f"share {name}: {path} is not a directory")
+        self.share_dirs = share_dirs
         self.shares = {name.lower(): DiskShare(name, path) for name, path in share_dirs.items()}
         self.listeners: list[Listener] = []
+        self.admin_token = config.admin_token or secrets.token_urlsafe(24)
+        if config.admin_port is not None and not config.admin_token:
+            self.notes.append(f"admin token: {self.admin_token}")
 
     def lookup_password(self, user: str) -> str | None:
         wanted = user.lower()
@@ -87,6 +103,10 @@ class EmulatorServer:
         self._listen("smb", self.config.smb_port, SMBFactory(smb, netbios=False))
         if self.config.netbios_port is not None:
             self._listen("netbios", self.config.netbios_port, SMBFactory(smb, netbios=True))
+        if self.config.admin_port is not None:
+            from emulator.admin.api import build_admin_site  # twisted.web only when asked
+
+            self._listen("admin", self.config.admin_port, build_admin_site(self))
 
     def _listen(self, name: str, port: int, factory: Any) -> None:
         try:
@@ -103,7 +123,9 @@ class EmulatorServer:
         self.listeners.append(Listener(name, listening))
 
     def ready_line(self) -> str:
-        return "ready " + " ".join(f"{lst.name}={lst.address}" for lst in self.listeners)
+        return "ready " + " ".join(
+            f"{lst.name}=http://{lst.address}" if lst.name == "admin" else
+            f"{lst.name}={lst.address}" for lst in self.listeners)
 
     def stop_listening(self) -> None:
         for lst in self.listeners:
