@@ -15,7 +15,8 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from impacket import nt_errors
 
@@ -51,6 +52,9 @@ PENDING, ACTIVE, IDLE, DISCONNECTED = "pending", "active", "idle", "disconnected
 TIMED_OUT_REASONS = {"autodisconnect", "null-session-expired", "setup-timeout", "idle-limit"}
 FORCED_OFF_REASONS = {"admin-delete", "admin-reset"}
 ERRORED_OUT_REASONS = {"connection-closed"}
+
+# qwinsta shows the console as session 0.
+CONSOLE_SESSION_ID = 0
 
 # `autodisconnect 0` means "within seconds" on Windows.
 AUTODISCONNECT_ZERO_SECONDS = 10.0
@@ -177,9 +181,10 @@ class SessionEngine:
         return len({s.group_key(self.rules.group_by_client) for s in self._counting(protocol)})
 
     def _counting(self, protocol: str) -> list[Session]:
-        # With per-client grouping a pending session's computer is not known yet, so it is
-        # judged at logon instead (and takes no slot before).
+        # The console (or /admin) session never counts. With per-client grouping a pending
+        # session's computer is not known yet, so it is judged at logon instead.
         return [s for s in self._sessions.values() if s.protocol == protocol
+                and not s.console
                 and not (self.rules.group_by_client and s.state == PENDING)]
 
     def sessions(self, protocol: str | None = None) -> list[Session]:
@@ -210,14 +215,23 @@ class SessionEngine:
         self.counters[f"connections:{protocol}"] += 1
 
     def request_session(
-        self, protocol: str, address: str, close_hook: Callable[[str], None] | None = None
+        self, protocol: str, address: str, close_hook: Callable[[str], None] | None = None,
+        *, console: bool = False, user: str = "", client: str = "",
     ) -> Admission:
-        """Take a slot for a session that is starting, or refuse with the denial status."""
-        if self._full(protocol, None):
-            return self._refuse(protocol, address, "", "")
+        """Take a slot for a session that is starting, or refuse with the denial status.
+
+        ``console``: the console (session 0) or an /admin session, which does not count;
+        the caller takes an existing console over with ``take_over`` instead.
+        """
+        # With per-client grouping the computer is known only at logon: judged there.
+        if not console and not self.rules.group_by_client and self._full(protocol, None):
+            return self._refuse(protocol, address, client, user)
         now = self.clock.seconds()
-        session = Session(next(self._ids), protocol, address, started=now, last_activity=now,
-                          no_opens_since=now, close_hook=close_hook)
+        session_id = CONSOLE_SESSION_ID if console and protocol == "rdp" and \
+            self.get(CONSOLE_SESSION_ID) is None else next(self._ids)
+        session = Session(session_id, protocol, address, started=now, last_activity=now,
+                          no_opens_since=now, close_hook=close_hook, console=console,
+                          user=user, client=client)
         self._sessions[session.id] = session
         self._setup_timers[session.id] = self.clock.callLater(
             self.setup_timeout, self._setup_expired, session)
@@ -316,6 +330,23 @@ class SessionEngine:
     def find_disconnected(self, protocol: str, user: str) -> Session | None:
         return next((s for s in self._sessions.values() if s.protocol == protocol
                      and s.state == DISCONNECTED and s.user.lower() == user.lower()), None)
+
+    def take_over(self, session: Session, address: str,
+                  close_hook: Callable[[str], None] | None, reason: str = "replaced") -> None:
+        """A new connection takes a live session (same user again, or the console): the
+        old connection is told ``reason`` (RDP: errinfo 0x5) and the session moves over."""
+        old_hook = session.close_hook
+        session.close_hook = None
+        if old_hook is not None:
+            old_hook(reason)
+        self.reconnect(session, address, close_hook)
+
+    def find_active(self, protocol: str, *, user: str | None = None,
+                    console: bool | None = None) -> list[Session]:
+        return [s for s in self._sessions.values() if s.protocol == protocol
+                and s.state in (ACTIVE, DISCONNECTED)
+                and (user is None or s.user.lower() == user.lower())
+                and (console is None or s.console == console)]
 
     def reconnect(self, session: Session, address: str,
                   close_hook: Callable[[str], None] | None) -> None:

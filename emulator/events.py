@@ -6,7 +6,8 @@ import datetime
 import json
 import sys
 from collections import deque
-from typing import IO, Any, Callable
+from typing import IO, Any
+from collections.abc import Callable
 
 SECURITY_PROVIDER = "Microsoft-Windows-Security-Auditing"
 EMULATOR_PROVIDER = "smbrdp-emulator"
@@ -55,7 +56,7 @@ REASON_EVENTS: dict[str, tuple[str, int, str, str]] = {
 
 
 def iso_time(seconds: float) -> str:
-    stamp = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    stamp = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
     return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -66,7 +67,7 @@ def parse_time(text: str) -> float:
     except ValueError:
         stamp = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
         if stamp.tzinfo is None:
-            stamp = stamp.replace(tzinfo=datetime.timezone.utc)
+            stamp = stamp.replace(tzinfo=datetime.UTC)
         return stamp.timestamp()
 
 

@@ -104,3 +104,120 @@ def test_protocols_are_counted_apart():
     engine, _, _ = make_engine("win10")
     fill(engine, 20, "smb")
     assert engine.request_session("rdp", "x").admitted
+
+
+def test_console_sessions_do_not_count_and_take_id_zero():
+    engine, _, _ = make_engine("whs")
+    console = engine.request_session("rdp", "127.0.0.1", console=True).session
+    assert console.id == 0
+    fill(engine, 2, "rdp")
+    assert not engine.request_session("rdp", "127.0.0.9").admitted
+    assert engine.counted("rdp") == 2
+
+
+def test_take_over_tells_the_old_connection_and_keeps_the_session():
+    engine, _, _ = make_engine("win10")
+    told = []
+    adm = engine.request_session("rdp", "10.0.0.1", close_hook=told.append)
+    engine.logon(adm.session, user="alice", client="PC1", anonymous=False)
+    engine.take_over(adm.session, "10.0.0.2", close_hook=None)
+    assert told == ["replaced"]
+    assert adm.session.address == "10.0.0.2" and engine.counted("rdp") == 1
+
+
+def test_a_disconnected_rdp_session_still_counts_until_reset():
+    engine, _, events = make_engine("whs")
+    sessions = fill(engine, 2, "rdp")
+    engine.disconnect(sessions[0])
+    assert not engine.request_session("rdp", "x").admitted
+    assert engine.find_disconnected("rdp", "u0") is sessions[0]
+    assert engine.end(sessions[0].id, "admin-reset")
+    assert engine.request_session("rdp", "x").admitted
+    assert [r["outcome"] for r in events.records
+            if r["outcome"] in ("disconnect", "admin-reset")] == ["disconnect", "admin-reset"]
+
+
+def test_autodisconnect_drops_an_idle_smb_session_with_no_open_and_frees_the_slot():
+    engine, clock, events = make_engine()
+    told = []
+    adm = engine.request_session("smb", "127.0.0.1", close_hook=told.append)
+    engine.logon(adm.session, user="alice", client="PC", anonymous=False)
+    busy = fill(engine, 1)[0]
+    engine.set_open_files(busy, ["docs\\report.txt"])
+    clock.advance(15 * 60 - 1)
+    assert engine.counted("smb") == 2
+    clock.advance(1)
+    assert told == ["autodisconnect"] and engine.counted("smb") == 1
+    assert busy in engine.sessions()  # an open file keeps it
+    assert engine.counters["timed_out"] == 1
+    assert events.records[-1]["outcome"] == "autodisconnect"
+
+
+def test_activity_postpones_autodisconnect_and_minus_one_turns_it_off():
+    engine, clock, _ = make_engine()
+    session = fill(engine, 1)[0]
+    clock.advance(600)
+    engine.touch(session)
+    clock.advance(600)
+    assert engine.counted("smb") == 1
+    engine.set_autodisconnect(-1)
+    clock.advance(10_000)
+    assert engine.counted("smb") == 1
+    engine.set_autodisconnect(0)  # "within seconds"
+    clock.advance(10)
+    assert engine.counted("smb") == 0
+
+
+def test_a_null_session_that_opens_nothing_expires_but_an_open_keeps_it():
+    engine, clock, _ = make_engine()
+    engine.rules.null_session_timeout = 45
+    idle = engine.request_session("smb", "a").session
+    engine.logon(idle, user="", client="", anonymous=True)
+    holding = engine.request_session("smb", "b").session
+    engine.logon(holding, user="", client="", anonymous=True)
+    engine.set_open_files(holding, ["\\PIPE\\spoolss"])
+    clock.advance(45)
+    assert idle not in engine.sessions() and holding in engine.sessions()
+
+
+def test_null_sessions_count_each_even_from_one_client():
+    engine, _, _ = make_engine()
+    for _ in range(5):
+        s = engine.request_session("smb", "127.0.0.1").session
+        engine.logon(s, user="", client="PC", anonymous=True)
+    assert not engine.request_session("smb", "127.0.0.1").admitted
+
+
+def test_grouping_by_client_counts_one_computer_once():
+    engine, _, _ = make_engine()
+    engine.rules.group_by_client = True
+    for i in range(5):
+        s = engine.request_session("smb", f"10.0.0.{i}").session
+        assert engine.logon(s, user="u", client=f"PC{i}", anonymous=False) == 0
+    again = engine.request_session("smb", "10.0.0.0").session
+    assert engine.logon(again, user="u", client="pc0", anonymous=False) == 0
+    sixth = engine.request_session("smb", "10.0.0.9").session
+    assert engine.logon(sixth, user="u", client="PC9", anonymous=False) == 0xC00000D0
+    assert engine.counted("smb") == 5
+
+
+def test_anonymous_allow_lists():
+    engine, _, _ = make_engine()
+    assert engine.anonymous_may_open("share", "IPC$")
+    assert not engine.anonymous_may_open("share", "docs")
+    assert engine.anonymous_may_open("pipe", "spoolss")
+    engine.rules.restrict_anonymous = True
+    assert not engine.anonymous_may_open("pipe", "\\PIPE\\spoolss")
+    engine.rules.null_session_pipes.append("SPOOLSS")
+    assert engine.anonymous_may_open("pipe", "spoolss")
+
+
+def test_delete_matching_closes_every_session_of_a_client():
+    engine, _, _ = make_engine("win10")
+    told = []
+    for name in ("PC1", "PC1", "PC2"):
+        s = engine.request_session("smb", "127.0.0.1", close_hook=told.append).session
+        engine.logon(s, user="alice", client=name, anonymous=False)
+    assert len(engine.delete_matching(client="\\\\pc1")) == 2
+    assert told == ["admin-delete", "admin-delete"] and engine.counted("smb") == 1
+    assert engine.counters["forced_off"] == 2
