@@ -97,6 +97,20 @@ def test_encryption_required(emulator, smbclient_conf, tmp_path, dialect):
     )
 
 
+@pytest.mark.parametrize("cipher", ["AES-128-CCM", "AES-128-GCM", "AES-256-CCM", "AES-256-GCM"])
+def test_each_smb311_cipher(emulator, smbclient_conf, tmp_path, cipher):
+    # With one algorithm allowed, smbclient fails unless the server negotiated exactly it.
+    emu = emulator("win11")
+    _file_round_trip(
+        emu,
+        smbclient_conf,
+        tmp_path,
+        "--client-protection=encrypt",
+        f"--option=client smb3 encryption algorithms={cipher}",
+        protocol=0x0311,
+    )
+
+
 @pytest.mark.parametrize("edition", ["xp-home", "xp-pro", "win7", "win10", "server-2022"])
 def test_edition_caps_dialect(emulator, smbclient_conf, edition):
     emu = emulator(edition)
