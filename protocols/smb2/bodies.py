@@ -33,10 +33,12 @@ class Layout:
     def size(self) -> int:
         return self.struct.size
 
-    def parse(self, body: bytes) -> Any:
-        if len(body) < self.struct.size:
+    def parse(self, data: bytes, offset: int = 0) -> Any:
+        """Parse the fixed part at ``offset`` (a whole message and HEADER_SIZE avoids
+        copying a large WRITE just to read its first bytes)."""
+        if len(data) < offset + self.struct.size:
             raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, f"short {self.name}")
-        return self.tuple._make(self.struct.unpack_from(body))
+        return self.tuple._make(self.struct.unpack_from(data, offset))
 
     def pack(self, **values: Any) -> bytes:
         unknown = set(values) - set(self._defaults)

@@ -302,7 +302,7 @@ class SMB2ServerConnection:
                 raise _Disconnect("NEGOTIATE must come first, and once (3.3.5.3.1)")
             if handler is None:
                 raise StatusError(STATUS_INVALID_PARAMETER, f"command 0x{h.command:x}")
-            _check_structure_size(h.command, request.body)
+            _check_structure_size(h.command, request.message)
             if not _SESSIONLESS.get(h.command, lambda hdr: False)(h):
                 request.session = self._check_session(request)
                 key = self._response_key(request)  # before the handler: LOGOFF ends it
@@ -396,7 +396,7 @@ class SMB2ServerConnection:
 
     # -- command handlers: each returns (status, body) or raises StatusError -------------------
     def _negotiate(self, request: Request, response: Header) -> tuple[int, bytes]:
-        req = bodies.NEGOTIATE.parse(request.body)
+        req = bodies.NEGOTIATE.parse(request.message, HEADER_SIZE)
         dialects_end = bodies.NEGOTIATE.size + 2 * req.DialectCount
         if not req.DialectCount or len(request.body) < dialects_end:
             raise StatusError(STATUS_INVALID_PARAMETER, "no dialects")
@@ -479,7 +479,7 @@ class SMB2ServerConnection:
         return fixed + token + padding + b"".join(packed)
 
     def _session_setup(self, request: Request, response: Header) -> tuple[int, bytes]:
-        req = bodies.SESSION_SETUP.parse(request.body)
+        req = bodies.SESSION_SETUP.parse(request.message, HEADER_SIZE)
         token = buffer_at(request.message, req.SecurityBufferOffset, req.SecurityBufferLength)
         if req.Flags & SESSION_SETUP_FLAG_BINDING:
             # No multichannel here, so no binding (3.3.5.5 step 3).
@@ -592,7 +592,7 @@ class SMB2ServerConnection:
     def _tree_connect(self, request: Request, response: Header) -> tuple[int, bytes]:
         session = request.session
         assert session is not None
-        req = bodies.TREE_CONNECT.parse(request.body)
+        req = bodies.TREE_CONNECT.parse(request.message, HEADER_SIZE)
         path = _utf16(buffer_at(request.message, req.PathOffset, req.PathLength))
         name = path.rstrip("\\").rsplit("\\", 1)[-1].lower()
         if name == "ipc$":
@@ -630,7 +630,7 @@ class SMB2ServerConnection:
         session = request.session
         assert session is not None
         tree = self._tree(request)
-        req = bodies.CREATE.parse(request.body)
+        req = bodies.CREATE.parse(request.message, HEADER_SIZE)
         name = _utf16(buffer_at(request.message, req.NameOffset, req.NameLength))
         if tree.share is None:
             # Named pipes arrive with the DCE/RPC work; until then no pipe exists.
@@ -652,7 +652,7 @@ class SMB2ServerConnection:
     def _close(self, request: Request, response: Header) -> tuple[int, bytes]:
         session = request.session
         assert session is not None
-        req = bodies.CLOSE.parse(request.body)
+        req = bodies.CLOSE.parse(request.message, HEADER_SIZE)
         op = self._open(request, req)
         body = bodies.CLOSE_RESPONSE.pack()
         if req.Flags & s2.SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB:
@@ -665,12 +665,12 @@ class SMB2ServerConnection:
         return STATUS_SUCCESS, body
 
     def _flush(self, request: Request, response: Header) -> tuple[int, bytes]:
-        req = bodies.FLUSH.parse(request.body)
+        req = bodies.FLUSH.parse(request.message, HEADER_SIZE)
         self._open(request, req).handle.flush()
         return STATUS_SUCCESS, bodies.EMPTY_RESPONSE
 
     def _read(self, request: Request, response: Header) -> tuple[int, bytes]:
-        req = bodies.READ.parse(request.body)
+        req = bodies.READ.parse(request.message, HEADER_SIZE)
         op = self._open(request, req)
         if req.Length > self.config.max_transact:
             raise StatusError(STATUS_INVALID_PARAMETER, "read larger than MaxReadSize")
@@ -681,20 +681,20 @@ class SMB2ServerConnection:
             DataOffset=HEADER_SIZE + bodies.READ_RESPONSE.size, DataLength=len(data)) + data
 
     def _write(self, request: Request, response: Header) -> tuple[int, bytes]:
-        req = bodies.WRITE.parse(request.body)
+        req = bodies.WRITE.parse(request.message, HEADER_SIZE)
         op = self._open(request, req)
         data = buffer_at(request.message, req.DataOffset, req.Length)
         written = op.handle.write(req.Offset, data)
         return STATUS_SUCCESS, bodies.WRITE_RESPONSE.pack(Count=written)
 
     def _lock(self, request: Request, response: Header) -> tuple[int, bytes]:
-        self._open(request, bodies.LOCK.parse(request.body))
+        self._open(request, bodies.LOCK.parse(request.message, HEADER_SIZE))
         # Byte-range locks are granted without being enforced: one client per file is the
         # common case in the tests this emulator serves.
         return STATUS_SUCCESS, bodies.EMPTY_RESPONSE
 
     def _ioctl(self, request: Request, response: Header) -> tuple[int, bytes]:
-        req = bodies.IOCTL.parse(request.body)
+        req = bodies.IOCTL.parse(request.message, HEADER_SIZE)
         code = req.CtlCode
         if code == FSCTL_VALIDATE_NEGOTIATE_INFO:
             output = self._validate_negotiate(
@@ -726,7 +726,7 @@ class SMB2ServerConnection:
                            self.config.server_guid, self._security_mode(), self.dialect)
 
     def _query_directory(self, request: Request, response: Header) -> tuple[int, bytes]:
-        req = bodies.QUERY_DIRECTORY.parse(request.body)
+        req = bodies.QUERY_DIRECTORY.parse(request.message, HEADER_SIZE)
         op = self._open(request, req)
         pattern = _utf16(buffer_at(request.message, req.FileNameOffset,
                                    req.FileNameLength)) or "*"
@@ -735,7 +735,7 @@ class SMB2ServerConnection:
         return STATUS_SUCCESS, _output_body(data)
 
     def _query_info(self, request: Request, response: Header) -> tuple[int, bytes]:
-        req = bodies.QUERY_INFO.parse(request.body)
+        req = bodies.QUERY_INFO.parse(request.message, HEADER_SIZE)
         op = self._open(request, req)
         info_type, info_class, limit = req.InfoType, req.FileInfoClass, req.OutputBufferLength
         if info_type == s2.SMB2_0_INFO_FILE:
@@ -752,7 +752,7 @@ class SMB2ServerConnection:
         return status, _output_body(data)
 
     def _set_info(self, request: Request, response: Header) -> tuple[int, bytes]:
-        req = bodies.SET_INFO.parse(request.body)
+        req = bodies.SET_INFO.parse(request.message, HEADER_SIZE)
         op = self._open(request, req)
         data = buffer_at(request.message, req.BufferOffset, req.BufferLength)
         if req.InfoType == s2.SMB2_0_INFO_FILE:
@@ -776,12 +776,13 @@ _REQUEST_SIZES: dict[int, tuple[int, ...]] = {
 }
 
 
-def _check_structure_size(command: int, body: bytes) -> None:
+def _check_structure_size(command: int, message: bytes) -> None:
     """Windows fails a request whose StructureSize is wrong or whose fixed part is cut short."""
-    if len(body) < 2:
+    body_length = len(message) - HEADER_SIZE
+    if body_length < 2:
         raise StatusError(STATUS_INVALID_PARAMETER, "no body")
-    size = struct.unpack_from("<H", body)[0]
-    if size not in _REQUEST_SIZES.get(command, (size,)) or len(body) < size & ~1:
+    size = struct.unpack_from("<H", message, HEADER_SIZE)[0]
+    if size not in _REQUEST_SIZES.get(command, (size,)) or body_length < size & ~1:
         raise StatusError(STATUS_INVALID_PARAMETER, f"StructureSize {size}")
 
 
