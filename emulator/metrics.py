@@ -1,0 +1,71 @@
+"""Prometheus text exposition (format 0.0.4) of the engine's sessions, limits and counters.
+
+The counters mirror the Windows "Server" performance object (Sessions Timed Out,
+Sessions Logged Off, Sessions Errored Out, Sessions Forced Off, Errors Logon), so
+dashboards built for a real file server read the same way.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from emulator.engine import ACTIVE, DISCONNECTED, IDLE, PENDING, SessionEngine
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+STATES = (PENDING, ACTIVE, IDLE, DISCONNECTED)
+
+Sample = tuple[dict[str, str], float | int | None]
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _value(value: float | int | None) -> str:
+    # An unlimited limit is +Inf rather than a missing series: `used / limit` then reads
+    # 0 instead of vanishing from a dashboard.
+    if value is None:
+        return "+Inf"
+    return str(value) if isinstance(value, int) else repr(float(value))
+
+
+def _family(name: str, kind: str, help_text: str, samples: Iterable[Sample]) -> list[str]:
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    for labels, value in samples:
+        label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+        lines.append(f"{name}{{{label_text}}} {_value(value)}" if labels
+                     else f"{name} {_value(value)}")
+    return lines
+
+
+def render(engine: SessionEngine) -> str:
+    now, idle_after = engine.now(), engine.rules.idle_after
+    counters = engine.counters
+    protocols = sorted(set(engine.limits())
+                       | {key.split(":", 1)[1] for key in counters if ":" in key})
+    by_state = Counter((s.protocol, s.shown_state(now, idle_after)) for s in engine.sessions())
+    per_protocol = lambda key: [({"protocol": p}, counters[f"{key}:{p}"]) for p in protocols]
+    lines = [
+        *_family("smbrdp_sessions", "gauge", "Sessions by protocol and state.",
+                 [({"protocol": p, "state": st}, by_state[(p, st)])
+                  for p in protocols for st in STATES]),
+        *_family("smbrdp_session_slots_used", "gauge",
+                 "Slots counted against the limit (differs from sessions when grouped by "
+                 "client computer).", [({"protocol": p}, engine.counted(p)) for p in protocols]),
+        *_family("smbrdp_session_limit", "gauge",
+                 "The session limit in force; +Inf when unlimited.",
+                 [({"protocol": p}, engine.limit(p)) for p in protocols]),
+        *_family("smbrdp_denied_total", "counter", "Sessions refused at the limit.",
+                 per_protocol("denied")),
+        *_family("smbrdp_connections_total", "counter", "Transport connections accepted.",
+                 per_protocol("connections")),
+    ]
+    for key, what in (("timed_out", "Sessions ended by a timer (autodisconnect, expiry)."),
+                      ("logged_off", "Sessions ended by a client logoff."),
+                      ("errored_out", "Sessions ended by the connection dropping."),
+                      ("forced_off", "Sessions ended by an administrator.")):
+        lines += _family(f"smbrdp_sessions_{key}_total", "counter", what, [({}, counters[key])])
+    lines += _family("smbrdp_logon_errors_total", "counter",
+                     "Session setups that failed or stalled.", [({}, counters["logon_errors"])])
+    return "\n".join(lines) + "\n"
