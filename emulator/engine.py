@@ -174,7 +174,20 @@ class SessionEngine:
 
     def set_autodisconnect(self, minutes: int) -> None:
         self.rules.autodisconnect_minutes = minutes
+        self.rules_changed()
+
+    def rules_changed(self) -> None:
+        """Re-plan the expiry timer after any change to ``self.rules``."""
         self._schedule_expiry()
+
+    def reset(self, limits: dict[str, int | None], rules: Rules) -> None:
+        """End every session and restore limits and rules (a fresh host for the next test)."""
+        for session in list(self._sessions.values()):
+            self.end(session.id, "admin-reset")
+        self._limits = dict(limits)
+        self.rules = rules
+        self.counters.clear()
+        self.rules_changed()
 
     def counted(self, protocol: str) -> int:
         """Slots in use: sessions (or, grouped, client computers) that count, any state."""
@@ -304,6 +317,15 @@ class SessionEngine:
                 self.counters["logged_off"] += 1
             self._record(session, reason, status)
         self._schedule_expiry()
+
+    def failed_logon(self, protocol: str, address: str, user: str, client: str,
+                     status: int) -> None:
+        """A logon refused before any session existed (RDP: wrong password, failed NLA)."""
+        self.counters["logon_errors"] += 1
+        provider, event_id, level, message = REASON_EVENTS["failed-logon"]
+        self.events.record(provider=provider, event_id=event_id, level=level, message=message,
+                           protocol=protocol, address=address, workstation=client, user=user,
+                           outcome="auth-failed", status=status)
 
     def touch(self, session: Session) -> None:
         session.last_activity = self.clock.seconds()

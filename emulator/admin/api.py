@@ -434,10 +434,32 @@ class AdminAPI:
                                                                    else ""))
         for name, value in body.items():
             setattr(self.engine.rules, name, value)
-        # set_autodisconnect re-plans the engine's expiry timer, which every timing rule
-        # (autodisconnect, null-session timeout, RDP idle limit) feeds.
-        self.engine.set_autodisconnect(self.engine.rules.autodisconnect_minutes)
+        self.engine.rules_changed()  # the timing rules feed one expiry timer
         return self.rules(call)
+
+    # -- test harness: accounts, shares, reset (the pytest plugin's add_user/add_share) ----------
+    @route("POST", r"/api/users")
+    def add_user(self, call: Call) -> Any:
+        body = self._body(call)
+        name = _checked(body, "name", lambda v: isinstance(v, str) and v != "", "a user name")
+        password = _checked(body, "password", lambda v: isinstance(v, str), "a string")
+        self.server.add_user(name, password)
+        return {"name": name}
+
+    @route("POST", r"/api/shares")
+    def add_share(self, call: Call) -> Any:
+        body = self._body(call)
+        name = _checked(body, "name", lambda v: isinstance(v, str) and v != "" and
+                        v.lower() != "ipc$" and "\\" not in v and "/" not in v, "a share name")
+        path = _checked(body, "path", lambda v: isinstance(v, str) and os.path.isdir(v),
+                        "an existing directory on the emulator's machine")
+        self.server.add_share(name, path)
+        return {"name": name, "path": os.path.abspath(path)}
+
+    @route("POST", r"/api/reset")
+    def reset(self, call: Call) -> Any:
+        self.server.reset()
+        return {"reset": True}
 
 
 class AdminResource(Resource):

@@ -1,0 +1,85 @@
+"""The pytest plugin as a user of it meets it: fixtures, marker, host methods, teardown."""
+
+import os
+
+import pytest
+import pytest_twisted
+from impacket.smbconnection import SessionError, SMBConnection
+
+pytest_plugins = ["pytester"]
+
+
+def login(host, user="user", password="password"):
+    conn = SMBConnection(host.host, host.host, sess_port=host.smb_port)
+    conn.login(user, password)
+    return conn
+
+
+@pytest.mark.edition("xp-home")
+def test_marker_picks_the_edition_and_the_limit_holds(emulated_host):
+    assert emulated_host.limits()["smb"] == 5
+    held = [login(emulated_host) for _ in range(5)]
+    with pytest.raises(SessionError) as refused:
+        login(emulated_host)
+    assert refused.value.getErrorCode() == 0xC00000D0
+    assert len(emulated_host.sessions("smb")) == 5
+    assert any(e["id"] == 2003 for e in emulated_host.events())
+    held[0].logoff()
+    login(emulated_host)
+
+
+def test_default_edition_and_ports(emulated_host):
+    assert emulated_host.limits()["smb"] == 20
+    assert emulated_host.smb_port > 0 and emulated_host.netbios_port > 0
+
+
+def test_factory_users_shares_set_limit_advance_reset(emulated_host_factory, tmp_path):
+    (tmp_path / "hello.txt").write_text("hi")
+    host = emulated_host_factory(edition="xp-pro", users={"alice": "pw"},
+                                 shares={"docs": tmp_path})
+    conn = login(host, "alice", "pw")
+    assert [f.get_longname() for f in conn.listPath("docs", "*")][2:] == ["hello.txt"]
+    host.add_user("bob", "pw2")
+    other = tmp_path / "other"
+    other.mkdir()
+    host.add_share("other", other)
+    bob = login(host, "bob", "pw2")
+    bob.listPath("other", "*")
+    host.set_limit("smb", 2)
+    with pytest.raises(SessionError):
+        login(host, "alice", "pw")
+    host.advance(15 * 60)  # autodisconnect drops both idle sessions
+    assert host.sessions() == []
+    login(host, "alice", "pw")
+    host.reset()
+    assert host.sessions() == [] and host.limits()["smb"] == 10
+
+
+def test_two_hosts_are_independent(emulated_host_factory):
+    a = emulated_host_factory(edition="xp-home")
+    b = emulated_host_factory(edition="win11")
+    assert a.smb_port != b.smb_port
+    assert (a.limits()["smb"], b.limits()["smb"]) == (5, 20)
+
+
+def test_teardown_leaves_no_process_and_no_directory(pytester):
+    pytester.makepyfile("""
+        import os
+        def test_start(emulated_host):
+            open("state.txt", "w").write(f"{emulated_host._proc.pid} {emulated_host._dir}")
+    """)
+    # The plugin comes from the installed entry point, as in a user's project.
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)
+    pid, directory = (pytester.path / "state.txt").read_text().split()
+    assert not os.path.exists(directory)
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid), 0)
+
+
+
+@pytest_twisted.inlineCallbacks
+def test_deferred_access_for_pytest_twisted(emulated_host):
+    limits = yield emulated_host.deferred.limits()
+    assert limits["smb"] == 20
+    sessions = yield emulated_host.deferred.sessions()
+    assert sessions == []
