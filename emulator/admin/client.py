@@ -35,6 +35,18 @@ class AdminClient:
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
+        raw = self.call_raw(method, path, body)
+        try:
+            return json.loads(raw or b"null")
+        except ValueError:
+            raise AdminError(f"{self.url}{path} did not answer JSON: is it smbrdp-emu's "
+                             "admin port?", 1) from None
+
+    def call_text(self, method: str, path: str) -> str:
+        """For /metrics (Prometheus text)."""
+        return self.call_raw(method, path).decode("utf-8", "replace")
+
+    def call_raw(self, method: str, path: str, body: Any = None) -> bytes:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method)
         request.add_header("Accept", "application/json")
@@ -44,15 +56,13 @@ class AdminClient:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
-                return json.loads(response.read() or b"null")
+                answer: bytes = response.read()
+                return answer
         except urllib.error.HTTPError as err:
             raise AdminError(self._refusal(err)) from None
         except (urllib.error.URLError, OSError) as err:
             reason = getattr(err, "reason", err)
             raise AdminError(f"cannot reach the admin API at {self.url}: {reason}", 1) from None
-        except ValueError:
-            raise AdminError(f"{self.url}{path} did not answer JSON: is it smbrdp-emu's "
-                             "admin port?", 1) from None
 
     def _refusal(self, err: urllib.error.HTTPError) -> str:
         if err.code == 401:

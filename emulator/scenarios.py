@@ -1,0 +1,270 @@
+"""Runnable scenarios: a TOML file of steps, each with its expected outcome.
+
+A scenario starts its own emulated host (a child process with a virtual clock) and
+plays the story with real client code: impacket for SMB, the admin API for what an
+administrator does. Each step prints what was expected and what was observed.
+
+    name = "xp-pro"
+    title = "XP Professional: the eleventh computer gets System error 71"
+    edition = "xp-pro"
+    [users]
+    alice = "Passw0rd!"
+    [[steps]]
+    do = "smb_logon"
+    clients = "PC01..PC10"
+    expect = "admitted"
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from impacket import nt_errors
+from impacket.smbconnection import SessionError, SMBConnection
+
+from emulator.admin.client import AdminError
+from emulator.hosts import EmulatedHost
+
+SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+
+
+class ScenarioError(ValueError):
+    """The scenario file itself is wrong (not the emulator's behaviour)."""
+
+
+@dataclass
+class StepResult:
+    number: int
+    say: str
+    expected: str
+    observed: str
+
+    @property
+    def passed(self) -> bool:
+        return _same(self.expected, self.observed)
+
+
+@dataclass
+class Scenario:
+    path: Path
+    name: str
+    title: str
+    edition: str
+    users: dict[str, str]
+    config: dict[str, Any]
+    steps: list[dict[str, Any]]
+
+    @classmethod
+    def load(cls, path: Path) -> Scenario:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ScenarioError(f"{path}: {exc}") from None
+        try:
+            return cls(path, data.get("name", path.stem), data["title"], data["edition"],
+                       data.get("users", {"alice": "Passw0rd!"}), data.get("config", {}),
+                       data["steps"])
+        except KeyError as exc:
+            raise ScenarioError(f"{path}: missing {exc}") from None
+
+
+@dataclass
+class Run:
+    """The state of one scenario run: the host and the clients it holds."""
+
+    host: EmulatedHost
+    users: dict[str, str]
+    smb: dict[str, SMBConnection] = field(default_factory=dict)
+
+    def default_user(self) -> tuple[str, str]:
+        return next(iter(self.users.items()))
+
+
+def expand_clients(spec: str | list[str]) -> list[str]:
+    """"PC01..PC10" -> PC01, PC02 ... PC10 (the width of the first number is kept)."""
+    if isinstance(spec, list):
+        return spec
+    m = re.fullmatch(r"(.*?)(\d+)\.\.(.*?)(\d+)", spec)
+    if not m:
+        return [spec]
+    prefix, first, _, last = m.groups()
+    return [f"{prefix}{n:0{len(first)}d}" for n in range(int(first), int(last) + 1)]
+
+
+def status_name(status: int) -> str:
+    name = nt_errors.ERROR_MESSAGES.get(status, (f"0x{status:08X}",))[0]
+    return f"{name} (0x{status:08X})"
+
+
+def _same(expected: str, observed: str) -> bool:
+    """An expectation naming a status by name or by number matches either spelling."""
+    e, o = expected.strip().lower(), observed.strip().lower()
+    return e == o or (e != "" and (e in o.split(" ") or f"({e})" in o.split(" ")))
+
+
+# -- actions: each returns the observed outcome as text ------------------------------------
+def _smb_logon(run: Run, step: dict[str, Any]) -> str:
+    outcomes = []
+    for client in expand_clients(step.get("clients", step.get("client", "PC"))):
+        user, password = ("", "") if step.get("anonymous") else (
+            step.get("user", run.default_user()[0]),
+            step.get("password", run.users.get(step.get("user", run.default_user()[0]), "")))
+        conn = run.smb.get(client) or SMBConnection(run.host.host, run.host.host,
+                                                    myName=client, sess_port=run.host.smb_port)
+        try:
+            conn.login(user, password)
+        except SessionError as err:
+            outcomes.append(status_name(err.getErrorCode()))
+            run.smb[client] = conn  # the TCP connection stays usable for a retry
+            continue
+        run.smb[client] = conn
+        outcomes.append("admitted")
+    return _summarise(outcomes)
+
+
+def _smb_logoff(run: Run, step: dict[str, Any]) -> str:
+    for client in expand_clients(step.get("clients", step.get("client", ""))):
+        run.smb.pop(client).logoff()
+    return "done"
+
+
+def _smb_close(run: Run, step: dict[str, Any]) -> str:
+    """The user closes the window: the TCP connection goes, no LOGOFF is sent."""
+    for client in expand_clients(step.get("clients", step.get("client", ""))):
+        run.smb.pop(client).close()
+    return "done"
+
+
+def _smb_open_pipe(run: Run, step: dict[str, Any]) -> str:
+    outcomes = []
+    for client in expand_clients(step.get("clients", step.get("client", ""))):
+        conn = run.smb[client]
+        try:
+            tid = conn.connectTree("IPC$")
+            conn.openFile(tid, "\\" + step["pipe"], desiredAccess=0x12019F)
+            outcomes.append("opened")
+        except SessionError as err:
+            outcomes.append(status_name(err.getErrorCode()))
+    return _summarise(outcomes)
+
+
+def _net_session_delete(run: Run, step: dict[str, Any]) -> str:
+    """`net session \\\\CLIENT /delete`."""
+    try:
+        answer = run.host.admin.call("POST", "/api/sessions/delete", {"client": step["client"]})
+    except AdminError:  # the API answers 404 when the client has no session
+        return "0 deleted"
+    return f"{len(answer['deleted'])} deleted"
+
+
+def _set_rules(run: Run, step: dict[str, Any]) -> str:
+    run.host.admin.call("PATCH", "/api/rules", step["rules"])
+    return "done"
+
+
+def _set_limit(run: Run, step: dict[str, Any]) -> str:
+    run.host.set_limit(step["protocol"], step["limit"])
+    return "done"
+
+
+def _advance(run: Run, step: dict[str, Any]) -> str:
+    run.host.advance(step["seconds"])
+    return "done"
+
+
+def _count_sessions(run: Run, step: dict[str, Any]) -> str:
+    return f"{len(run.host.sessions(step.get('protocol')))} sessions"
+
+
+def _count_events(run: Run, step: dict[str, Any]) -> str:
+    return f"{len(run.host.events(step['id']))} events"
+
+
+def _metric(run: Run, step: dict[str, Any]) -> str:
+    """The value of one Prometheus sample, e.g. metric = 'smbrdp_denied_total{protocol="smb"}'."""
+    text = run.host.admin.call_text("GET", "/metrics")
+    for line in text.splitlines():
+        if line.startswith(step["metric"] + " "):
+            return line.split()[-1]
+    return "absent"
+
+
+ACTIONS: dict[str, Callable[[Run, dict[str, Any]], str]] = {
+    "smb_logon": _smb_logon,
+    "smb_logoff": _smb_logoff,
+    "smb_close": _smb_close,
+    "smb_open_pipe": _smb_open_pipe,
+    "net_session_delete": _net_session_delete,
+    "set_rules": _set_rules,
+    "set_limit": _set_limit,
+    "advance": _advance,
+    "count_sessions": _count_sessions,
+    "count_events": _count_events,
+    "metric": _metric,
+}
+
+
+def _summarise(outcomes: list[str]) -> str:
+    """"admitted" x10 reads as "admitted"; a mix lists each outcome with its count."""
+    if len(set(outcomes)) == 1:
+        return outcomes[0]
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o] = counts.get(o, 0) + 1
+    return ", ".join(f"{n} {o}" for o, n in counts.items())
+
+
+def run_scenario(scenario: Scenario, report: Callable[[StepResult], None] | None = None
+                 ) -> list[StepResult]:
+    for i, step in enumerate(scenario.steps, 1):
+        if step.get("do") not in ACTIONS:
+            raise ScenarioError(f"{scenario.path}: step {i}: unknown action {step.get('do')!r}"
+                                f" (known: {', '.join(ACTIONS)})")
+    results = []
+    with EmulatedHost(scenario.edition, scenario.users, **scenario.config) as host:
+        run = Run(host, scenario.users)
+        try:
+            for i, step in enumerate(scenario.steps, 1):
+                try:
+                    observed = ACTIONS[step["do"]](run, step)
+                except Exception as exc:  # a client error is an observation, not a crash
+                    observed = f"error: {type(exc).__name__}: {exc}"
+                result = StepResult(i, step.get("say", step["do"]), str(step.get("expect",
+                                                                                  "done")),
+                                    observed)
+                results.append(result)
+                if report:
+                    report(result)
+        finally:
+            for conn in run.smb.values():
+                try:
+                    conn.close()
+                except Exception:  # noqa: S110 - the host is going away anyway
+                    pass
+    return results
+
+
+def find_scenarios(directory: Path = SCENARIO_DIR) -> list[Scenario]:
+    return [Scenario.load(p) for p in sorted(directory.glob("*.toml"))]
+
+
+def resolve(name_or_file: str, directory: Path = SCENARIO_DIR) -> Scenario:
+    path = Path(name_or_file)
+    if path.suffix == ".toml" and path.exists():
+        return Scenario.load(path)
+    for scenario in find_scenarios(directory):
+        if scenario.name == name_or_file:
+            return scenario
+    raise ScenarioError(f"no scenario {name_or_file!r} in {directory}")
+
+
+def describe(scenarios: list[Scenario]) -> str:
+    return json.dumps([{"name": s.name, "title": s.title, "edition": s.edition,
+                        "steps": len(s.steps), "file": str(s.path)} for s in scenarios],
+                      indent=2)
