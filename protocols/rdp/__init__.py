@@ -1,0 +1,1 @@
+"""Remote Desktop (MS-RDPBCGR) server side: sans-IO codecs and state machine, Twisted adapter."""

@@ -1,0 +1,196 @@
+"""A minimal blocking RDP client over TLS (no NLA), for tests and the benchmark.
+
+It runs the connection sequence of a FreeRDP-like client and reports what the server
+did: the selected protocol, the Demand Active, bitmap rectangles, Save Session Info
+logon errors, Set Error Info codes, Deactivate All and the Disconnect Provider
+Ultimatum. Not a user-facing client.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import struct
+from dataclasses import dataclass, field
+
+from protocols.rdp import gcc, mcs, pdu
+from protocols.rdp.x224 import (
+    PROTOCOL_SSL,
+    TYPE_RDP_NEG_RSP,
+    connection_request,
+    parse_connection_confirm,
+    parse_x224,
+    x224_data,
+)
+
+
+@dataclass
+class ServerReport:
+    selected_protocol: int | None = None
+    failure_code: int | None = None
+    session_id: int | None = None
+    licensed: bool = False
+    activated: bool = False  # Font Map received
+    rects: list[pdu.BitmapRect] = field(default_factory=list)
+    logon_errors: list[tuple[int, int]] = field(default_factory=list)
+    errinfo: list[int] = field(default_factory=list)
+    deactivated: bool = False
+    dpum_reason: int | None = None
+    closed: bool = False
+    shutdown_denied: bool = False
+
+    def session_id_seen(self) -> bool:
+        return self.session_id is not None
+
+
+def _recv_exact(sock: socket.socket | ssl.SSLSocket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise EOFError("server closed the connection")
+        buf += chunk
+    return buf
+
+
+def read_tpkt(sock: socket.socket | ssl.SSLSocket) -> bytes:
+    header = _recv_exact(sock, 4)
+    (length,) = struct.unpack(">H", header[2:])
+    return _recv_exact(sock, length - 4)
+
+
+def read_frame(sock: socket.socket | ssl.SSLSocket) -> bytes:
+    """One server frame: a TPKT payload (X.224 TPDU), or a whole fast-path PDU."""
+    first = _recv_exact(sock, 2)
+    if first[0] == 3:
+        (length,) = struct.unpack(">H", _recv_exact(sock, 2))
+        return _recv_exact(sock, length - 4)
+    if first[1] & 0x80:
+        third = _recv_exact(sock, 1)
+        length = ((first[1] & 0x7F) << 8) | third[0]
+        return first + third + _recv_exact(sock, length - 3)
+    return first + _recv_exact(sock, first[1] - 2)
+
+
+class RDPTestClient:
+    def __init__(self, host: str, port: int, *, timeout: float = 10.0) -> None:
+        self.report = ServerReport()
+        self.raw = socket.create_connection((host, port), timeout=timeout)
+        self.sock: socket.socket | ssl.SSLSocket = self.raw
+
+    def close(self) -> None:
+        self.sock.close()
+
+    # -- the sequence ----------------------------------------------------------------------
+    def negotiate(self, requested: int | None = PROTOCOL_SSL, cookie: bytes = b"") -> bool:
+        self.sock.sendall(connection_request(requested, cookie))
+        kind, value = parse_connection_confirm(read_tpkt(self.sock))
+        if kind != TYPE_RDP_NEG_RSP:
+            self.report.failure_code = value
+            return False
+        self.report.selected_protocol = value
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        self.sock = ctx.wrap_socket(self.raw)
+        return True
+
+    def logon(self, user: str, password: str, *, console: bool = False, bpp: int = 16,
+              width: int = 1024, height: int = 768, channels: tuple[str, ...] = ("cliprdr",),
+              client_name: str = "pytest") -> None:
+        """MCS connect, domain, Client Info; then read up to the Demand Active, answer it and
+        finalize."""
+        blocks = gcc.client_data_blocks(
+            width=width, height=height, name=client_name, bpp=bpp, channels=channels,
+            selected_protocol=self.report.selected_protocol or 0,
+            cluster_flags=0x0F if console else 0x0D)
+        self.sock.sendall(x224_data(mcs.connect_initial(gcc.conference_create_request(blocks))))
+        _, payload = parse_x224(read_tpkt(self.sock))
+        result, _ = mcs.parse_connect_response(payload)
+        if result != 0:
+            raise AssertionError(f"MCS connect result {result}")
+        self.sock.sendall(x224_data(mcs.erect_domain_request()))
+        self.sock.sendall(x224_data(mcs.attach_user_request()))
+        _, confirm = parse_x224(read_tpkt(self.sock))
+        (initiator,) = struct.unpack_from(">H", confirm, 2)
+        self.user_id = initiator + mcs.BASE_CHANNEL
+        ids = [self.user_id, mcs.IO_CHANNEL, *range(mcs.IO_CHANNEL + 1,
+                                                    mcs.IO_CHANNEL + 1 + len(channels))]
+        for channel in ids:
+            self.sock.sendall(x224_data(mcs.channel_join_request(self.user_id, channel)))
+            read_tpkt(self.sock)
+        self.send_io(pdu.client_info(user, password))
+        while not self.report.session_id_seen():
+            self._read_one()
+        caps = pdu.server_capabilities(width, height, bpp)  # shapes a client accepts too
+        self.send_io(pdu.confirm_active(caps, source=self.user_id))
+        for message in (pdu.synchronize(), pdu.control(pdu.CTRLACTION_COOPERATE),
+                        pdu.control(pdu.CTRLACTION_REQUEST_CONTROL), pdu.font_list()):
+            self.send_io(message)
+
+    def send_io(self, payload: bytes) -> None:
+        self.sock.sendall(x224_data(mcs.send_data_request(self.user_id, mcs.IO_CHANNEL, payload)))
+
+    def read_until_closed(self) -> ServerReport:
+        try:
+            while True:
+                self._read_one()
+        except (EOFError, OSError, ssl.SSLError):
+            self.report.closed = True
+        return self.report
+
+    def read_until_drawn(self, min_rects: int = 1) -> ServerReport:
+        while not (self.report.activated and len(self.report.rects) >= min_rects):
+            self._read_one()
+        return self.report
+
+    # -- server output -----------------------------------------------------------------------
+    def _read_one(self) -> None:
+        if not absorb(self.report, read_frame(self.sock)):
+            raise EOFError("disconnect provider ultimatum")
+
+
+def absorb(report: ServerReport, frame_payload: bytes) -> bool:
+    """Record one server frame (a TPKT payload or a fast-path PDU); False once the server
+    sent its DPUM."""
+    if frame_payload[0] == pdu.FASTPATH_OUTPUT_ACTION_FASTPATH:  # X.224 TPDUs start with LI
+        for code, data in pdu.parse_fastpath_output(frame_payload):
+            if code == pdu.FASTPATH_UPDATETYPE_BITMAP:
+                report.rects += pdu.parse_bitmap_update(data)
+        return True
+    _, payload = parse_x224(frame_payload)
+    kind = payload[0] >> 2
+    if kind == mcs.DISCONNECT_PROVIDER_ULTIMATUM:
+        report.dpum_reason = mcs.parse_domain_pdu(payload).reason
+        return False
+    if kind != mcs.SEND_DATA_INDICATION:
+        return True  # connect response, attach user / channel join confirms
+    _, data = mcs.parse_send_data_indication(payload)
+    if not report.licensed:
+        flags, _ = pdu.parse_security_header(data)
+        report.licensed = bool(flags & pdu.SEC_LICENSE_PKT)
+        return True
+    for share in pdu.split_share_control(data):
+        if share.pdu_type == pdu.PDUTYPE_DEMANDACTIVEPDU:
+            (report.session_id,) = struct.unpack_from("<I", share.body, len(share.body) - 4)
+        elif share.pdu_type == pdu.PDUTYPE_DEACTIVATEALLPDU:
+            report.deactivated = True
+        elif share.pdu_type == pdu.PDUTYPE_DATAPDU:
+            _absorb_data(report, pdu.parse_share_data(share.body))
+    return True
+
+
+def _absorb_data(report: ServerReport, data: pdu.ShareData) -> None:
+    if data.pdu_type2 == pdu.PDUTYPE2_FONTMAP:
+        report.activated = True
+    elif data.pdu_type2 == pdu.PDUTYPE2_UPDATE:
+        report.rects += pdu.parse_bitmap_update(data.payload)
+    elif data.pdu_type2 == pdu.PDUTYPE2_SET_ERROR_INFO_PDU:
+        report.errinfo.append(struct.unpack("<I", data.payload)[0])
+    elif data.pdu_type2 == pdu.PDUTYPE2_SAVE_SESSION_INFO:
+        info_type, _length, fields, _cb, kind, value = struct.unpack_from("<IHIIII",
+                                                                          data.payload)
+        if info_type == pdu.INFOTYPE_LOGON_EXTENDED_INFO and fields & pdu.LOGON_EX_LOGONERRORS:
+            report.logon_errors.append((kind, value))
+    elif data.pdu_type2 == pdu.PDUTYPE2_SHUTDOWN_DENIED:
+        report.shutdown_denied = True

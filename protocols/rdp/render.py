@@ -1,0 +1,174 @@
+"""What the server draws: a plain desktop for admitted sessions, and the refusal message box
+(the edition's text, as Winlogon shows it) for the session turned away at the limit.
+
+Images become uncompressed bitmap rectangles at the session's colour depth: bottom-up
+rows, 64-pixel-wide tiles, each row a multiple of 4 bytes.
+"""
+
+from __future__ import annotations
+
+import functools
+import textwrap
+from typing import Any
+
+from protocols.rdp.pdu import BitmapRect
+
+TILE = 64  # tile width; the height keeps one tile within 8 KB
+TILE_BYTES = 7936  # two tiles fit one update PDU (PER lengths stop at 16 KB)
+DESKTOP_COLOR = (0x3A, 0x6E, 0xA5)  # the classic Windows desktop blue
+DIALOG_FACE = (0xEC, 0xE9, 0xD8)
+TITLE_BAR = (0x0A, 0x24, 0x6A)
+TEXT = (0, 0, 0)
+WHITE = (0xFF, 0xFF, 0xFF)
+BYTES_PER_PIXEL = {15: 2, 16: 2, 24: 3, 32: 4}
+
+
+@functools.lru_cache(maxsize=4)
+def _font(size: int) -> Any:
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=size)
+
+
+def _round4(n: int) -> int:
+    return (n + 3) & ~3
+
+
+@functools.lru_cache(maxsize=16)
+def render_message_box(text: str, title: str = "Logon Message", width: int = 520) -> Any:
+    """The message box as a PIL RGB image whose sides are multiples of 4 pixels."""
+    from PIL import Image, ImageDraw
+
+    font, title_font = _font(15), _font(14)
+    draw_probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    # Wrap to the box width by measuring, word by word.
+    inner = width - 40
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        words = paragraph.split()
+        line = ""
+        for word in words:
+            candidate = f"{line} {word}".strip()
+            if draw_probe.textlength(candidate, font=font) <= inner or not line:
+                line = candidate
+            else:
+                lines.append(line)
+                line = word
+        lines.append(line)
+    if not lines:
+        lines = textwrap.wrap(text, 60) or [""]
+    line_h = 22
+    title_h = 26
+    button_h = 26
+    height = _round4(title_h + 20 + line_h * len(lines) + 16 + button_h + 14)
+    width = _round4(width)
+    img = Image.new("RGB", (width, height), DIALOG_FACE)
+    d = ImageDraw.Draw(img)
+    d.rectangle([0, 0, width - 1, height - 1], outline=(0x40, 0x40, 0x40))
+    d.rectangle([1, 1, width - 2, title_h], fill=TITLE_BAR)
+    d.text((10, 5), title, font=title_font, fill=WHITE)
+    y = title_h + 20
+    for line in lines:
+        d.text((20, y), line, font=font, fill=TEXT)
+        y += line_h
+    bw, bx, by = 80, (width - 80) // 2, height - button_h - 12
+    d.rectangle([bx, by, bx + bw, by + button_h], fill=DIALOG_FACE, outline=(0x40, 0x40, 0x40))
+    ok_w = d.textlength("OK", font=font)
+    d.text((bx + (bw - ok_w) / 2, by + 4), "OK", font=font, fill=TEXT)
+    return img
+
+
+def message_box_origin(screen_w: int, screen_h: int, box: Any) -> tuple[int, int]:
+    """Centred, on a 4-pixel grid so tiles stay aligned."""
+    x = max(0, (screen_w - box.width) // 2) & ~3
+    y = max(0, (screen_h - box.height) // 2)
+    return x, y
+
+
+def _pack_rows(rgb_rows: bytes, width: int, height: int, bpp: int) -> bytes:
+    """Top-down packed RGB -> bottom-up rows at ``bpp`` (little-endian pixels), padded."""
+    from PIL import Image
+
+    img = Image.frombytes("RGB", (width, height), rgb_rows)
+    if bpp == 32:  # BGRA with an opaque alpha byte (FreeRDP reads 32 bpp as BGRA32)
+        return img.convert("RGBA").tobytes("raw", "BGRA", 0, -1)
+    if bpp == 24:
+        stride = _round4(width * 3)
+        return img.tobytes("raw", "BGR", stride, -1)
+    from PIL import ImageChops
+
+    r, g, b = img.split()
+    if bpp == 16:  # RGB565, little-endian
+        hi = ImageChops.add(r.point(lambda v: v & 0xF8), g.point(lambda v: v >> 5))
+        lo = ImageChops.add(g.point(lambda v: (v << 3) & 0xE0), b.point(lambda v: v >> 3))
+    else:  # 15: RGB555
+        hi = ImageChops.add(r.point(lambda v: (v >> 1) & 0x7C), g.point(lambda v: v >> 6))
+        lo = ImageChops.add(g.point(lambda v: (v << 2) & 0xE0), b.point(lambda v: v >> 3))
+    return Image.merge("LA", (lo, hi)).tobytes("raw", "LA", _round4(width * 2), -1)
+
+
+def tile_height(bpp: int) -> int:
+    return TILE_BYTES // (TILE * BYTES_PER_PIXEL[bpp])
+
+
+def image_rects(img: Any, left: int, top: int, bpp: int, screen_w: int,
+                screen_h: int) -> list[BitmapRect]:
+    """A PIL RGB image placed at (left, top) -> tiles, clipped to the screen."""
+    rects = []
+    th = tile_height(bpp)
+    for ty in range(0, img.height, th):
+        for tx in range(0, img.width, TILE):
+            x, y = left + tx, top + ty
+            if x >= screen_w or y >= screen_h:
+                continue
+            w = min(TILE, img.width - tx)
+            h = min(th, img.height - ty, screen_h - y)
+            visible = min(w, screen_w - x)
+            tile = img.crop((tx, ty, tx + w, ty + h))
+            w4 = _round4(w)
+            if w4 != w:
+                from PIL import Image
+
+                padded = Image.new("RGB", (w4, h))
+                padded.paste(tile, (0, 0))
+                tile, w = padded, w4
+            rects.append(BitmapRect(x, y, w, h, visible, bpp,
+                                    _pack_rows(tile.tobytes(), w, h, bpp)))
+    return rects
+
+
+def _pixel(color: tuple[int, int, int], bpp: int) -> bytes:
+    r, g, b = color
+    if bpp == 32:
+        return bytes([b, g, r, 0xFF])
+    if bpp == 24:
+        return bytes([b, g, r])
+    value = ((r >> 3) << 11 | (g >> 2) << 5 | b >> 3) if bpp == 16 else \
+        ((r >> 3) << 10 | (g >> 3) << 5 | b >> 3)
+    return value.to_bytes(2, "little")
+
+
+def solid_rects(color: tuple[int, int, int], width: int, height: int,
+                bpp: int) -> list[BitmapRect]:
+    """The whole screen in one colour (the plain desktop), as tiles."""
+    px = _pixel(color, bpp)
+    rects = []
+    cache: dict[tuple[int, int], bytes] = {}
+    th = tile_height(bpp)
+    for y in range(0, height, th):
+        for x in range(0, width, TILE):
+            visible = min(TILE, width - x)
+            w, h = _round4(visible), min(th, height - y)
+            key = (w, h)
+            if key not in cache:
+                row = px * w
+                row += b"\x00" * (_round4(len(row)) - len(row))
+                cache[key] = row * h
+            rects.append(BitmapRect(x, y, w, h, visible, bpp, cache[key]))
+    return rects
+
+
+def refusal_rects(text: str, screen_w: int, screen_h: int, bpp: int) -> list[BitmapRect]:
+    box = render_message_box(text, width=min(520, screen_w - 8))
+    x, y = message_box_origin(screen_w, screen_h, box)
+    return image_rects(box, x, y, bpp, screen_w, screen_h)

@@ -1,0 +1,70 @@
+"""The thin Twisted adapter: bytes between a TCP (then TLS) transport and the sans-IO core."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import protocol
+from twisted.logger import Logger
+
+from protocols.rdp.connection import RDPServerConfig, RDPServerConnection
+
+log = Logger(namespace="rdp")
+
+
+class RDPProtocol(protocol.Protocol):
+    def __init__(self, config: RDPServerConfig, tls_context: Any) -> None:
+        self.config = config
+        self.tls_context = tls_context
+        self.core: RDPServerConnection | None = None
+        self._closing = False
+
+    def connectionMade(self) -> None:
+        transport: Any = self.transport
+        peer = transport.getPeer()
+        address = getattr(peer, "host", str(peer))
+        self.core = RDPServerConnection(self.config, address=address,
+                                        log=lambda line: log.info("{line}", line=line))
+        self.core.on_output = self._flush  # timers and the engine's close hook
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.core is None:
+            return
+        self.core.receive_data(data)
+        self._flush()
+
+    def _flush(self) -> None:
+        core, transport = self.core, self.transport
+        if core is None or transport is None or self._closing:
+            return
+        transport = self._transport()
+        out = core.data_to_send()
+        if out:
+            transport.write(out)
+        if core.tls_requested and not core.close_requested:
+            transport.startTLS(self.tls_context)
+            core.tls_started()
+        if core.close_requested:
+            self._closing = True
+            if core.close_abruptly:
+                transport.abortConnection()
+            else:
+                transport.loseConnection()
+
+    def _transport(self) -> Any:
+        return self.transport  # TCP, then TLS: write, startTLS, loseConnection, abort
+
+    def connectionLost(self, reason: object = None) -> None:
+        if self.core is not None:
+            self.core.connection_lost()
+
+
+class RDPFactory(protocol.ServerFactory):
+    def __init__(self, config: RDPServerConfig, tls_context: Any) -> None:
+        self.config = config
+        self.tls_context = tls_context
+
+    def buildProtocol(self, addr: object) -> RDPProtocol:
+        p = RDPProtocol(self.config, self.tls_context)
+        p.factory = self
+        return p

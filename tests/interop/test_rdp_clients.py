@@ -1,0 +1,397 @@
+"""Remote Desktop with unmodified clients: xfreerdp (FreeRDP 2.11) and rdesktop 1.9 under Xvfb,
+aardwolf (headless Python), impacket's rdp_check.py (NLA) and nmap's RDP scripts.
+
+The Home Server story: two users connected, a third refused after logon with the refusal
+drawn in the session (checked in a screenshot of the Xvfb screen against the bitmap the
+emulator renders), /admin admitted on top, a killed client leaves a disconnected session
+that still refuses the next user, and an admin reset frees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.interop.conftest import EmulatorProcess, require_binary, require_module
+
+pytestmark = pytest.mark.interop
+
+USERS = {"alice": "Passw0rd!", "bob": "B0b-s3cret", "carol": "C4rol-pw", "dave": "D4ve-pw"}
+TOKEN = "rdp-interop-token"
+DISPLAY_SECONDS = 4.0  # the refusal stays on screen this long (Windows: ~30 s)
+SIZE = (1024, 768)
+
+
+# -- an X display and the clients ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def xvfb() -> Any:
+    exe = require_binary("Xvfb")
+    for number in random.sample(range(40, 400), 40):
+        if not os.path.exists(f"/tmp/.X{number}-lock") and \
+                not os.path.exists(f"/tmp/.X11-unix/X{number}"):
+            break
+    proc = subprocess.Popen([exe, f":{number}", "-screen", "0", "1280x1024x24", "-nolisten",
+                             "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(f"/tmp/.X11-unix/X{number}"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"Xvfb :{number} did not start")
+        time.sleep(0.05)
+    yield f":{number}"
+    proc.terminate()
+    proc.wait(10)
+
+
+class Clients:
+    def __init__(self, display: str, home: Path, emu: EmulatorProcess) -> None:
+        self.env = dict(os.environ, DISPLAY=display, HOME=str(home))
+        self.emu = emu
+        self.host, self.port = emu.listeners["rdp"]
+        self.logs = home
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def xfreerdp(self, user: str, password: str | None = None, *extra: str) -> Any:
+        exe = require_binary("xfreerdp")
+        log = open(self.logs / f"xfreerdp-{user}-{len(self.procs)}.log", "w+")  # noqa: SIM115
+        cmd = [exe, f"/v:{self.host}:{self.port}", f"/u:{user}",
+               f"/p:{USERS[user] if password is None else password}", "/cert:ignore",
+               f"/size:{SIZE[0]}x{SIZE[1]}", "/bpp:32", "/log-level:INFO", *extra]
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, text=True, env=self.env)
+        proc.log = log  # type: ignore[attr-defined]
+        self.procs.append(proc)
+        return proc
+
+    def rdesktop(self, user: str, *extra: str) -> Any:
+        exe = require_binary("rdesktop")
+        log = open(self.logs / f"rdesktop-{user}-{len(self.procs)}.log", "w+")  # noqa: SIM115
+        cmd = [exe, "-u", user, "-p", USERS[user], "-g", f"{SIZE[0]}x{SIZE[1]}", *extra,
+               f"{self.host}:{self.port}"]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=log,
+                                stderr=subprocess.STDOUT, text=True, env=self.env)
+        assert proc.stdin is not None
+        proc.stdin.write("yes\n")  # "Do you trust this certificate (yes/no)?"
+        proc.stdin.flush()
+        proc.log = log  # type: ignore[attr-defined]
+        self.procs.append(proc)
+        return proc
+
+    @staticmethod
+    def output(proc: Any) -> str:
+        proc.log.flush()
+        proc.log.seek(0)
+        return str(proc.log.read())
+
+    @staticmethod
+    def finish(proc: Any, timeout: float = 30) -> int:
+        return int(proc.wait(timeout))
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+            proc.log.close()
+
+
+@pytest.fixture
+def clients(xvfb: str, tmp_path: Path) -> Any:
+    made: list[Clients] = []
+
+    def start(emu: EmulatorProcess) -> Clients:
+        home = tmp_path / "home"
+        home.mkdir(exist_ok=True)
+        made.append(Clients(xvfb, home, emu))
+        return made[-1]
+
+    yield start
+    for c in made:
+        c.close()
+
+
+def wait_for(emu: EmulatorProcess, count: int, timeout: float = 20.0, **match: Any) -> list[Any]:
+    found = emu.wait_events(count, timeout=timeout, protocol="rdp", **match)
+    assert len(found) >= count, (f"waited for {count} rdp events {match}; got "
+                                 f"{emu.events(protocol='rdp')}\nstderr:\n{emu.stderr()}")
+    return found
+
+
+def api(emu: EmulatorProcess, method: str, path: str) -> Any:
+    request = urllib.request.Request(emu.admin_url + path, method=method,
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return json.loads(reply.read() or b"null")
+
+
+# -- the screenshot check ------------------------------------------------------------------------
+
+def find_image(screen: Any, needle: Any) -> tuple[int, int] | None:
+    """Where ``needle`` (RGB) sits pixel for pixel in ``screen`` (RGB), or None."""
+    sw, nw = screen.width, needle.width
+    sbytes, nbytes = screen.tobytes(), needle.tobytes()
+    first = nbytes[:nw * 3]
+    for y in range(screen.height - needle.height + 1):
+        row = sbytes[y * sw * 3:(y + 1) * sw * 3]
+        x = row.find(first)
+        while x >= 0:
+            if x % 3 == 0 and all(
+                    sbytes[(y + dy) * sw * 3 + x:(y + dy) * sw * 3 + x + nw * 3]
+                    == nbytes[dy * nw * 3:(dy + 1) * nw * 3] for dy in range(needle.height)):
+                return x // 3, y
+            x = row.find(first, x + 1)
+    return None
+
+
+def screenshot(display: str) -> Any:
+    from PIL import ImageGrab
+
+    return ImageGrab.grab(xdisplay=display).convert("RGB")
+
+
+# -- the Home Server story -----------------------------------------------------------------------
+
+def test_home_server_story_with_xfreerdp_and_rdesktop(emulator, clients, xvfb, tmp_path):
+    from emulator.editions import TS_REFUSAL_2003
+    from protocols.rdp.render import render_message_box
+
+    emu = emulator("whs", users=USERS, args=[
+        "--refusal-display-seconds", str(DISPLAY_SECONDS), "--admin-port", "0",
+        "--admin-token", TOKEN])
+    c = clients(emu)
+    alice = c.xfreerdp("alice")
+    bob = c.rdesktop("bob")
+    wait_for(emu, 2, outcome="admitted")
+    assert alice.poll() is None and bob.poll() is None  # both stay connected
+
+    # The third user: logged on, shown the refusal, then turned away.
+    carol = c.xfreerdp("carol")
+    (denied,) = wait_for(emu, 1, outcome="denied")
+    assert denied["user"] == "carol" and denied["message"] == TS_REFUSAL_2003
+    time.sleep(1.0)  # the client draws what it received
+    shot = screenshot(xvfb)
+    shot.save(tmp_path / "refused-xfreerdp.png")
+    box = render_message_box(TS_REFUSAL_2003)
+    assert find_image(shot, box) is not None, "the refusal box is not on the screen"
+    other = render_message_box("The number of connections to this computer is limited.")
+    assert find_image(shot, other) is None  # the check can tell texts apart
+    assert c.finish(carol) == 7  # xfreerdp exits with the errinfo it was given
+    out = c.output(carol)
+    assert "ERRINFO_SERVER_DENIED_CONNECTION (0x00000007):The server denied the connection." \
+        in out
+    elapsed = [e for e in emu.events(protocol="rdp") if e["outcome"] == "denied"]
+    assert len(elapsed) == 1
+
+    carol_rd = c.rdesktop("carol")
+    assert c.finish(carol_rd) == 7
+    assert "disconnect: The server denied the connection." in c.output(carol_rd)
+
+    # The console session (/admin) does not count: admitted on top of the two.
+    dave = c.xfreerdp("dave", None, "/admin")
+    (console,) = wait_for(emu, 1, outcome="admitted", user="dave")
+    assert console["session_id"] == 0
+    time.sleep(0.5)
+    assert dave.poll() is None
+    sessions = {s["user"]: s for s in api(emu, "GET", "/api/sessions")
+                if s["protocol"] == "rdp"}
+    assert sessions["dave"]["console"] is True and sessions["alice"]["console"] is False
+
+    # A killed client leaves a disconnected session that still counts.
+    alice.send_signal(signal.SIGKILL)
+    alice.wait(10)
+    wait_for(emu, 1, outcome="disconnect", user="alice")
+    carol = c.xfreerdp("carol")
+    assert c.finish(carol) == 7
+    assert len(emu.events(protocol="rdp", outcome="denied")) == 3
+
+    # rwinsta (admin reset) frees it; now carol gets in.
+    session_id = next(s["id"] for s in api(emu, "GET", "/api/sessions")
+                      if s["protocol"] == "rdp" and s["user"] == "alice")
+    api(emu, "POST", f"/api/sessions/{session_id}/reset")
+    wait_for(emu, 1, outcome="admin-reset", user="alice")
+    carol = c.xfreerdp("carol")
+    wait_for(emu, 1, outcome="admitted", user="carol")
+    time.sleep(0.5)
+    assert carol.poll() is None
+
+
+def test_rwinsta_on_a_live_session_logs_the_client_off(emulator, clients):
+    emu = emulator("whs", users=USERS, args=["--admin-port", "0", "--admin-token", TOKEN])
+    c = clients(emu)
+    bob = c.rdesktop("bob")
+    alice = c.xfreerdp("alice")
+    wait_for(emu, 2, outcome="admitted")
+    ids = {s["user"]: s["id"] for s in api(emu, "GET", "/api/sessions")
+           if s["protocol"] == "rdp"}
+    api(emu, "POST", f"/api/sessions/{ids['alice']}/reset")
+    api(emu, "POST", f"/api/sessions/{ids['bob']}/reset")
+    assert c.finish(alice) == 2  # ERRINFO_RPC_INITIATED_LOGOFF
+    assert "ERRINFO_RPC_INITIATED_LOGOFF" in c.output(alice)
+    c.finish(bob)
+    assert "disconnect: Administrator initiated logout." in c.output(bob)
+
+
+# -- NLA (CredSSP) -------------------------------------------------------------------------------
+
+def test_xfreerdp_with_nla_on_server_2022_refusal_and_wrong_password(emulator, clients):
+    emu = emulator("server-2022", users=USERS, args=["--refusal-display-seconds", "1"])
+    c = clients(emu)
+    c.xfreerdp("alice")
+    c.xfreerdp("bob")
+    wait_for(emu, 2, outcome="admitted")
+    carol = c.xfreerdp("carol")
+    assert c.finish(carol) == 7
+    out = c.output(carol)
+    assert "Logon Error Info LOGON_FAILED_OTHER" in out
+    assert "ERRINFO_SERVER_DENIED_CONNECTION" in out
+    wrong = c.xfreerdp("carol", "not-the-password")
+    c.finish(wrong)
+    assert "STATUS_LOGON_FAILURE" in c.output(wrong)
+    (failed,) = wait_for(emu, 1, outcome="auth-failed")
+    assert failed["id"] == 4625
+
+
+def _fixed_port_emulator(emulator: Any, edition: str) -> EmulatorProcess:
+    """rdp_check.py and nmap's RDP scripts only talk to port 3389: give the emulator a
+    loopback address of its own (127.x.y.z) so 3389 is free there."""
+    for _ in range(5):
+        host = f"127.{random.randint(16, 250)}.{random.randint(1, 250)}.{random.randint(2, 250)}"
+        try:
+            return emulator(edition, users=USERS, args=["--host", host, "--rdp-port", "3389"])
+        except pytest.fail.Exception:
+            continue
+    pytest.fail("no loopback address with a free port 3389")
+
+
+def test_impacket_rdp_check_grants_the_right_password_and_denies_a_wrong_one(emulator):
+    exe = shutil.which("rdp_check.py") or require_binary("rdp_check.py")
+    emu = _fixed_port_emulator(emulator, "win10")
+    host = emu.listeners["rdp"][0]
+    good = subprocess.run([exe, f"alice:{USERS['alice']}@{host}"], capture_output=True,
+                          text=True, timeout=60)
+    assert "[*] Access Granted" in good.stdout + good.stderr
+    bad = subprocess.run([exe, f"alice:wrong@{host}"], capture_output=True, text=True,
+                         timeout=60)
+    assert "Access Granted" not in bad.stdout + bad.stderr
+    assert "[-]" in bad.stdout + bad.stderr
+    (failed,) = wait_for(emu, 1, outcome="auth-failed")
+    assert failed["status"] == 0xC000006D
+    assert emu.events(protocol="rdp", outcome="admitted") == []  # rdp_check stops at NLA
+
+
+def _nmap(host: str, scripts: str) -> str:
+    exe = require_binary("nmap")
+    # -d: rdp-enum-encryption lists the refused layers (with the RDP_NEG_FAILURE code) too.
+    return subprocess.run([exe, "-d", "-Pn", "-n", "-p", "3389", "--script", scripts, host],
+                          capture_output=True, text=True, timeout=120).stdout
+
+
+def test_nmap_rdp_scripts_report_the_security_layers_and_ntlm_info(emulator):
+    emu = _fixed_port_emulator(emulator, "server-2022")
+    out = _nmap(emu.listeners["rdp"][0], "rdp-enum-encryption,rdp-ntlm-info")
+    assert "CredSSP (NLA): SUCCESS" in out and "SSL: SUCCESS" in out, out
+    assert "Native RDP: FAILED (HYBRID_REQUIRED_BY_SERVER)" in out, out
+    assert "NetBIOS_Computer_Name: EMULATOR" in out and "Target_Name: WORKGROUP" in out, out
+    assert "Product_Version: 10.0" in out, out
+
+
+def test_nmap_on_a_2003_era_host_finds_tls_and_no_standard_security(emulator):
+    emu = _fixed_port_emulator(emulator, "server-2003")
+    out = _nmap(emu.listeners["rdp"][0], "rdp-enum-encryption")
+    # nmap asks for SSL|HYBRID under "CredSSP" and calls any negotiation response a success.
+    assert "SSL: SUCCESS" in out, out
+    assert "Native RDP: FAILED (SSL_REQUIRED_BY_SERVER)" in out, out
+    assert "128-bit RC4: SUCCESS" not in out, out
+
+
+# -- aardwolf, headless ----------------------------------------------------------------------------
+
+async def _aardwolf(url: str, seconds: float) -> tuple[Any, Any]:
+    from aardwolf.commons.factory import RDPConnectionFactory
+    from aardwolf.commons.iosettings import RDPIOSettings
+    from aardwolf.commons.queuedata.constants import VIDEO_FORMAT
+
+    settings = RDPIOSettings()
+    settings.channels = []
+    settings.video_width, settings.video_height = SIZE
+    settings.video_bpp_max = 32
+    settings.video_out_format = VIDEO_FORMAT.PIL
+    settings.clipboard_use_pyperclip = False
+    conn = RDPConnectionFactory.from_url(url, settings).get_connection(settings)
+    try:
+        _, err = await conn.connect()
+        await asyncio.sleep(seconds)
+        image = (conn.get_desktop_buffer(VIDEO_FORMAT.PIL).convert("RGB")
+                 if conn.desktop_buffer_has_data else None)
+    finally:
+        await conn.terminate()
+    return err, image
+
+
+@pytest.mark.parametrize("edition", ["whs", "win10"])  # TLS, then NLA
+def test_aardwolf_gets_the_desktop_then_the_refusal(emulator, edition):
+    require_module("aardwolf")
+    from protocols.rdp.render import DESKTOP_COLOR, message_box_origin, render_message_box
+
+    emu = emulator(edition, users=USERS, args=["--refusal-display-seconds", "2"])
+    host, port = emu.listeners["rdp"]
+    url = "rdp+ntlm-password://{}:{}@" + f"{host}:{port}"
+    err, image = asyncio.run(asyncio.wait_for(
+        _aardwolf(url.format("alice", USERS["alice"]), 1.5), 30))
+    assert err is None and image is not None
+    # aardwolf runs a 16 bpp session: colours come back within the 5/6-bit quantization.
+    for point in ((10, 10), (1000, 700)):
+        assert close(image.getpixel(point), DESKTOP_COLOR), image.getpixel(point)
+    wait_for(emu, 1, outcome="disconnect", user="alice")  # it left; the session stays
+    # win10 has one session: bob is refused while alice's disconnected session exists.
+    if edition == "whs":
+        asyncio.run(asyncio.wait_for(_aardwolf(url.format("bob", USERS["bob"]), 0.5), 30))
+    err, image = asyncio.run(asyncio.wait_for(
+        _aardwolf(url.format("carol", USERS["carol"]), 1.0), 30))
+    assert image is not None
+    edition_text = emu.events(protocol="rdp", outcome="denied")[0]["message"]
+    box = render_message_box(edition_text)
+    x, y = message_box_origin(*SIZE, box)
+    drawn = image.crop((x, y, x + box.width, y + box.height))
+    assert all(close(a, b) for a, b in zip(pixels(drawn), pixels(box), strict=True))
+    wrong = render_message_box("The terminal server is fine.")
+    assert not all(close(a, b) for a, b in zip(pixels(drawn), pixels(wrong), strict=True))
+
+
+def pixels(image: Any) -> list[tuple[int, ...]]:
+    raw = image.convert("RGB").tobytes()
+    return [tuple(raw[i:i + 3]) for i in range(0, len(raw), 3)]
+
+
+def close(a: Any, b: Any, tolerance: int = 8) -> bool:
+    return all(abs(int(p) - int(q)) <= tolerance for p, q in zip(a, b, strict=True))
+
+
+def test_xp_home_has_no_remote_desktop_host(emulator):
+    emu = emulator("xp-home")
+    assert "rdp" not in emu.listeners and "smb" in emu.listeners, emu.ready_line
+
+
+def test_a_client_offering_only_standard_rdp_security_gets_the_windows_failure(emulator):
+    from protocols.rdp.client import RDPTestClient
+
+    emu = emulator("win11", users=USERS)
+    client = RDPTestClient(*emu.listeners["rdp"])
+    try:
+        assert client.negotiate(requested=0) is False
+        assert client.report.failure_code == 0x5  # HYBRID_REQUIRED_BY_SERVER
+    finally:
+        client.close()
+    assert emu.events(protocol="rdp") == []
