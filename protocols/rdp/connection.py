@@ -257,13 +257,10 @@ class RDPServerConnection:
         try:
             step = self._credssp.step(ts_request)
         except AuthFailure as exc:
-            status = getattr(exc, "status", STATUS_LOGON_FAILURE)
-            token = getattr(exc, "token", None) or self._credssp_error(status)
-            if token:
-                self._out += token
-            result = getattr(self._credssp, "result", None)
-            self._failed_logon(getattr(result, "user", ""), "", status)
-            self._close(f"NLA logon failed (0x{status:08x})")
+            # Windows answers a TSRequest carrying the error (versions that have one).
+            self._out += self._credssp.error_reply(exc.status)
+            self._failed_logon(self._credssp.attempted_user or "", "", exc.status)
+            self._close(f"NLA logon failed (0x{exc.status:08x})")
             return
         if step.token:
             self._out += step.token
@@ -274,10 +271,6 @@ class RDPServerConnection:
             self._nla_credentials = (domain, user, password)
             self._decoder.credssp = False
             self.state = MCS_CONNECT
-
-    def _credssp_error(self, status: int) -> bytes:
-        make = getattr(self._credssp, "error_reply", None)
-        return bytes(make(status)) if make is not None else b""
 
     # -- MCS connect -----------------------------------------------------------------------
     def _on_connect_initial(self, payload: bytes) -> None:
