@@ -17,8 +17,11 @@ administrator does. Each step prints what was expected and what was observed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import threading
+import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,6 +77,72 @@ class Scenario:
             raise ScenarioError(f"{path}: missing {exc}") from None
 
 
+class RdpClients:
+    """Live RDP connections held by a scenario: aardwolf (a real client, NLA or TLS) in a
+    background asyncio loop, or the project's own TLS test client for a console request
+    (aardwolf cannot ask for one)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.held: dict[str, Any] = {}
+
+    def connect(self, label: str, host: str, port: int, user: str, password: str,
+                console: bool) -> None:
+        if console:
+            from protocols.rdp.client import RDPTestClient
+
+            client = RDPTestClient(host, port)
+            client.negotiate()
+            client.logon(user, password, console=True)
+            self.held[label] = client
+            return
+        self.held[label] = asyncio.run_coroutine_threadsafe(
+            self._aardwolf(f"rdp+ntlm-password://{user}:{password}@{host}:{port}"),
+            self.loop).result(30)
+
+    async def _aardwolf(self, url: str) -> Any:
+        from aardwolf.commons.factory import RDPConnectionFactory
+        from aardwolf.commons.iosettings import RDPIOSettings
+
+        settings = RDPIOSettings()
+        settings.channels = []
+        settings.clipboard_use_pyperclip = False
+        conn = RDPConnectionFactory.from_url(url, settings).get_connection(settings)
+        _, err = await conn.connect()
+        if err is not None:
+            raise err
+        return conn
+
+    def close(self, label: str) -> None:
+        """The user closes the window: TCP goes, no logoff."""
+        client = self.held.pop(label)
+        if hasattr(client, "terminate"):
+            asyncio.run_coroutine_threadsafe(client.terminate(), self.loop).result(30)
+        else:
+            client.close()
+
+    def shutdown(self) -> None:
+        for label in list(self.held):
+            try:
+                self.close(label)
+            except Exception:  # noqa: S110 - the host is going away anyway
+                pass
+        # aardwolf leaves reader tasks behind: end them before the loop goes.
+        asyncio.run_coroutine_threadsafe(_cancel_tasks(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+async def _cancel_tasks() -> None:
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 @dataclass
 class Run:
     """The state of one scenario run: the host and the clients it holds."""
@@ -81,9 +150,25 @@ class Run:
     host: EmulatedHost
     users: dict[str, str]
     smb: dict[str, SMBConnection] = field(default_factory=dict)
+    rdp: RdpClients | None = None
 
     def default_user(self) -> tuple[str, str]:
         return next(iter(self.users.items()))
+
+    def rdp_clients(self) -> RdpClients:
+        if self.rdp is None:
+            self.rdp = RdpClients()
+        return self.rdp
+
+    def wait(self, check: Callable[[], str | None], timeout: float = 15.0) -> str:
+        """Poll the host (real time: the client and the server talk meanwhile)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = check()
+            if found:
+                return found
+            time.sleep(0.05)
+        return "no outcome"
 
 
 def expand_clients(spec: str | list[str]) -> list[str]:
@@ -163,6 +248,55 @@ def _net_session_delete(run: Run, step: dict[str, Any]) -> str:
     return f"{len(answer['deleted'])} deleted"
 
 
+def _rdp_logon(run: Run, step: dict[str, Any]) -> str:
+    """A Remote Desktop logon; observed through the engine: admitted (a live session of
+    this user) or refused (the limit event naming this user)."""
+    user = step["user"]
+    password = step.get("password", run.users.get(user, ""))
+    port = run.host.rdp_port
+    if port is None:
+        return "no RDP host"
+    denials_before = len(_rdp_denials(run, user))
+    try:
+        run.rdp_clients().connect(step.get("as", user), run.host.host, port, user, password,
+                                  bool(step.get("console")))
+    except Exception as exc:
+        return f"error: {type(exc).__name__}: {exc}"
+
+    def outcome() -> str | None:
+        if len(_rdp_denials(run, user)) > denials_before:
+            return "refused"
+        live = [s for s in run.host.sessions("rdp")
+                if s["user"].lower() == user.lower() and s["state"] in ("active", "idle")]
+        return "admitted" if live else None
+
+    return run.wait(outcome)
+
+
+def _rdp_denials(run: Run, user: str) -> list[dict[str, Any]]:
+    return [e for e in run.host.events() if e.get("protocol") == "rdp"
+            and e.get("outcome") == "denied" and e.get("user", "").lower() == user.lower()]
+
+
+def _rdp_close(run: Run, step: dict[str, Any]) -> str:
+    user = step["user"]
+    run.rdp_clients().close(step.get("as", user))
+
+    def disconnected() -> str | None:
+        states = [s["state"] for s in run.host.sessions("rdp") if s["user"] == user]
+        return "disconnected" if "disconnected" in states else None
+
+    return run.wait(disconnected)
+
+
+def _rwinsta(run: Run, step: dict[str, Any]) -> str:
+    """`rwinsta` on every RDP session of a user: a reset logs it off and frees the slot."""
+    ids = [s["id"] for s in run.host.sessions("rdp") if s["user"].lower() == step["user"].lower()]
+    for session_id in ids:
+        run.host.admin.call("POST", f"/api/sessions/{session_id}/reset", {})
+    return f"{len(ids)} reset"
+
+
 def _set_rules(run: Run, step: dict[str, Any]) -> str:
     run.host.admin.call("PATCH", "/api/rules", step["rules"])
     return "done"
@@ -179,7 +313,9 @@ def _advance(run: Run, step: dict[str, Any]) -> str:
 
 
 def _count_sessions(run: Run, step: dict[str, Any]) -> str:
-    return f"{len(run.host.sessions(step.get('protocol')))} sessions"
+    sessions = [s for s in run.host.sessions(step.get("protocol"))
+                if step.get("state") in (None, s["state"])]
+    return f"{len(sessions)} sessions"
 
 
 def _count_events(run: Run, step: dict[str, Any]) -> str:
@@ -201,6 +337,9 @@ ACTIONS: dict[str, Callable[[Run, dict[str, Any]], str]] = {
     "smb_close": _smb_close,
     "smb_open_pipe": _smb_open_pipe,
     "net_session_delete": _net_session_delete,
+    "rdp_logon": _rdp_logon,
+    "rdp_close": _rdp_close,
+    "rwinsta": _rwinsta,
     "set_rules": _set_rules,
     "set_limit": _set_limit,
     "advance": _advance,
@@ -247,6 +386,8 @@ def run_scenario(scenario: Scenario, report: Callable[[StepResult], None] | None
                     conn.close()
                 except Exception:  # noqa: S110 - the host is going away anyway
                     pass
+            if run.rdp is not None:
+                run.rdp.shutdown()
     return results
 
 
