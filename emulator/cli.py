@@ -9,6 +9,7 @@ from typing import Any
 from emulator.config import (
     ConfigError,
     DEFAULT_NETBIOS_PORT,
+    DEFAULT_RDP_PORT,
     DEFAULT_SMB_PORT,
     DEFAULT_USER,
     build_config,
@@ -51,6 +52,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         flags: dict[str, Any] = {
             "edition": args.edition, "host": args.host, "smb_port": args.smb_port,
             "netbios_port": args.netbios_port, "event_log": args.event_log,
+            "rdp_port": args.rdp_port, "tls_cert": args.tls_cert, "tls_key": args.tls_key,
+            "refusal_display_seconds": args.refusal_display_seconds,
+            "rdp_denial_errinfo": args.rdp_denial_errinfo,
+            "rdp_takeover_other_user": True if args.rdp_takeover_other_user else None,
             "signing_required": True if args.signing_required else None,
             "encrypt_data": True if args.encrypt_data else None,
             "session_setup_timeout": args.session_setup_timeout, "smb_limit": args.smb_limit,
@@ -91,6 +96,56 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scenario_list(args: argparse.Namespace) -> int:
+    from emulator.scenarios import ScenarioError, describe, find_scenarios
+
+    try:
+        scenarios = find_scenarios()
+    except ScenarioError as exc:
+        print(f"smbrdp-emu: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(describe(scenarios))
+    else:
+        for sc in scenarios:
+            print(f"{sc.name:22} {sc.edition:12} {sc.title}")
+    return 0
+
+
+def cmd_scenario_run(args: argparse.Namespace) -> int:
+    from emulator.scenarios import ScenarioError, StepResult, find_scenarios, resolve, \
+        run_scenario
+
+    try:
+        scenarios = find_scenarios() if args.all else [resolve(n) for n in args.names]
+    except ScenarioError as exc:
+        print(f"smbrdp-emu: {exc}", file=sys.stderr)
+        return 2
+    if not scenarios:
+        print("smbrdp-emu: name a scenario, a .toml file, or --all", file=sys.stderr)
+        return 2
+
+    def show(r: StepResult) -> None:
+        verdict = "pass" if r.passed else "FAIL"
+        print(f"  {r.number:>3}  {r.say[:52]:52}  {r.expected[:30]:30}  {r.observed[:44]:44}"
+              f"  {verdict}", flush=True)
+
+    failed = 0
+    for sc in scenarios:
+        print(f"{sc.name}: {sc.title} [{sc.edition}]")
+        print(f"  {'#':>3}  {'step':52}  {'expected':30}  {'observed':44}  result")
+        try:
+            results = run_scenario(sc, show)
+        except ScenarioError as exc:
+            print(f"smbrdp-emu: {exc}", file=sys.stderr)
+            return 2
+        bad = sum(not r.passed for r in results)
+        failed += bad
+        print(f"  {'FAILED' if bad else 'passed'}: {len(results) - bad} of {len(results)} "
+              f"steps as expected\n")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="smbrdp-emu",
@@ -106,6 +161,21 @@ def build_parser() -> argparse.ArgumentParser:
                        f"{DEFAULT_SMB_PORT}; 0 = any free port; 445 needs root)")
     serve.add_argument("--netbios-port", type=int, help=f"NetBIOS session port (default "
                        f"{DEFAULT_NETBIOS_PORT}; 0 = any free port; 139 needs root)")
+    serve.add_argument("--rdp-port", type=int, help=f"Remote Desktop port (default "
+                       f"{DEFAULT_RDP_PORT}; 0 = any free port; none on editions without "
+                       "an RDP host)")
+    serve.add_argument("--tls-cert", metavar="PEM", help="RDP TLS certificate (default: "
+                       "self-signed, generated on first run)")
+    serve.add_argument("--tls-key", metavar="PEM",
+                       help="its private key (default: in the --tls-cert file)")
+    serve.add_argument("--refusal-display-seconds", type=float, metavar="SECONDS",
+                       help="how long the RDP refusal message stays on screen (30)")
+    serve.add_argument("--rdp-denial-errinfo", type=lambda v: int(v, 0), metavar="CODE",
+                       help="Set Error Info code sent with the refusal (0x7 "
+                       "SERVER_DENIED_CONNECTION)")
+    serve.add_argument("--rdp-takeover-other-user", action="store_true",
+                       help="single-session editions: another user's logon ends the session "
+                       "in use instead of being refused")
     serve.add_argument("--user", action="append", metavar="NAME:PASSWORD",
                        help=f"an account (repeatable; default {':'.join(DEFAULT_USER)})")
     serve.add_argument("--share", action="append", metavar="NAME=DIR",
@@ -152,6 +222,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     editions = sub.add_parser("editions", help="print the editions table")
     editions.set_defaults(func=cmd_editions)
+
+    scenario = sub.add_parser("scenario", help="list or run the scenarios in scenarios/")
+    scenario_sub = scenario.add_subparsers(dest="scenario_command", required=True)
+    listing = scenario_sub.add_parser("list", help="list the scenarios")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(func=cmd_scenario_list)
+    running = scenario_sub.add_parser("run", help="run scenarios; exit 1 on any failure")
+    running.add_argument("names", nargs="*", metavar="NAME|FILE")
+    running.add_argument("--all", action="store_true", help="run every scenario")
+    running.set_defaults(func=cmd_scenario_run)
 
     from emulator.admin.verbs import add_verb_parsers  # net, qwinsta, rwinsta, ...
 

@@ -13,6 +13,7 @@ from emulator.engine import STATUS_REMOTE_SESSION_LIMIT, STATUS_REQUEST_NOT_ACCE
 DEFAULT_USER = ("user", "password")
 DEFAULT_SMB_PORT = 4445  # 445 needs root
 DEFAULT_NETBIOS_PORT = 1139  # 139 needs root
+DEFAULT_RDP_PORT = 3389
 
 DENIAL_STATUSES = {
     "STATUS_REQUEST_NOT_ACCEPTED": STATUS_REQUEST_NOT_ACCEPTED,
@@ -30,6 +31,12 @@ class Config:
     host: str = "127.0.0.1"
     smb_port: int = DEFAULT_SMB_PORT
     netbios_port: int | None = DEFAULT_NETBIOS_PORT  # None: no NetBIOS listener
+    rdp_port: int | None = DEFAULT_RDP_PORT  # None: no RDP listener (nor on xp-home)
+    tls_cert: str | None = None  # PEM; None: self-signed, generated on first run
+    tls_key: str | None = None  # PEM; None: the key is in tls_cert (or generated)
+    refusal_display_seconds: float = 30.0  # the RDP refusal stays on screen this long
+    rdp_denial_errinfo: int = 0x7  # ERRINFO_SERVER_DENIED_CONNECTION
+    rdp_takeover_other_user: bool = False  # single-session hosts: a new user takes over
     users: dict[str, str] = field(default_factory=dict)
     shares: dict[str, str] = field(default_factory=dict)
     event_log: str | None = None  # a path, or "-" for stdout after the ready line
@@ -63,7 +70,13 @@ class Config:
             raise ConfigError("null_session_timeout must be 1 to 3600 seconds")
         if self.autodisconnect < -1:
             raise ConfigError("autodisconnect is minutes, 0, or -1 (off)")
-        for port in (self.smb_port, self.netbios_port, self.admin_port):
+        if self.refusal_display_seconds < 0:
+            raise ConfigError("refusal_display_seconds must not be negative")
+        if not 0 <= self.rdp_denial_errinfo <= 0xFFFFFFFF:
+            raise ConfigError("rdp_denial_errinfo must be a 32-bit number")
+        if self.tls_key and not self.tls_cert:
+            raise ConfigError("tls_key needs tls_cert")
+        for port in (self.smb_port, self.netbios_port, self.admin_port, self.rdp_port):
             if port is not None and not 0 <= port <= 65535:
                 raise ConfigError(f"port {port} out of range")
 

@@ -25,6 +25,8 @@ TS_REFUSAL_2008 = (
     "right now. Try connecting later or contact your system administrator."
 )
 
+STATUS_CTX_LICENSE_NOT_AVAILABLE = 0xC00A0013  # ERROR_CTX_LICENSE_NOT_AVAILABLE 7054
+
 
 @dataclass(frozen=True)
 class Edition:
@@ -35,6 +37,10 @@ class Edition:
     rdp_exempt: str  # which RDP session does not count: "console", "admin" or "none"
     max_dialect: int
     rdp_refusal_text: str = TS_REFUSAL_2008
+    # 2008-era and later: NLA (CredSSP) when the client offers it, and the refusal's
+    # Save Session Info logon error (STATUS_CTX_LICENSE_NOT_AVAILABLE); None = not sent.
+    rdp_nla: bool = False
+    rdp_logon_error: int | None = None
     # MS-SRVS platform/version for later srvsvc/wkssvc answers.
     version: tuple[int, int] = (10, 0)
     netbios_domain: str = "WORKGROUP"
@@ -53,9 +59,12 @@ EDITIONS: dict[str, Edition] = {
         # XP spoke SMB1; capping it at 2.0.2 is a deliberate simplification (see README).
         Edition("xp-home", "Windows XP Home Edition", 5, 0, "none", SMB_2_0_2, version=(5, 1)),
         Edition("xp-pro", "Windows XP Professional", 10, 1, "none", SMB_2_0_2, version=(5, 1)),
-        Edition("win7", "Windows 7 Professional", 20, 1, "none", SMB_2_1, version=(6, 1)),
-        Edition("win10", "Windows 10 Pro", 20, 1, "none", SMB_3_1_1),
-        Edition("win11", "Windows 11 Pro", 20, 1, "none", SMB_3_1_1),
+        Edition("win7", "Windows 7 Professional", 20, 1, "none", SMB_2_1, version=(6, 1),
+                rdp_nla=True, rdp_logon_error=STATUS_CTX_LICENSE_NOT_AVAILABLE),
+        Edition("win10", "Windows 10 Pro", 20, 1, "none", SMB_3_1_1, rdp_nla=True,
+                rdp_logon_error=STATUS_CTX_LICENSE_NOT_AVAILABLE),
+        Edition("win11", "Windows 11 Pro", 20, 1, "none", SMB_3_1_1, rdp_nla=True,
+                rdp_logon_error=STATUS_CTX_LICENSE_NOT_AVAILABLE),
         Edition(
             "whs", "Windows Home Server", None, 2, "console", SMB_2_0_2,
             rdp_refusal_text=TS_REFUSAL_2003, version=(5, 2),
@@ -64,7 +73,8 @@ EDITIONS: dict[str, Edition] = {
             "server-2003", "Windows Server 2003", None, 2, "console", SMB_2_0_2,
             rdp_refusal_text=TS_REFUSAL_2003, version=(5, 2),
         ),
-        Edition("server-2022", "Windows Server 2022 Standard", None, 2, "admin", SMB_3_1_1),
+        Edition("server-2022", "Windows Server 2022 Standard", None, 2, "admin", SMB_3_1_1,
+                rdp_nla=True, rdp_logon_error=STATUS_CTX_LICENSE_NOT_AVAILABLE),
     ]
 }
 

@@ -18,6 +18,9 @@ from emulator.config import DEFAULT_USER, Config
 from emulator.editions import get_edition
 from emulator.engine import Rules, SessionEngine
 from emulator.events import EventLog
+from emulator.rpcview import EngineServerView
+from protocols.dcerpc.pipes import PipeService
+from protocols.rdp.connection import RDPServerConfig
 from protocols.smb2.connection import SMBServerConfig
 from protocols.smb2.fs import DiskShare
 from protocols.smb2.twisted import SMBFactory
@@ -52,20 +55,10 @@ class EmulatorServer:
         self.edition = get_edition(config.edition)
         self.events = EventLog.to_path(self.clock.seconds, config.event_log,
                                        limit_event_id=config.limit_event_id)
-        limits = {}
-        if config.smb_limit is not None:
-            limits["smb"] = None if config.smb_limit < 0 else config.smb_limit
         self.engine = SessionEngine(
             self.edition, self.clock, self.events, denial_status=config.denial_status,
-            setup_timeout=config.session_setup_timeout, limits=limits,
-            rules=Rules(
-                autodisconnect_minutes=config.autodisconnect,
-                null_session_timeout=config.null_session_timeout,
-                restrict_anonymous=config.restrict_anonymous,
-                null_session_pipes=list(config.null_session_pipes),
-                null_session_shares=list(config.null_session_shares),
-                group_by_client=config.group_by_client,
-                rdp_idle_limit=config.rdp_idle_limit))
+            setup_timeout=config.session_setup_timeout, limits=self.initial_limits(),
+            rules=self.initial_rules())
         self.notes: list[str] = []  # what defaults were filled in, for the operator
         self._temp_dirs: list[str] = []
         self.users = dict(config.users) or dict([DEFAULT_USER])
@@ -86,6 +79,34 @@ class EmulatorServer:
         if config.admin_port is not None and not config.admin_token:
             self.notes.append(f"admin token: {self.admin_token}")
 
+    def initial_limits(self) -> dict[str, int | None]:
+        limits = {"smb": self.edition.smb_limit, "rdp": self.edition.rdp_limit}
+        if self.config.smb_limit is not None:
+            limits["smb"] = None if self.config.smb_limit < 0 else self.config.smb_limit
+        return limits
+
+    def initial_rules(self) -> Rules:
+        c = self.config
+        return Rules(autodisconnect_minutes=c.autodisconnect,
+                     null_session_timeout=c.null_session_timeout,
+                     restrict_anonymous=c.restrict_anonymous,
+                     null_session_pipes=list(c.null_session_pipes),
+                     null_session_shares=list(c.null_session_shares),
+                     group_by_client=c.group_by_client, rdp_idle_limit=c.rdp_idle_limit)
+
+    def add_user(self, name: str, password: str) -> None:
+        self.users[name] = password
+
+    def add_share(self, name: str, path: str) -> None:
+        # The SMB config holds this same dict: new tree connects see the share at once.
+        self.share_dirs[name] = path
+        self.shares[name.lower()] = DiskShare(name, path)
+
+    def reset(self) -> None:
+        """End every session, restore the configured limits and rules, forget past events."""
+        self.engine.reset(self.initial_limits(), self.initial_rules())
+        self.events.records.clear()
+
     def lookup_password(self, user: str) -> str | None:
         wanted = user.lower()
         return next((pw for name, pw in self.users.items() if name.lower() == wanted), None)
@@ -96,13 +117,47 @@ class EmulatorServer:
             now=self.clock.seconds, max_dialect=self.edition.max_dialect,
             signing_required=self.config.signing_required,
             encrypt_data=self.config.encrypt_data, netbios_name=self.config.netbios_name,
-            netbios_domain=self.config.workgroup, dns_name=self.config.netbios_name.lower())
+            netbios_domain=self.config.workgroup, dns_name=self.config.netbios_name.lower(),
+            pipes=PipeService(EngineServerView(self)))
+
+    def rdp_config(self) -> RDPServerConfig:
+        from protocols.auth.credssp import CredSSPAcceptor
+        from protocols.rdp import tls
+
+        try:
+            cert = self.rdp_certificate = tls.load_or_create(
+                self.config.tls_cert, self.config.tls_key, self.config.netbios_name)
+        except (OSError, ValueError) as exc:
+            raise ListenError(f"rdp: cannot load or create the TLS certificate: {exc}") from None
+        public_key = cert.public_key_bytes()
+        ntlm = dict(netbios_name=self.config.netbios_name, netbios_domain=self.config.workgroup,
+                    dns_name=self.config.netbios_name.lower(), now=self.clock.seconds)
+        return RDPServerConfig(
+            gate=self.engine, lookup_password=self.lookup_password, clock=self.clock,
+            refusal_text=self.edition.rdp_refusal_text, nla=self.edition.rdp_nla,
+            exempt=self.edition.rdp_exempt, refusal_logon_error=self.edition.rdp_logon_error,
+            denial_errinfo=self.config.rdp_denial_errinfo,
+            refusal_display_seconds=self.config.refusal_display_seconds,
+            handshake_timeout=self.config.session_setup_timeout,
+            takeover_other_user=self.config.rdp_takeover_other_user,
+            credssp=lambda: CredSSPAcceptor(self.lookup_password, public_key, **ntlm),
+            on_failed_logon=self._rdp_failed_logon)
+
+    def _rdp_failed_logon(self, address: str, user: str, client: str, status: int) -> None:
+        """A wrong password (or failed NLA) before any session exists: an event, no slot."""
+        self.engine.failed_logon("rdp", address, user, client, status)
 
     def start(self) -> None:
         smb = self.smb_config()
         self._listen("smb", self.config.smb_port, SMBFactory(smb, netbios=False))
         if self.config.netbios_port is not None:
             self._listen("netbios", self.config.netbios_port, SMBFactory(smb, netbios=True))
+        if self.config.rdp_port is not None and self.edition.rdp_limit != 0:
+            from protocols.rdp.twisted import RDPFactory  # xp-home has no RDP host
+
+            rdp = self.rdp_config()
+            self._listen("rdp", self.config.rdp_port,
+                         RDPFactory(rdp, self.rdp_certificate.context_factory()))
         if self.config.admin_port is not None:
             from emulator.admin.api import build_admin_site  # twisted.web only when asked
 

@@ -27,8 +27,8 @@ def test_editions_table_lists_every_edition_with_its_limits():
 def test_port_zero_picks_free_ports_and_the_ready_line_names_them(tmp_path):
     events = tmp_path / "events.jsonl"
     srv = ServerProcess(["serve", "--edition", "xp-pro", "--smb-port", "0", "--netbios-port",
-                         "0", "--user", "alice:pw", "--share", f"docs={tmp_path}",
-                         "--event-log", str(events)])
+                         "0", "--rdp-port", "0", "--user", "alice:pw", "--share",
+                         f"docs={tmp_path}", "--event-log", str(events)])
     try:
         assert srv.ready.startswith("ready ")
         assert srv.port("smb") > 0 and srv.port("netbios") > 0
@@ -47,7 +47,8 @@ def test_port_zero_picks_free_ports_and_the_ready_line_names_them(tmp_path):
 def test_no_arguments_serves_the_documented_defaults_as_a_non_root_user():
     srv = ServerProcess([], prefix=NON_ROOT)
     try:
-        assert srv.listeners == {"smb": "127.0.0.1:4445", "netbios": "127.0.0.1:1139"}
+        assert srv.listeners == {"smb": "127.0.0.1:4445", "netbios": "127.0.0.1:1139",
+                                 "rdp": "127.0.0.1:3389"}
         conn = SMBConnection("127.0.0.1", "127.0.0.1", sess_port=4445)
         conn.login("user", "password")
         names = [f.get_longname() for f in conn.listPath("public", "*")]
@@ -76,6 +77,7 @@ def test_config_file_says_what_flags_say_and_flags_win(tmp_path):
 edition = "xp-home"
 smb_port = 0
 netbios_port = 0
+rdp_port = 0
 denial_status = "STATUS_REMOTE_SESSION_LIMIT"
 smb_limit = 1
 [users]

@@ -19,9 +19,11 @@ from impacket import smb3structs as s2
 
 from protocols.auth.ntlm import AuthFailure, NTLMAcceptor
 from protocols.auth.spnego import SpnegoAcceptor, initial_token
+from protocols.dcerpc.pipes import Caller, PipeService
 from protocols.errors import StatusError
 from protocols.sessions import SessionGate
 from protocols.smb2 import bodies, crypto
+from protocols.smb2.pipe import PipeHandle
 from protocols.smb2.framing import (
     POSITIVE_RESPONSE,
     FrameDecoder,
@@ -114,6 +116,7 @@ class SMBServerConfig:
     dns_domain: str = ""
     allow_anonymous: bool = True
     max_transact: int = 8 * 1024 * 1024
+    pipes: PipeService | None = None  # named pipes on IPC$ (DCE/RPC); None: no pipe exists
 
     @property
     def max_frame(self) -> int:
@@ -623,7 +626,8 @@ class SMB2ServerConnection:
         return STATUS_SUCCESS, bodies.EMPTY_RESPONSE
 
     def _update_opens(self, session: SMBSession) -> None:
-        paths = [op.handle.path for op in session.opens.values() if op.tree.share is not None]
+        # Pipe opens count too: an open \\PIPE\\spoolss keeps a null session alive (KB 328459).
+        paths = [op.handle.path for op in session.opens.values()]
         self.config.gate.set_open_files(session.slot, paths)
 
     def _create(self, request: Request, response: Header) -> tuple[int, bytes]:
@@ -632,14 +636,29 @@ class SMB2ServerConnection:
         tree = self._tree(request)
         req = bodies.CREATE.parse(request.message, HEADER_SIZE)
         name = _utf16(buffer_at(request.message, req.NameOffset, req.NameLength))
+        handle: Any
         if tree.share is None:
-            # Named pipes arrive with the DCE/RPC work; until then no pipe exists.
-            raise StatusError(STATUS_OBJECT_NAME_NOT_FOUND, f"pipe {name}")
-        if name.startswith("\\"):
-            raise StatusError(STATUS_INVALID_PARAMETER, "leading backslash")
-        handle, action = tree.share.open(
-            name, desired_access=req.DesiredAccess, create_disposition=req.CreateDisposition,
-            create_options=req.CreateOptions, file_attributes=req.FileAttributes)
+            pipes = self.config.pipes
+            pipe = pipes.known(name) if pipes is not None else None
+            if pipes is None or pipe is None:
+                raise StatusError(STATUS_OBJECT_NAME_NOT_FOUND, f"pipe {name}")
+            if session.anonymous and not self.config.gate.anonymous_may_open("pipe", pipe):
+                # RestrictNullSessAccess: refused, yet the null session still counts.
+                raise StatusError(STATUS_ACCESS_DENIED, f"null session to pipe {pipe}")
+            slot = session.slot
+            caller = Caller(user=getattr(slot, "user", ""), anonymous=session.anonymous,
+                            client=getattr(slot, "client", ""), address=self.address)
+            endpoint = pipes.open(pipe, caller, log=self.log)
+            if endpoint is None:
+                raise StatusError(STATUS_OBJECT_NAME_NOT_FOUND, f"pipe {name}")
+            handle, action = PipeHandle(endpoint), s2.FILE_OPENED
+        else:
+            if name.startswith("\\"):
+                raise StatusError(STATUS_INVALID_PARAMETER, "leading backslash")
+            handle, action = tree.share.open(
+                name, desired_access=req.DesiredAccess,
+                create_disposition=req.CreateDisposition, create_options=req.CreateOptions,
+                file_attributes=req.FileAttributes)
         file_id = (self._next_file_id, self._next_file_id)
         self._next_file_id += 1
         session.opens[file_id] = Open(file_id, tree, handle)
@@ -675,9 +694,13 @@ class SMB2ServerConnection:
         if req.Length > self.config.max_transact:
             raise StatusError(STATUS_INVALID_PARAMETER, "read larger than MaxReadSize")
         data = op.handle.read(req.Offset, req.Length)
-        if len(data) < req.MinimumCount or (not data and req.Length):
+        status = STATUS_SUCCESS
+        if isinstance(op.handle, PipeHandle):
+            # Message mode: a message longer than the READ leaves the rest for the next one.
+            status = STATUS_BUFFER_OVERFLOW if op.handle.overflow else STATUS_SUCCESS
+        elif len(data) < req.MinimumCount or (not data and req.Length):
             raise StatusError(STATUS_END_OF_FILE, "read at end of file")
-        return STATUS_SUCCESS, bodies.READ_RESPONSE.pack(
+        return status, bodies.READ_RESPONSE.pack(
             DataOffset=HEADER_SIZE + bodies.READ_RESPONSE.size, DataLength=len(data)) + data
 
     def _write(self, request: Request, response: Header) -> tuple[int, bytes]:
@@ -696,17 +719,25 @@ class SMB2ServerConnection:
     def _ioctl(self, request: Request, response: Header) -> tuple[int, bytes]:
         req = bodies.IOCTL.parse(request.message, HEADER_SIZE)
         code = req.CtlCode
+        status = STATUS_SUCCESS
         if code == FSCTL_VALIDATE_NEGOTIATE_INFO:
             output = self._validate_negotiate(
                 buffer_at(request.message, req.InputOffset, req.InputCount))
         elif code == FSCTL_DFS_GET_REFERRALS:
             raise StatusError(STATUS_NOT_FOUND, "no DFS namespace here")
         elif code == FSCTL_PIPE_TRANSCEIVE:
-            raise StatusError(STATUS_INVALID_DEVICE_REQUEST, "no pipes yet")
+            op = self._open(request, req)
+            if not isinstance(op.handle, PipeHandle):
+                raise StatusError(STATUS_INVALID_DEVICE_REQUEST, "transceive on a file")
+            output = op.handle.transceive(
+                buffer_at(request.message, req.InputOffset, req.InputCount),
+                min(req.MaxOutputResponse, self.config.max_transact))
+            if op.handle.overflow:  # the reply goes on with READs
+                status = STATUS_BUFFER_OVERFLOW
         else:
             raise StatusError(STATUS_NOT_SUPPORTED, f"FSCTL 0x{code:08x}")
         offset = HEADER_SIZE + bodies.IOCTL_RESPONSE.size
-        return STATUS_SUCCESS, bodies.IOCTL_RESPONSE.pack(
+        return status, bodies.IOCTL_RESPONSE.pack(
             CtlCode=code, FileIdPersistent=req.FileIdPersistent,
             FileIdVolatile=req.FileIdVolatile, InputOffset=offset, OutputOffset=offset,
             OutputCount=len(output)) + output

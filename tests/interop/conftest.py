@@ -134,6 +134,7 @@ def parse_ready_line(line: str) -> dict[str, tuple[str, int]]:
         key, sep, value = token.partition("=")
         if not sep:
             continue
+        value = value.split("://", 1)[-1]  # admin=http://HOST:PORT
         host, colon, port = value.rpartition(":")
         if not colon or not port.isdigit():
             continue
@@ -170,6 +171,12 @@ class EmulatorProcess:
     @property
     def netbios_port(self) -> int:
         return self.listeners["netbios"][1]
+
+    @property
+    def admin_url(self) -> str:
+        """``http://HOST:PORT`` of the admin API (needs ``serve --admin-port``)."""
+        host, port = self.listeners["admin"]
+        return f"http://{host}:{port}"
 
     @property
     def share_dir(self) -> Path:
@@ -244,6 +251,8 @@ class EmulatorProcess:
             "--smb-port",
             "0",
             "--netbios-port",
+            "0",
+            "--rdp-port",
             "0",
             "--event-log",
             str(self.event_log),

@@ -1,0 +1,75 @@
+"""The host as srvsvc/wkssvc see it (``protocols.dcerpc.pipes.ServerView``), over the engine.
+
+Everything is read live from the session engine and the server's configuration, so
+``net session``, ``net share``, ``net files`` and ``net config server`` over RPC agree
+with the admin API.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from emulator.server import EmulatorServer
+
+PLATFORM_ID_NT = 500
+# MS-SRVS 2.2.2.7 server types.
+SV_TYPE_WORKSTATION = 0x00000001
+SV_TYPE_SERVER = 0x00000002
+SV_TYPE_SERVER_NT = 0x00008000
+SV_TYPE_POTENTIAL_BROWSER = 0x00010000
+SV_TYPE_NT = 0x00001000
+STYPE_DISKTREE = 0x00000000
+STYPE_IPC_SPECIAL = 0x80000003
+UNLIMITED_USERS = 0xFFFFFFFF  # sv102_users when the edition has no session limit
+# Windows 10 1607 / Server 2016 restricted NetSessionEnum to administrators.
+SESSION_ENUM_ADMIN_FROM = (10, 0)
+
+
+class EngineServerView:
+    def __init__(self, server: EmulatorServer) -> None:
+        self.server = server
+        self.engine = server.engine
+
+    def sessions(self) -> list[dict[str, Any]]:
+        now, idle_after = self.engine.now(), self.engine.rules.idle_after
+        return [s.to_dict(now, idle_after) for s in self.engine.sessions()]
+
+    def delete_sessions(self, client: str | None, user: str | None) -> int:
+        return len(self.engine.delete_matching(client=client, user=user))
+
+    def shares(self) -> list[tuple[str, int, str, str]]:
+        disks = [(name, STYPE_DISKTREE, "", os.path.abspath(path))
+                 for name, path in sorted(self.server.share_dirs.items())]
+        return [*disks, ("IPC$", STYPE_IPC_SPECIAL, "Remote IPC", "")]
+
+    def server_info(self) -> dict[str, Any]:
+        edition, config = self.server.edition, self.server.config
+        limit = self.engine.limit("smb")
+        server_sku = edition.smb_limit is None  # server editions have no SMB session limit
+        kind = SV_TYPE_WORKSTATION | SV_TYPE_SERVER | SV_TYPE_NT | SV_TYPE_POTENTIAL_BROWSER
+        if server_sku:
+            kind |= SV_TYPE_SERVER_NT
+        return {"name": config.netbios_name, "comment": "", "platform_id": PLATFORM_ID_NT,
+                "version_major": edition.version[0], "version_minor": edition.version[1],
+                "type": kind, "users": UNLIMITED_USERS if limit is None else limit,
+                "autodisconnect": self.engine.rules.autodisconnect_minutes,
+                "domain": config.workgroup}
+
+    def set_autodisconnect(self, minutes: int) -> None:
+        self.engine.set_autodisconnect(minutes)
+
+    def close_file(self, file_id: int) -> bool:
+        # The engine keeps the paths a session holds open, not a way to close one of them:
+        # NetrFileClose answers NERR_FileIdNotFound until it does.
+        return False
+
+    def is_admin(self, user: str) -> bool:
+        return user.lower() in {name.lower() for name in self.server.config.admin_users}
+
+    def session_enum_needs_admin(self) -> bool:
+        return self.server.edition.version >= SESSION_ENUM_ADMIN_FROM
+
+    def now(self) -> float:
+        return self.engine.now()

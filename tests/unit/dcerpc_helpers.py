@@ -1,0 +1,175 @@
+"""Shared by the DCE/RPC unit tests: a fake ServerView and impacket-built client PDUs."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from impacket.dcerpc.v5 import rpcrt
+from impacket.uuid import uuidtup_to_bin
+
+from protocols.dcerpc.pipes import Caller, PipeEndpoint, open_pipe
+
+NDR = uuidtup_to_bin(("8a885d04-1ceb-11c9-9fe8-08002b104860", "2.0"))
+NOW = 1_767_225_700.0  # 2026-01-01T00:01:40Z, a Thursday
+
+ALICE = Caller(user="alice", anonymous=False, client="PC1", address="10.0.0.2")
+ADMIN = Caller(user="admin", anonymous=False, client="ADMINPC", address="10.0.0.9")
+ANONYMOUS = Caller(user="", anonymous=True, client="", address="10.0.0.3")
+
+
+def session(sid: int, user: str, client: str = "", address: str = "10.0.0.2", *,
+            opens: list[str] | None = None, protocol: str = "smb", state: str = "active",
+            anonymous: bool = False, logon: str = "2026-01-01T00:00:00.000Z",
+            idle: int = 4, trees: list[str] | None = None) -> dict[str, Any]:
+    s = {"id": sid, "protocol": protocol, "user": user, "client": client, "address": address,
+         "state": state, "opens": len(opens or []), "open_files": list(opens or []),
+         "idle_seconds": idle, "logon_time": logon, "anonymous": anonymous, "console": False}
+    if trees is not None:
+        s["trees"] = trees
+    return s
+
+
+@dataclass
+class FakeView:
+    """A ServerView whose answers the tests choose and whose calls they can inspect."""
+
+    session_list: list[dict[str, Any]] = field(default_factory=lambda: [
+        session(3, "alice", "PC1", opens=["\\docs\\a.txt", "\\PIPE\\srvsvc"],
+                trees=["IPC$", "docs"]),
+        session(4, "bob", "", "10.0.0.5", opens=["\\docs\\b.txt"], trees=["docs"]),
+        session(5, "", "", "10.0.0.3", anonymous=True),
+        session(6, "alice", "PC1", protocol="rdp"),
+        session(7, "carol", "PC7", state="pending"),
+    ])
+    share_list: list[tuple[str, int, str, str]] = field(default_factory=lambda: [
+        ("docs", 0, "", "/srv/docs"), ("IPC$", 0x80000003, "Remote IPC", "")])
+    admins: set[str] = field(default_factory=lambda: {"admin"})
+    needs_admin: bool = False
+    autodisconnect: int = 15
+    users: int = 5
+    version: tuple[int, int] = (5, 1)
+    deleted: list[tuple[str | None, str | None]] = field(default_factory=list)
+    closed: list[int] = field(default_factory=list)
+    delete_result: int = 1
+
+    def sessions(self) -> list[dict[str, Any]]:
+        return [dict(s) for s in self.session_list]
+
+    def delete_sessions(self, client: str | None, user: str | None) -> int:
+        self.deleted.append((client, user))
+        return self.delete_result
+
+    def shares(self) -> list[tuple[str, int, str, str]]:
+        return list(self.share_list)
+
+    def server_info(self) -> dict[str, Any]:
+        return {"name": "EMULATOR", "comment": "", "platform_id": 500,
+                "version_major": self.version[0], "version_minor": self.version[1],
+                "type": 0x11003, "users": self.users, "autodisconnect": self.autodisconnect,
+                "domain": "WORKGROUP"}
+
+    def set_autodisconnect(self, minutes: int) -> None:
+        self.autodisconnect = minutes
+
+    def close_file(self, file_id: int) -> bool:
+        self.closed.append(file_id)
+        return file_id == (3 << 16) | 1
+
+    def is_admin(self, user: str) -> bool:
+        return user.lower() in self.admins
+
+    def session_enum_needs_admin(self) -> bool:
+        return self.needs_admin
+
+    def now(self) -> float:
+        return NOW
+
+
+# -- client PDUs, built with impacket's client-side structures ----------------------------------
+
+def bind_pdu(abstract: bytes, *, call_id: int = 1, transfer: bytes = NDR, context_id: int = 0,
+             ptype: int = rpcrt.MSRPC_BIND, max_frag: int = 4280) -> bytes:
+    bind = rpcrt.MSRPCBind()
+    bind["max_tfrag"] = bind["max_rfrag"] = max_frag
+    item = rpcrt.CtxItem()
+    item["ContextID"] = context_id
+    item["TransItems"] = 1
+    item["AbstractSyntax"] = abstract
+    item["TransferSyntax"] = transfer
+    bind.addCtxItem(item)
+    header = rpcrt.MSRPCHeader()
+    header["type"] = ptype
+    header["call_id"] = call_id
+    header["pduData"] = bind.getData()
+    return header.get_packet()
+
+
+def request_pdu(call: Any, *, call_id: int = 2, context_id: int = 0, opnum: int | None = None,
+                flags: int = 3, stub: bytes | None = None) -> bytes:
+    req = rpcrt.MSRPCRequestHeader()
+    req["flags"] = flags
+    req["op_num"] = call.opnum if opnum is None else opnum
+    req["ctx_id"] = context_id
+    req["call_id"] = call_id
+    req["pduData"] = call.getData() if stub is None else stub
+    req["alloc_hint"] = len(req["pduData"])
+    return req.get_packet()
+
+
+def ptype(pdu: bytes) -> int:
+    return pdu[2]
+
+
+def fault_status(pdu: bytes) -> int:
+    assert ptype(pdu) == rpcrt.MSRPC_FAULT, pdu.hex()
+    return struct.unpack_from("<I", pdu, 24)[0]
+
+
+def read_all(endpoint: PipeEndpoint) -> list[bytes]:
+    out = []
+    while True:
+        message = endpoint.read(65536)
+        if not message:
+            return out
+        out.append(message)
+
+
+def reassemble(pdus: list[bytes]) -> bytes:
+    """The stub of a (possibly fragmented) response, parsed with impacket's header class."""
+    stub = b""
+    for i, pdu in enumerate(pdus):
+        header = rpcrt.MSRPCRespHeader(pdu)
+        assert header["type"] == rpcrt.MSRPC_RESPONSE, pdu.hex()
+        assert bool(header["flags"] & rpcrt.PFC_FIRST_FRAG) == (i == 0)
+        assert bool(header["flags"] & rpcrt.PFC_LAST_FRAG) == (i == len(pdus) - 1)
+        stub += header["pduData"]
+    return stub
+
+
+class Client:
+    """One pipe open, bound to ``abstract``; ``call`` returns impacket's parsed response."""
+
+    def __init__(self, pipe: str, abstract: bytes, view: Any, caller: Caller,
+                 logs: list[str] | None = None) -> None:
+        self.logs = logs if logs is not None else []
+        endpoint = open_pipe(pipe, view, caller, log=self.logs.append)
+        assert endpoint is not None
+        self.endpoint = endpoint
+        endpoint.write(bind_pdu(abstract))
+        ack = rpcrt.MSRPCBindAck(endpoint.read(4280))
+        assert ack["type"] == rpcrt.MSRPC_BINDACK and ack.getCtxItem(1)["Result"] == 0
+        self.call_id = 2
+
+    def raw(self, call: Any, **kwargs: Any) -> list[bytes]:
+        self.call_id += 1
+        self.endpoint.write(request_pdu(call, call_id=self.call_id, **kwargs))
+        return read_all(self.endpoint)
+
+    def call(self, call: Any, response_class: Any) -> Any:
+        return response_class(reassemble(self.raw(call)))
+
+    def fault(self, call: Any, **kwargs: Any) -> int:
+        (pdu,) = self.raw(call, **kwargs)
+        return fault_status(pdu)
