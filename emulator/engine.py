@@ -94,7 +94,10 @@ class Session:
     logon_time: float | None = None
     last_activity: float = 0.0
     open_files: list[str] = field(default_factory=list)
+    trees: list[str] = field(default_factory=list)  # SMB: shares it is connected to
     no_opens_since: float = 0.0  # when it last held no open (for null-session expiry)
+    # Set by the protocol: closes the n-th of open_files (NetrFileClose, `net files /close`).
+    file_closer: Callable[[int], bool] | None = field(default=None, repr=False)
     # Set by the protocol: the engine calls it to make the protocol drop (or, for RDP,
     # disconnect) the session: setup timeout, admin delete/reset, autodisconnect...
     close_hook: Callable[[str], None] | None = field(default=None, repr=False)
@@ -119,7 +122,7 @@ class Session:
             "client": self.client, "address": self.address,
             "state": self.shown_state(now, idle_after), "console": self.console,
             "anonymous": self.anonymous, "opens": self.opens,
-            "open_files": list(self.open_files),
+            "open_files": list(self.open_files), "trees": list(self.trees),
             "idle_seconds": int(max(0.0, now - self.last_activity)),
             "logon_time": iso_time(self.logon_time) if self.logon_time is not None else None,
         }
@@ -338,6 +341,17 @@ class SessionEngine:
         if not paths:
             session.no_opens_since = self.now()
         self._schedule_expiry()
+
+    def set_trees(self, session: Session, shares: list[str]) -> None:
+        session.trees = list(shares)
+
+    def close_file(self, session_id: int, index: int) -> bool:
+        """Close one open of a session from outside (NetrFileClose): the protocol does it."""
+        session = self._sessions.get(session_id)
+        if session is None or session.file_closer is None or \
+                not 0 <= index < len(session.open_files):
+            return False
+        return session.file_closer(index)
 
     # -- RDP-style life: disconnected sessions still count ---------------------------------
     def disconnect(self, session: Session, reason: str = "disconnect") -> None:

@@ -61,9 +61,8 @@ class EngineServerView:
         self.engine.set_autodisconnect(minutes)
 
     def close_file(self, file_id: int) -> bool:
-        # The engine keeps the paths a session holds open, not a way to close one of them:
-        # NetrFileClose answers NERR_FileIdNotFound until it does.
-        return False
+        # NetrFileEnum numbers opens (session id << 16) | (1 + index in open_files).
+        return self.engine.close_file(file_id >> 16, (file_id & 0xFFFF) - 1)
 
     def is_admin(self, user: str) -> bool:
         return user.lower() in {name.lower() for name in self.server.config.admin_users}

@@ -570,6 +570,7 @@ class SMB2ServerConnection:
         session = SMBSession(SESSION_ID_BASE + admission.session.id, admission.session,
                              SpnegoAcceptor(ntlm), preauth)
         self.sessions[session.id] = holder["session"] = session
+        admission.session.file_closer = lambda index: self._close_nth_open(session, index)
         return session
 
     def _drop_session(self, session: SMBSession) -> None:
@@ -610,6 +611,7 @@ class SMB2ServerConnection:
         tree = Tree(self._next_tree_id, name, share)
         self._next_tree_id += 1
         session.trees[tree.id] = tree
+        self._update_opens(session)
         response.tree_id = tree.id
         return STATUS_SUCCESS, bodies.TREE_CONNECT_RESPONSE.pack(
             ShareType=share_type, ShareFlags=flags, MaximalAccess=FULL_ACCESS)
@@ -626,9 +628,21 @@ class SMB2ServerConnection:
         return STATUS_SUCCESS, bodies.EMPTY_RESPONSE
 
     def _update_opens(self, session: SMBSession) -> None:
+        """Tell the engine what the session holds (`net files`, `net session`'s opens, the
+        expiry rules) and which shares it uses (NetrConnectionEnum)."""
         # Pipe opens count too: an open \\PIPE\\spoolss keeps a null session alive (KB 328459).
-        paths = [op.handle.path for op in session.opens.values()]
-        self.config.gate.set_open_files(session.slot, paths)
+        self.config.gate.set_open_files(session.slot, [_open_label(op)
+                                                       for op in session.opens.values()])
+        self.config.gate.set_trees(session.slot, [t.name for t in session.trees.values()])
+
+    def _close_nth_open(self, session: SMBSession, index: int) -> bool:
+        """NetrFileClose: the n-th open as last reported by _update_opens."""
+        keys = list(session.opens)
+        if not 0 <= index < len(keys):
+            return False
+        _close_quietly(session.opens.pop(keys[index]))
+        self._update_opens(session)
+        return True
 
     def _create(self, request: Request, response: Header) -> tuple[int, bytes]:
         session = request.session
@@ -843,6 +857,13 @@ def _output_body(data: bytes) -> bytes:
     return bodies.OUTPUT_RESPONSE.pack(
         OutputBufferOffset=HEADER_SIZE + bodies.OUTPUT_RESPONSE.size,
         OutputBufferLength=len(data)) + data
+
+
+def _open_label(op: Open) -> str:
+    """How an open shows in `net files`: `share\\path`, or `\\PIPE\\name`."""
+    if op.tree.share is None:
+        return str(op.handle.path)
+    return f"{op.tree.share.name}\\{op.handle.path}".rstrip("\\")
 
 
 def _close_quietly(op: Open) -> None:

@@ -157,7 +157,7 @@ def test_net_files_shows_what_a_session_holds_open(admin):
         tid = alice.connectTree("docs")
         fid = alice.openFile(tid, "report.txt")
         files = verb_json(emu, "net", "files")
-        assert [(f["path"], f["user"]) for f in files] == [("report.txt", "alice")]
+        assert [(f["path"], f["user"]) for f in files] == [("docs\\report.txt", "alice")]
         assert files[0]["session"] == smb_sessions(emu)[0]["id"]
         assert "report.txt" in verb_ok(emu, "net", "files")
         assert verb_json(emu, "net", "session")[0]["opens"] == 1

@@ -388,3 +388,36 @@ def test_kb328459_restrict_anonymous_refuses_the_pipe_but_the_session_counted(em
         smb(emu, "alice").close()  # expired: the slots are back
     finally:
         close_all(*nulls)
+
+
+def test_netr_file_enum_and_close_and_connection_enum(emulator):
+    """`net files` then `net files ID /close` as impacket's srvsvc calls them: the admin
+    closes alice's open file; her next read on it fails; NetrConnectionEnum shows the share."""
+    emu = start(emulator)
+    (emu.share_dir / "report.txt").write_bytes(b"quarterly numbers")
+    alice = smb(emu, "alice")
+    admin = smb(emu, ADMIN)
+    try:
+        tid = alice.connectTree("docs")
+        fid = alice.openFile(tid, "report.txt")
+        assert alice.readFile(tid, fid, 0, 9) == b"quarterly"
+        dce = rpc(emu, "srvsvc", srvs.MSRPC_UUID_SRVS, conn=admin)
+        files = srvs.hNetrFileEnum(dce, NULL_STR, NULL_STR, 3)["InfoStruct"]["FileInfo"][
+            "Level3"]["Buffer"]
+        mine = [f for f in files if f["fi3_path_name"].rstrip("\0") == "docs\\report.txt"]
+        assert len(mine) == 1 and mine[0]["fi3_username"].rstrip("\0") == "alice"
+        connections = srvs.hNetrConnectionEnum(dce, "docs\x00", 1)["InfoStruct"][
+            "ConnectInfo"]["Level1"]["Buffer"]
+        assert [c["coni1_username"].rstrip("\0") for c in connections] == ["alice"]
+        assert srvs.hNetrFileClose(dce, mine[0]["fi3_id"])["ErrorCode"] == 0
+        with pytest.raises(SessionError) as err:
+            alice.readFile(tid, fid, 0, 9)
+        assert err.value.getErrorCode() == 0xC0000128  # STATUS_FILE_CLOSED
+        with pytest.raises(DCERPCException) as err:
+            srvs.hNetrFileClose(dce, mine[0]["fi3_id"])
+        assert err.value.get_error_code() == 2314  # NERR_FileIdNotFound
+    finally:
+        close_all(alice, admin)
+
+
+NULL_STR = "\x00"
