@@ -33,7 +33,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from impacket.dcerpc.v5.rpcrt import MSRPC_STANDARD_NDR_SYNTAX
 from impacket.uuid import string_to_bin, uuidtup_to_bin
 
 # -- constants (C706 12.6, MS-RPCE 2.2.2) ------------------------------------------------------
@@ -70,7 +69,10 @@ NCA_S_FAULT_UNSPEC = 0x1C000012
 RPC_S_ACCESS_DENIED = 0x00000005
 RPC_X_BAD_STUB_DATA = 0x000006F7  # the stub (NDR) could not be unmarshalled
 
-NDR_SYNTAX = uuidtup_to_bin(MSRPC_STANDARD_NDR_SYNTAX)  # 16-byte UUID + version 2.0
+# impacket.dcerpc.v5.rpcrt.MSRPC_STANDARD_NDR_SYNTAX, spelled out: importing rpcrt costs
+# ~0.1 s of every server start (it pulls in Kerberos), and the handlers that need it
+# load on the first pipe open.
+NDR_SYNTAX = uuidtup_to_bin(("8a885d04-1ceb-11c9-9fe8-08002b104860", "2.0"))  # NDR 2.0
 NDR64_SYNTAX = uuidtup_to_bin(("71710533-BEBA-4937-8319-B5DBEF9CCC36", "1.0"))
 # Bind time feature negotiation (MS-RPCE 3.3.1.5.3): 6CB71C2C-9812-4540-<bitmask>...
 BIND_TIME_FEATURE_PREFIX = string_to_bin("6CB71C2C-9812-4540-0000-000000000000")[:8]

@@ -467,3 +467,12 @@ def test_callers_are_frozen():
     with pytest.raises(AttributeError):
         ALICE.user = "mallory"  # type: ignore[misc]
     assert Caller("a", False, "b", "c") == Caller("a", False, "b", "c")
+
+
+def test_ndr_syntax_is_impacket_s():
+    from impacket.dcerpc.v5.rpcrt import MSRPC_STANDARD_NDR_SYNTAX
+    from impacket.uuid import uuidtup_to_bin
+
+    from protocols.dcerpc.pipes import NDR_SYNTAX
+
+    assert NDR_SYNTAX == uuidtup_to_bin(MSRPC_STANDARD_NDR_SYNTAX)
