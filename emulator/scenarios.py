@@ -18,6 +18,7 @@ administrator does. Each step prints what was expected and what was observed.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import re
 import threading
@@ -195,20 +196,27 @@ def _same(expected: str, observed: str) -> bool:
 
 # -- actions: each returns the observed outcome as text ------------------------------------
 def _smb_logon(run: Run, step: dict[str, Any]) -> str:
+    """Log on from each named workstation. A name already holding a connection retries on
+    it (a refused client may); with `as_new_connections` it opens another connection
+    under the same name (held as NAME#2, NAME#3, ...)."""
     outcomes = []
+    user = step.get("user", run.default_user()[0])
+    password = step.get("password", run.users.get(user, ""))
+    if step.get("anonymous"):
+        user, password = "", ""
     for client in expand_clients(step.get("clients", step.get("client", "PC"))):
-        user, password = ("", "") if step.get("anonymous") else (
-            step.get("user", run.default_user()[0]),
-            step.get("password", run.users.get(step.get("user", run.default_user()[0]), "")))
-        conn = run.smb.get(client) or SMBConnection(run.host.host, run.host.host,
-                                                    myName=client, sess_port=run.host.smb_port)
+        label = client
+        if step.get("as_new_connections"):
+            label = next(f"{client}#{n}" for n in itertools.count(2)
+                         if f"{client}#{n}" not in run.smb)
+        conn = run.smb.get(label) or SMBConnection(run.host.host, run.host.host,
+                                                   myName=client, sess_port=run.host.smb_port)
+        run.smb[label] = conn  # a refused client's TCP connection stays usable for a retry
         try:
             conn.login(user, password)
         except SessionError as err:
             outcomes.append(status_name(err.getErrorCode()))
-            run.smb[client] = conn  # the TCP connection stays usable for a retry
             continue
-        run.smb[client] = conn
         outcomes.append("admitted")
     return _summarise(outcomes)
 
