@@ -18,36 +18,28 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
+import shutil
+import tempfile
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from emulator.hosts import ServerProcess  # noqa: E402
 from protocols.rdp.client import RDPTestClient  # noqa: E402
 
 TOKEN = "bench-token"
 
 
-def start_server(hold: int) -> tuple[subprocess.Popen[str], dict[str, tuple[str, int]]]:
+def start_server(hold: int, workdir: str) -> ServerProcess:
     users = [f"--user=u{i}:pw{i}" for i in range(hold + 3)]
-    cmd = [sys.executable, "-m", "emulator", "serve", "--edition", "whs", "--smb-port", "0",
-           "--netbios-port", "0", "--rdp-port", "0", "--admin-port", "0", "--admin-token",
-           TOKEN, "--refusal-display-seconds", "0", *users]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("ready"):
-        proc.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    listeners = {}
-    for token in line.split()[1:]:
-        name, _, value = token.partition("=")
-        host, _, port = value.split("://")[-1].rpartition(":")
-        listeners[name] = (host, int(port))
-    return proc, listeners
+    return ServerProcess(["serve", "--edition", "whs", "--smb-port", "0", "--netbios-port", "0",
+                          "--rdp-port", "0", "--admin-port", "0", "--admin-token", TOKEN,
+                          "--refusal-display-seconds", "0", *users],
+                         stderr_path=Path(workdir) / "stderr.log")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -92,14 +84,16 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--hold", type=int, default=100)
     args = parser.parse_args()
-    proc, listeners = start_server(args.hold)
-    host, port = listeners["rdp"]
+    workdir = tempfile.mkdtemp(prefix="bench-rdp-")
+    server = start_server(args.hold, workdir)
+    host, port = server.address("rdp")
+    admin_host, admin_port = server.address("admin")
     try:
         holders = [admitted(host, port, "u0", "pw0"), admitted(host, port, "u1", "pw1")]
         latencies: list[float] = []
         lock = threading.Lock()
         stop_at = time.monotonic() + args.seconds
-        cpu0, wall0 = cpu_seconds(proc.pid), time.perf_counter()
+        cpu0, wall0 = cpu_seconds(server.pid), time.perf_counter()
 
         def worker() -> None:
             while time.monotonic() < stop_at:
@@ -112,7 +106,7 @@ def main() -> int:
             t.start()
         for t in threads:
             t.join()
-        wall, cpu = time.perf_counter() - wall0, cpu_seconds(proc.pid) - cpu0
+        wall, cpu = time.perf_counter() - wall0, cpu_seconds(server.pid) - cpu0
         n = len(latencies)
         latencies.sort()
         print(f"refused TLS handshakes: {n} in {wall:.1f} s with {args.threads} clients = "
@@ -122,24 +116,24 @@ def main() -> int:
 
         # Memory per held session: lift the limit, hold admitted sessions open.
         request = urllib.request.Request(
-            f"http://{listeners['admin'][0]}:{listeners['admin'][1]}/api/limits/rdp",
+            f"http://{admin_host}:{admin_port}/api/limits/rdp",
             data=json.dumps({"limit": None}).encode(), method="PUT",
             headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
         urllib.request.urlopen(request, timeout=10).read()
         time.sleep(0.5)
-        before = rss_bytes(proc.pid)
+        before = rss_bytes(server.pid)
         for i in range(args.hold):
             holders.append(admitted(host, port, f"u{i + 3}", f"pw{i + 3}"))
         time.sleep(0.5)
-        after = rss_bytes(proc.pid)
+        after = rss_bytes(server.pid)
         print(f"memory: {args.hold} more sessions held (desktop drawn, TLS open): server RSS "
               f"{before / 2**20:.1f} -> {after / 2**20:.1f} MiB = "
               f"{(after - before) / args.hold / 1024:.1f} KiB per held session")
         for client in holders:
             client.close()
     finally:
-        proc.terminate()
-        proc.wait(10)
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 

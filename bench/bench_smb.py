@@ -58,6 +58,9 @@ from typing import Any
 
 from impacket.smbconnection import SMBConnection
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from emulator.hosts import ServerProcess  # noqa: E402
+
 HOST = "127.0.0.1"
 USER = "smbbench"
 PASSWORD = "Bench-Passw0rd!"
@@ -181,44 +184,13 @@ def start_emulator(tmp: Path) -> Server:
     workdir = tmp / "emulator"
     share = workdir / "share"
     share.mkdir(parents=True)
-    out_path, err_path = workdir / "stdout.txt", workdir / "stderr.txt"
-    cmd = [
-        *emulator_command(),
-        "serve",
-        "--edition",
-        "server-2022",
-        "--host",
-        HOST,
-        "--smb-port",
-        "0",
-        "--netbios-port",
-        "0",
-        "--user",
-        f"{USER}:{PASSWORD}",
-        "--share",
-        f"{SHARE}={share}",
-        "--event-log",
-        str(workdir / "events.jsonl"),
-    ]
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        for line in out_path.read_text(errors="replace").splitlines():
-            if line.startswith("ready"):
-                for token in line.split()[1:]:
-                    key, _, value = token.partition("=")
-                    if key == "smb":
-                        port = int(value.rpartition(":")[2])
-                        return Server("emulator", port, proc, workdir, "smbrdp-emu server-2022")
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    proc.kill()
-    proc.wait()
-    raise RuntimeError(
-        f"emulator did not become ready: {shlex.join(cmd)}\n{err_path.read_text(errors='replace')}"
-    )
+    server = ServerProcess(
+        ["serve", "--edition", "server-2022", "--host", HOST, "--smb-port", "0",
+         "--netbios-port", "0", "--rdp-port", "0", "--user", f"{USER}:{PASSWORD}",
+         "--share", f"{SHARE}={share}", "--event-log", str(workdir / "events.jsonl")],
+        command=emulator_command(), stderr_path=workdir / "stderr.txt")
+    return Server("emulator", server.address("smb")[1], server.proc, workdir,
+                  "smbrdp-emu server-2022")
 
 
 SMB_CONF = """\

@@ -9,13 +9,15 @@ moves only on ``advance``.
 from __future__ import annotations
 
 import os
+import queue
 import secrets
-import select
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -48,8 +50,99 @@ def write_config(path: Path, settings: dict[str, Any], users: dict[str, str],
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+class ServerProcess:
+    """`smbrdp-emu serve ...` as a child process: the one start/ready/stop harness of the
+    plugin, the scenarios, the CLI and interop tests and the benchmarks.
+
+    It waits (bounded) for the ready line, keeps draining stdout so the server can never
+    block on it, and ``stop()`` sends SIGTERM and reports what went wrong: a crash, an
+    ignored SIGTERM, a traceback on stderr.
+    """
+
+    def __init__(self, args: list[str], *, stderr_path: Path, prefix: list[str] | None = None,
+                 command: list[str] | None = None, cwd: Path | None = None,
+                 env: dict[str, str] | None = None, timeout: float = READY_TIMEOUT) -> None:
+        self.argv = [*(prefix or []), *(command or [sys.executable, "-m", "emulator"]),
+                     *args]
+        self.stderr_path = stderr_path
+        self.stdout_lines: list[str] = []
+        self._stopped = False
+        with open(stderr_path, "w", encoding="utf-8") as stderr:
+            self.proc = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
+                text=True, cwd=cwd, env=env,
+                start_new_session=True)  # a signal aimed at the test run does not reach it
+        lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, args=(lines,), daemon=True).start()
+        self.ready_line = self._wait_ready(lines, timeout)
+        self.listeners = dict(tok.split("=", 1) for tok in self.ready_line.split()[1:]
+                              if "=" in tok)
+
+    def _pump(self, lines: queue.Queue[str | None]) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self.stdout_lines.append(raw.rstrip("\n"))
+            lines.put(self.stdout_lines[-1])
+        lines.put(None)
+
+    def _wait_ready(self, lines: queue.Queue[str | None], timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = lines.get(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            if line.startswith("ready"):
+                return line
+        self.stop()
+        raise StartError(f"no ready line from {shlex.join(self.argv)} (exit "
+                         f"{self.proc.returncode}): {self.stderr()[-3000:]}")
+
+    def address(self, name: str) -> tuple[str, int]:
+        """(host, port) of a listener (`admin` too: its http:// is dropped)."""
+        host, _, port = self.listeners[name].split("://", 1)[-1].rpartition(":")
+        return host.strip("[]"), int(port)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stderr(self) -> str:
+        try:
+            return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, timeout: float = 10.0) -> list[str]:
+        """SIGTERM, wait, kill if needed; the problems found, for the caller to report."""
+        problems = []
+        if self._stopped:
+            return problems
+        self._stopped = True
+        if self.proc.poll() is not None:
+            problems.append(f"the emulator died before it was stopped, exit code "
+                            f"{self.proc.returncode}")
+        else:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                problems.append(f"the emulator ignored SIGTERM for {timeout:.0f} s")
+                self.proc.kill()
+                self.proc.wait()
+        if "Traceback" in self.stderr():
+            problems.append(f"the emulator wrote a traceback:\n{self.stderr()[-3000:]}")
+        return problems
+
+
+class StartError(RuntimeError):
+    pass
+
+
 class EmulatedHost:
-    """One emulator process. Use as a context manager, or call ``close()``."""
+    """One emulator process configured by a TOML file. A context manager, or ``close()``."""
 
     def __init__(self, edition: str = DEFAULT_EDITION, users: dict[str, str] | None = None,
                  shares: dict[str, str | os.PathLike[str]] | None = None, *,
@@ -64,38 +157,22 @@ class EmulatedHost:
             shares = {"public": self._dir / "public"}
         settings = {
             "edition": edition, "host": host, "smb_port": 0, "netbios_port": 0,
-            "admin_port": 0, "admin_token": self.token, "virtual_clock": virtual_clock,
-            "event_log": str(self._dir / "events.jsonl"), **config,
+            "rdp_port": 0, "admin_port": 0, "admin_token": self.token,
+            "virtual_clock": virtual_clock, "event_log": str(self._dir / "events.jsonl"),
+            **config,
         }
-        if "rdp_port" in _config_keys():
-            settings.setdefault("rdp_port", 0)
         config_path = self._dir / "emulator.toml"
         write_config(config_path, settings, dict(users or {"user": "password"}),
                      {name: str(path) for name, path in shares.items()})
-        self._stderr = open(self._dir / "stderr.log", "w+", encoding="utf-8")  # noqa: SIM115
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "emulator", "serve", "--config", str(config_path)],
-            stdout=subprocess.PIPE, stderr=self._stderr, text=True,
-            start_new_session=True)  # a signal aimed at the test run does not reach it early
         try:
-            self.listeners = self._wait_ready()
+            self.process = ServerProcess(["serve", "--config", str(config_path)],
+                                         stderr_path=self._dir / "stderr.log")
         except BaseException:
-            self.close()
+            shutil.rmtree(self._dir, ignore_errors=True)
             raise
+        self.listeners = self.process.listeners
         self.host = host
         self.admin = AdminClient(self.listeners["admin"], self.token)
-
-    def _wait_ready(self) -> dict[str, str]:
-        assert self._proc.stdout is not None
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if select.select([self._proc.stdout], [], [], 0.1)[0]:
-                line = self._proc.stdout.readline()
-                if line.startswith("ready"):
-                    return dict(tok.split("=", 1) for tok in line.split()[1:])
-                if not line:
-                    break
-        raise RuntimeError(f"the emulator did not start: {self.stderr()[-2000:]}")
 
     # -- where it listens -----------------------------------------------------------
     def _port(self, name: str) -> int | None:
@@ -153,23 +230,15 @@ class EmulatedHost:
         self.admin.call("POST", "/api/reset", {})
 
     def stderr(self) -> str:
-        self._stderr.flush()
-        return (self._dir / "stderr.log").read_text(encoding="utf-8", errors="replace")
+        return self.process.stderr()
 
     # -- teardown -------------------------------------------------------------------------
-    def close(self) -> None:
-        """Stop the process and remove its temporary directory: nothing is left behind."""
-        if self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        if self._proc.stdout is not None:
-            self._proc.stdout.close()
-        self._stderr.close()
+    def close(self) -> list[str]:
+        """Stop the process and remove its temporary directory: nothing is left behind.
+        Returns the problems seen (a crash, a traceback) for the caller to report."""
+        problems = self.process.stop()
         shutil.rmtree(self._dir, ignore_errors=True)
+        return problems
 
     def __enter__(self) -> EmulatedHost:
         return self
@@ -177,10 +246,3 @@ class EmulatedHost:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def _config_keys() -> set[str]:
-    from dataclasses import fields
-
-    from emulator.config import Config
-
-    return {f.name for f in fields(Config)}

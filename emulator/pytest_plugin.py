@@ -53,10 +53,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _close_checked(host: EmulatedHost) -> None:
-    stderr = host.stderr()
-    host.close()
-    if "Traceback" in stderr:
-        pytest.fail(f"the emulator logged a traceback:\n{stderr[-3000:]}")
+    problems = host.close()
+    if problems:
+        pytest.fail("\n".join(problems))
 
 
 @pytest.fixture

@@ -2,15 +2,26 @@
 
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 from impacket.smbconnection import SMBConnection
 
-from tests.serverproc import ServerProcess, run
+from emulator.hosts import ServerProcess
 
 # A user namespace with no mapping drops every capability, as a non-root user has none:
 # the way to run "as a non-root user" on a machine where the suite runs as root.
 NON_ROOT = ["unshare", "--user"]
+
+
+def run(args, prefix=None):
+    return subprocess.run([*(prefix or []), sys.executable, "-m", "emulator", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def serve(args, tmp_path, prefix=None):
+    return ServerProcess(args, stderr_path=tmp_path / "stderr.log", prefix=prefix)
 
 
 def test_editions_table_lists_every_edition_with_its_limits():
@@ -26,26 +37,26 @@ def test_editions_table_lists_every_edition_with_its_limits():
 
 def test_port_zero_picks_free_ports_and_the_ready_line_names_them(tmp_path):
     events = tmp_path / "events.jsonl"
-    srv = ServerProcess(["serve", "--edition", "xp-pro", "--smb-port", "0", "--netbios-port",
-                         "0", "--rdp-port", "0", "--user", "alice:pw", "--share",
-                         f"docs={tmp_path}", "--event-log", str(events)])
+    srv = serve(["serve", "--edition", "xp-pro", "--smb-port", "0", "--netbios-port", "0",
+                 "--rdp-port", "0", "--user", "alice:pw", "--share", f"docs={tmp_path}",
+                 "--event-log", str(events)], tmp_path)
     try:
-        assert srv.ready.startswith("ready ")
-        assert srv.port("smb") > 0 and srv.port("netbios") > 0
-        conn = SMBConnection("127.0.0.1", "127.0.0.1", sess_port=srv.port("smb"))
+        assert srv.ready_line.startswith("ready ")
+        assert srv.address("smb")[1] > 0 and srv.address("netbios")[1] > 0
+        conn = SMBConnection("127.0.0.1", "127.0.0.1", sess_port=srv.address("smb")[1])
         conn.login("alice", "pw")
         conn.logoff()
     finally:
-        assert srv.stop() == 0
+        assert srv.stop() == []
     records = [json.loads(line) for line in events.read_text().splitlines()]
     assert [r["outcome"] for r in records] == ["admitted", "logoff"]
     assert records[0]["user"] == "alice" and records[0]["protocol"] == "smb"
-    assert "Traceback" not in srv.stderr_text
+    assert "Traceback" not in srv.stderr()
 
 
 @pytest.mark.skipif(not shutil.which("unshare"), reason="util-linux unshare missing")
-def test_no_arguments_serves_the_documented_defaults_as_a_non_root_user():
-    srv = ServerProcess([], prefix=NON_ROOT)
+def test_no_arguments_serves_the_documented_defaults_as_a_non_root_user(tmp_path):
+    srv = serve([], tmp_path, prefix=NON_ROOT)
     try:
         assert srv.listeners == {"smb": "127.0.0.1:4445", "netbios": "127.0.0.1:1139",
                                  "rdp": "127.0.0.1:3389"}
@@ -55,9 +66,9 @@ def test_no_arguments_serves_the_documented_defaults_as_a_non_root_user():
         assert names[:2] == [".", ".."]
         conn.logoff()
     finally:
-        srv.stop()
-    assert "no user configured: serving user:password" in srv.stderr_text
-    assert "Traceback" not in srv.stderr_text
+        assert srv.stop() == []
+    assert "no user configured: serving user:password" in srv.stderr()
+    assert "Traceback" not in srv.stderr()
 
 
 @pytest.mark.skipif(not shutil.which("unshare"), reason="util-linux unshare missing")
@@ -85,12 +96,12 @@ carol = "secret"
 [shares]
 files = "{share}"
 """)
-    srv = ServerProcess(["serve", "--config", str(cfg), "--user", "dave:pw2"])
+    srv = serve(["serve", "--config", str(cfg), "--user", "dave:pw2"], tmp_path)
     try:
-        first = SMBConnection("127.0.0.1", "127.0.0.1", sess_port=srv.port("smb"))
+        first = SMBConnection("127.0.0.1", "127.0.0.1", sess_port=srv.address("smb")[1])
         first.login("carol", "secret")
         assert [f.get_longname() for f in first.listPath("files", "*")][2:] == ["hello.txt"]
-        second = SMBConnection("127.0.0.1", "127.0.0.1", sess_port=srv.port("smb"))
+        second = SMBConnection("127.0.0.1", "127.0.0.1", sess_port=srv.address("smb")[1])
         with pytest.raises(Exception) as refused:
             second.login("dave", "pw2")
         assert refused.value.getErrorCode() == 0xC0000196  # the configured denial status

@@ -66,7 +66,7 @@ def test_teardown_leaves_no_process_and_no_directory(pytester):
     pytester.makepyfile("""
         import os
         def test_start(emulated_host):
-            open("state.txt", "w").write(f"{emulated_host._proc.pid} {emulated_host._dir}")
+            open("state.txt", "w").write(f"{emulated_host.process.pid} {emulated_host._dir}")
     """)
     # The plugin comes from the installed entry point, as in a user's project.
     pytester.runpytest_subprocess().assert_outcomes(passed=1)

@@ -26,13 +26,10 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import queue
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +37,8 @@ from typing import Any, NoReturn
 from collections.abc import Callable, Iterable, Mapping
 
 import pytest
+
+from emulator.hosts import ServerProcess, StartError
 
 HOST = "127.0.0.1"
 PASSWORD = "Passw0rd!"
@@ -150,11 +149,10 @@ class EmulatorProcess:
     workdir: Path
     command: list[str]
     extra_args: list[str] = field(default_factory=list)
-    proc: subprocess.Popen[str] | None = None
+    process: ServerProcess | None = None
     listeners: dict[str, tuple[str, int]] = field(default_factory=dict)
     ready_line: str = ""
     stdout_lines: list[str] = field(default_factory=list)
-    _stopped: bool = False
 
     def __repr__(self) -> str:
         return f"<emulator {self.edition} {self.ready_line or 'not ready'}>"
@@ -199,8 +197,8 @@ class EmulatorProcess:
 
     @property
     def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
+        assert self.process is not None
+        return self.process.pid
 
     # -- event log -------------------------------------------------------
     def events(self, **match: Any) -> list[dict[str, Any]]:
@@ -234,109 +232,37 @@ class EmulatorProcess:
             time.sleep(0.05)
 
     def stderr(self) -> str:
-        try:
-            return self.stderr_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
+        return self.process.stderr() if self.process is not None else ""
 
-    # -- life cycle ------------------------------------------------------
+    # -- life cycle (the shared harness: emulator.hosts.ServerProcess) ---
     def start(self) -> None:
-        args = [
-            *self.command,
-            "serve",
-            "--edition",
-            self.edition,
-            "--host",
-            HOST,
-            "--smb-port",
-            "0",
-            "--netbios-port",
-            "0",
-            "--rdp-port",
-            "0",
-            "--event-log",
-            str(self.event_log),
-        ]
+        args = ["serve", "--edition", self.edition, "--host", HOST, "--smb-port", "0",
+                "--netbios-port", "0", "--rdp-port", "0", "--event-log", str(self.event_log)]
         for user, password in self.users.items():
             args += ["--user", f"{user}:{password}"]
         for name, path in self.shares.items():
             args += ["--share", f"{name}={path}"]
         args += self.extra_args
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        stderr = open(self.stderr_path, "w", encoding="utf-8")  # noqa: SIM115
         try:
-            self.proc = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-                cwd=self.workdir,
-                env=env,
-            )
-        finally:
-            stderr.close()
-        lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._pump, args=(lines,), daemon=True).start()
-        deadline = time.monotonic() + READY_TIMEOUT
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self.stop()
-                pytest.fail(
-                    f"server gave no ready line within {READY_TIMEOUT:.0f}s: {shlex.join(args)}\n"
-                    f"stdout: {self.stdout_lines!r}\nstderr:\n{self.stderr()}"
-                )
-            try:
-                line = lines.get(timeout=min(remaining, 0.5))
-            except queue.Empty:
-                continue
-            if line is None:
-                self.proc.wait(timeout=5)
-                pytest.fail(
-                    f"server exited ({self.proc.returncode}) before its ready line: "
-                    f"{shlex.join(args)}\nstdout: {self.stdout_lines!r}\nstderr:\n{self.stderr()}"
-                )
-            if line.startswith("ready"):
-                self.ready_line = line
-                self.listeners = parse_ready_line(line)
-                missing = {"smb", "netbios"} - set(self.listeners)
-                if missing:
-                    self.stop()
-                    pytest.fail(f"ready line names no {sorted(missing)} listener: {line!r}")
-                return
-
-    def _pump(self, lines: queue.Queue[str | None]) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        for raw in self.proc.stdout:  # keep draining so the server never blocks
-            line = raw.rstrip("\n")
-            self.stdout_lines.append(line)
-            lines.put(line)
-        lines.put(None)
+            self.process = ServerProcess(args, command=self.command, cwd=self.workdir,
+                                         stderr_path=self.stderr_path,
+                                         env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                                         timeout=READY_TIMEOUT)
+        except StartError as exc:
+            pytest.fail(str(exc))
+        self.ready_line = self.process.ready_line
+        self.stdout_lines = self.process.stdout_lines
+        self.listeners = parse_ready_line(self.ready_line)
+        missing = {"smb", "netbios"} - set(self.listeners)
+        if missing:
+            self.stop()
+            pytest.fail(f"ready line names no {sorted(missing)} listener: {self.ready_line!r}")
 
     def stop(self) -> list[str]:
         """Stop the server; return the problems found (crash, traceback)."""
-        problems: list[str] = []
-        if self._stopped or self.proc is None:
-            return problems
-        self._stopped = True
-        code = self.proc.poll()
-        if code is not None:
-            problems.append(f"server ({self.edition}) died during the test, exit code {code}")
-        else:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                problems.append(f"server ({self.edition}) ignored SIGTERM for {STOP_TIMEOUT}s")
-                self.proc.kill()
-                self.proc.wait(timeout=STOP_TIMEOUT)
-        err = self.stderr()
-        if "Traceback" in err:
-            problems.append(f"server ({self.edition}) wrote a traceback to stderr:\n{err}")
-        elif problems and err:
-            problems.append(f"stderr:\n{err}")
-        return problems
+        if self.process is None:
+            return []
+        return [f"{self.edition}: {p}" for p in self.process.stop(STOP_TIMEOUT)]
 
 
 Factory = Callable[..., EmulatorProcess]
