@@ -117,7 +117,7 @@ class ServerProcess:
 
     def stop(self, timeout: float = 10.0) -> list[str]:
         """SIGTERM, wait, kill if needed; the problems found, for the caller to report."""
-        problems = []
+        problems: list[str] = []
         if self._stopped:
             return problems
         self._stopped = True

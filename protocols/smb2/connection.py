@@ -518,7 +518,7 @@ class SMB2ServerConnection:
         if not session.anonymous:
             session.signing_required = bool(self.config.signing_required
                                             or req.SecurityMode & SIGNING_REQUIRED)
-            session.encrypt_data = self.config.encrypt_data and self._encryption_possible()
+            session.encrypt_data = self.config.encrypt_data and self.cipher != 0
         flags = SESSION_FLAG_IS_NULL if session.anonymous else 0
         if session.encrypt_data:
             flags |= SESSION_FLAG_ENCRYPT_DATA
@@ -529,9 +529,6 @@ class SMB2ServerConnection:
             raise StatusError(refused, "session limit reached")
         session.valid = True
         return STATUS_SUCCESS, _session_setup_body(flags, step.token)
-
-    def _encryption_possible(self) -> bool:
-        return self.cipher != 0
 
     def _session_setup_key(self, request: Request, status: int) -> bytes | None:
         """The final SESSION_SETUP response is signed: always on 3.1.1, else when signing is
@@ -546,19 +543,7 @@ class SMB2ServerConnection:
     def _new_session(self) -> SMBSession:
         """Ask the engine for a slot: the first round of a new session is where Windows
         refuses at the limit (a session is allocated for SessionId 0, 3.3.5.5.1)."""
-        holder: dict[str, SMBSession] = {}
-
-        def close_hook(reason: str) -> None:
-            # The engine ended the session (admin delete, autodisconnect, expiry, setup
-            # timeout): later requests on it get STATUS_USER_SESSION_DELETED, signed as
-            # a signing client expects.
-            if "session" in holder:
-                session = holder["session"]
-                if session.signing_key is not None:
-                    self._deleted_keys[session.id] = session.signing_key
-                self._drop_session(session)
-
-        admission = self.config.gate.request_session("smb", self.address, close_hook)
+        admission = self.config.gate.request_session("smb", self.address)
         if not admission.admitted:
             raise StatusError(admission.status, "session limit reached")
         ntlm = NTLMAcceptor(
@@ -569,9 +554,17 @@ class SMB2ServerConnection:
         preauth = self.preauth.copy() if self.preauth is not None else None
         session = SMBSession(SESSION_ID_BASE + admission.session.id, admission.session,
                              SpnegoAcceptor(ntlm), preauth)
-        self.sessions[session.id] = holder["session"] = session
+        self.sessions[session.id] = session
+        admission.session.close_hook = lambda reason: self._ended_by_engine(session)
         admission.session.file_closer = lambda index: self._close_nth_open(session, index)
         return session
+
+    def _ended_by_engine(self, session: SMBSession) -> None:
+        """Admin delete, autodisconnect, null-session expiry, setup timeout: later requests
+        on the session get STATUS_USER_SESSION_DELETED, signed as a signing client expects."""
+        if session.signing_key is not None:
+            self._deleted_keys[session.id] = session.signing_key
+        self._drop_session(session)
 
     def _drop_session(self, session: SMBSession) -> None:
         """Forget a session and close what it had open (no engine call)."""
