@@ -363,10 +363,6 @@ class SessionEngine:
         self._record(session, reason, None)
         self._schedule_expiry()
 
-    def find_disconnected(self, protocol: str, user: str) -> Session | None:
-        return next((s for s in self._sessions.values() if s.protocol == protocol
-                     and s.state == DISCONNECTED and s.user.lower() == user.lower()), None)
-
     def take_over(self, session: Session, address: str,
                   close_hook: Callable[[str], None] | None, reason: str = "replaced") -> None:
         """A new connection takes a live session (same user again, or the console): the

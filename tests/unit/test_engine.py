@@ -130,7 +130,8 @@ def test_a_disconnected_rdp_session_still_counts_until_reset():
     sessions = fill(engine, 2, "rdp")
     engine.disconnect(sessions[0])
     assert not engine.request_session("rdp", "x").admitted
-    assert engine.find_disconnected("rdp", "u0") is sessions[0]
+    assert engine.find_active("rdp", user="U0") == [sessions[0]]
+    assert sessions[0].state == "disconnected"
     assert engine.end(sessions[0].id, "admin-reset")
     assert engine.request_session("rdp", "x").admitted
     assert [r["outcome"] for r in events.records
