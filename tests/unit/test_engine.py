@@ -222,3 +222,19 @@ def test_delete_matching_closes_every_session_of_a_client():
     assert len(engine.delete_matching(client="\\\\pc1")) == 2
     assert told == ["admin-delete", "admin-delete"] and engine.counted("smb") == 1
     assert engine.counters["forced_off"] == 2
+
+
+def test_the_rdp_idle_limit_disconnects_and_keeps_the_session_counted():
+    engine, clock, events = make_engine("win10")
+    engine.rules.rdp_idle_limit = 600
+    told = []
+    adm = engine.request_session("rdp", "10.0.0.1", close_hook=told.append)
+    engine.logon(adm.session, user="alice", client="PC", anonymous=False)
+    clock.advance(599)
+    engine.touch(adm.session)
+    clock.advance(599)
+    assert told == []
+    clock.advance(1)
+    assert told == ["idle-limit"] and adm.session.state == "disconnected"
+    assert engine.counted("rdp") == 1
+    assert events.records[-1]["outcome"] == "idle-limit" and events.records[-1]["id"] == 4779
