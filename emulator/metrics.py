@@ -8,7 +8,7 @@ dashboards built for a real file server read the same way.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from emulator.engine import ACTIVE, DISCONNECTED, IDLE, PENDING, SessionEngine
 
@@ -39,33 +39,44 @@ def _family(name: str, kind: str, help_text: str, samples: Iterable[Sample]) -> 
     return lines
 
 
+# The engine's counters that are not per protocol, as the Windows "Server" object names them.
+SERVER_COUNTERS = (
+    ("smbrdp_sessions_timed_out_total", "timed_out",
+     "Sessions ended by a timer (autodisconnect, null-session expiry)."),
+    ("smbrdp_sessions_logged_off_total", "logged_off", "Sessions ended by a client logoff."),
+    ("smbrdp_sessions_errored_out_total", "errored_out",
+     "Sessions ended by the connection dropping."),
+    ("smbrdp_sessions_forced_off_total", "forced_off", "Sessions ended by an administrator."),
+    ("smbrdp_logon_errors_total", "logon_errors",
+     "Logons that failed or stalled (a setup timeout, a wrong password)."),
+)
+
+
 def render(engine: SessionEngine) -> str:
     now, idle_after = engine.now(), engine.rules.idle_after
     counters = engine.counters
+    # Per-protocol counters are keyed "denied:smb", "connections:rdp", ...
     protocols = sorted(set(engine.limits())
                        | {key.split(":", 1)[1] for key in counters if ":" in key})
     by_state = Counter((s.protocol, s.shown_state(now, idle_after)) for s in engine.sessions())
-    per_protocol = lambda key: [({"protocol": p}, counters[f"{key}:{p}"]) for p in protocols]
+
+    def per_protocol(value: Callable[[str], float | int | None]) -> list[Sample]:
+        return [({"protocol": p}, value(p)) for p in protocols]
+
     lines = [
         *_family("smbrdp_sessions", "gauge", "Sessions by protocol and state.",
                  [({"protocol": p, "state": st}, by_state[(p, st)])
                   for p in protocols for st in STATES]),
         *_family("smbrdp_session_slots_used", "gauge",
                  "Slots counted against the limit (differs from sessions when grouped by "
-                 "client computer).", [({"protocol": p}, engine.counted(p)) for p in protocols]),
+                 "client computer).", per_protocol(engine.counted)),
         *_family("smbrdp_session_limit", "gauge",
-                 "The session limit in force; +Inf when unlimited.",
-                 [({"protocol": p}, engine.limit(p)) for p in protocols]),
+                 "The session limit in force; +Inf when unlimited.", per_protocol(engine.limit)),
         *_family("smbrdp_denied_total", "counter", "Sessions refused at the limit.",
-                 per_protocol("denied")),
+                 per_protocol(lambda p: counters[f"denied:{p}"])),
         *_family("smbrdp_connections_total", "counter", "Transport connections accepted.",
-                 per_protocol("connections")),
+                 per_protocol(lambda p: counters[f"connections:{p}"])),
     ]
-    for key, what in (("timed_out", "Sessions ended by a timer (autodisconnect, expiry)."),
-                      ("logged_off", "Sessions ended by a client logoff."),
-                      ("errored_out", "Sessions ended by the connection dropping."),
-                      ("forced_off", "Sessions ended by an administrator.")):
-        lines += _family(f"smbrdp_sessions_{key}_total", "counter", what, [({}, counters[key])])
-    lines += _family("smbrdp_logon_errors_total", "counter",
-                     "Session setups that failed or stalled.", [({}, counters["logon_errors"])])
+    for name, key, help_text in SERVER_COUNTERS:
+        lines += _family(name, "counter", help_text, [({}, counters[key])])
     return "\n".join(lines) + "\n"

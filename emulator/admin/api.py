@@ -6,10 +6,13 @@ thin adapter that serves it.
 
 Security model (docs/admin.md): the listener is on loopback unless `--host` says
 otherwise; every /api/ and /metrics request needs `Authorization: Bearer TOKEN` or the
-console's login cookie. A cookie is sent by the browser on its own, so a mutating
-request that relies on it must also carry the CSRF token bound to that login
+console's login cookie. A cookie is sent by the browser on its own, so a request that
+relies on it and is not a GET must also carry the CSRF token bound to that login
 (X-CSRF-Token) and come from this origin. A bearer token is never sent on its own,
 so bearer requests need neither. Any request with a foreign Origin is refused.
+
+The API counts nothing and ends nothing itself: every change goes through an engine
+(or server) method.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from emulator import metrics
-from emulator.engine import DISCONNECTED, Session
+from emulator.admin.client import NO_SUCH_CLIENT
+from emulator.engine import CONSOLE_SESSION_ID, DISCONNECTED, Session
 from emulator.events import iso_time, parse_time
 
 if TYPE_CHECKING:
@@ -44,7 +48,6 @@ log = Logger()
 JSON_TYPE = "application/json; charset=utf-8"
 COOKIE = "smbrdp_admin"
 CSRF_HEADER = "x-csrf-token"
-MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 MAX_LOGINS = 64  # console logins kept; the oldest is forgotten beyond that
 STATIC = {"/": ("console.html", "text/html; charset=utf-8"),
           "/console.js": ("console.js", "text/javascript; charset=utf-8"),
@@ -58,8 +61,10 @@ SECURITY_HEADERS = [
     ("Referrer-Policy", "same-origin"),
     ("Cache-Control", "no-store"),
 ]
-# NERR_ClientNameNotFound (2312), what `net session \\X /delete` says for an unknown client.
-NO_SUCH_CLIENT = "A session does not exist with that computer name."
+UNAUTHORIZED_HEADERS = [("WWW-Authenticate", 'Bearer realm="smbrdp-emu"')]
+# The most one POST /api/clock/advance moves: past any timer, and far from where a
+# timestamp overflows.
+MAX_ADVANCE_SECONDS = 10 * 365 * 86400
 
 
 @dataclass
@@ -79,9 +84,13 @@ class Reply:
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    """Answered as JSON `{"error": message}` with this status (and these headers)."""
+
+    def __init__(self, status: int, message: str,
+                 headers: list[tuple[str, str]] | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = headers or []
 
 
 def json_reply(status: int, obj: Any, headers: list[tuple[str, str]] | None = None) -> Reply:
@@ -91,52 +100,124 @@ def json_reply(status: int, obj: Any, headers: list[tuple[str, str]] | None = No
 
 Handler = Callable[..., Any]
 _ROUTES: list[tuple[str, re.Pattern[str], Handler]] = []
+SESSION_ID = r"(\d+)"  # handlers get the text; `AdminAPI._session` reads it
 
 
 def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
+    """Register a handler; its pattern's groups are passed to it as strings."""
     def register(fn: Handler) -> Handler:
-        _ROUTES.append((method, re.compile(pattern + r"\Z"), fn))
+        _ROUTES.append((method, re.compile(pattern + r"\Z", re.ASCII), fn))
         return fn
     return register
 
 
-# -- request body validation: one helper per JSON type ---------------------------------------
+# -- request body validation -----------------------------------------------------------------
+@dataclass(frozen=True)
+class Accepts:
+    """What a JSON value may be: a test, and the words an error message uses for it."""
+
+    test: Callable[[Any], bool]
+    what: str
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_number(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+    # Python ints are exact (and may be too large for a float): finite by nature.
+    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
 
 
-def _is_str_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+def number(low: float, high: float, what: str, *, integer: bool = False,
+           null: bool = False) -> Accepts:
+    """A JSON number in [low, high] (an integer if `integer`), or null if `null`."""
+    def test(value: Any) -> bool:
+        if value is None:
+            return null
+        return (_is_int(value) if integer else _is_number(value)) and low <= value <= high
+    return Accepts(test, what)
 
 
-# What each Rules field accepts (its annotation, as a string under `from __future__`).
-_RULE_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "int": (_is_int, "an integer"),
-    "float": (_is_number, "a number"),
-    "bool": (lambda v: isinstance(v, bool), "true or false"),
-    "list[str]": (_is_str_list, "a list of strings"),
-    "float | None": (lambda v: v is None or _is_number(v), "a number or null"),
+TEXT = Accepts(lambda v: isinstance(v, str), "a string")
+OPTIONAL_TEXT = Accepts(lambda v: v is None or isinstance(v, str), "a string or null")
+NAME = Accepts(lambda v: isinstance(v, str) and v != "", "a non-empty string")
+SHARE_NAME = Accepts(lambda v: NAME.test(v) and v.lower() != "ipc$" and "\\" not in v
+                     and "/" not in v, "a share name (not IPC$, no slashes)")
+DIRECTORY = Accepts(lambda v: isinstance(v, str) and os.path.isdir(v),
+                    "an existing directory on the emulator's machine")
+FLAG = Accepts(lambda v: isinstance(v, bool), "true or false")
+NAMES = Accepts(lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v),
+                "a list of strings")
+# Windows takes `net config server /autodisconnect:` from -1 to 65535 minutes.
+AUTODISCONNECT = number(-1, 65535, "minutes from 0 to 65535 (0 = within seconds), or -1 (off)",
+                        integer=True)
+LIMIT = number(0, math.inf, "a number of sessions >= 0, or null for unlimited",
+               integer=True, null=True)
+ADVANCE = number(0, MAX_ADVANCE_SECONDS,
+                 f"a number of seconds from 0 to {MAX_ADVANCE_SECONDS} (ten years)")
+
+# Every field of engine.Rules, as PATCH /api/rules accepts it (a unit test checks that
+# this names them all).
+RULES: dict[str, Accepts] = {
+    "autodisconnect_minutes": AUTODISCONNECT,
+    "null_session_timeout": number(1, 3600, "a number of seconds from 1 to 3600"),
+    "restrict_anonymous": FLAG,
+    "null_session_pipes": NAMES,
+    "null_session_shares": NAMES,
+    "group_by_client": FLAG,
+    "rdp_idle_limit": number(0, math.inf, "a number of seconds >= 0, or null (off)", null=True),
+    "idle_after": number(0, math.inf, "a number of seconds >= 0"),
 }
-_RULE_RANGES: dict[str, tuple[float, float, str]] = {
-    "autodisconnect_minutes": (-1, math.inf, "minutes, 0, or -1 (off)"),
-    "null_session_timeout": (1, 3600, "1 to 3600 seconds"),
-    "rdp_idle_limit": (0, math.inf, "seconds (null = off)"),
-    "idle_after": (0, math.inf, "seconds"),
-}
+SERVER_SETTINGS: dict[str, Accepts] = {"autodisconnect": AUTODISCONNECT, "comment": TEXT}
 
 
-def _checked(body: dict[str, Any], name: str, ok: Callable[[Any], bool], what: str,
-             required: bool = True) -> Any:
-    if required and name not in body:
-        raise ApiError(400, f"{name!r} is missing: it must be {what}")
-    value = body.get(name)
-    if not ok(value):
-        raise ApiError(400, f"{name!r} must be {what}")
+def _field(body: dict[str, Any], name: str, accepts: Accepts, required: bool = True) -> Any:
+    """body[name], checked; a missing optional field is None."""
+    if name not in body:
+        if required:
+            raise ApiError(400, f"{name!r} is missing: it must be {accepts.what}")
+        return None
+    if not accepts.test(body[name]):
+        raise ApiError(400, f"{name!r} must be {accepts.what}")
+    return body[name]
+
+
+def _changes(body: dict[str, Any], fields: dict[str, Accepts]) -> dict[str, Any]:
+    """A PATCH body: every key must be one of `fields`, and every value what it accepts.
+    All are checked before anything changes."""
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        raise ApiError(400, f"cannot change {', '.join(map(repr, unknown))} "
+                       f"(changeable: {', '.join(fields)})")
+    return {name: _field(body, name, fields[name]) for name in body}
+
+
+def _body(call: Call) -> dict[str, Any]:
+    try:
+        body = json.loads(call.body or b"{}")
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+        raise ApiError(400, f"request body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    return body
+
+
+def _query_int(call: Call, name: str, low: int | None = None) -> int | None:
+    text = call.query.get(name)
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ApiError(400, f"{name} must be an integer, got {text!r}") from None
+    if low is not None and value < low:
+        raise ApiError(400, f"{name} must be at least {low}, got {value}")
     return value
+
+
+def _cookie(value: str, extra: str = "") -> list[tuple[str, str]]:
+    return [("Set-Cookie", f"{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/{extra}")]
 
 
 class AdminAPI:
@@ -144,17 +225,15 @@ class AdminAPI:
         self.server = server
         self.engine = server.engine
         self.token = server.admin_token
-        self.comment = ""  # net config server /srvcomment
-        self.logins: dict[str, str] = {}  # console cookie -> its CSRF token
+        self.server_comment = ""  # net config server /srvcomment
+        self.logins: dict[str, str] = {}  # console login id (the cookie) -> its CSRF token
 
     # -- the one entry point --------------------------------------------------------------
     def handle(self, call: Call) -> Reply:
         try:
             reply = self._dispatch(call)
         except ApiError as err:
-            reply = json_reply(err.status, {"error": str(err)})
-            if err.status == 401:
-                reply.headers.append(("WWW-Authenticate", 'Bearer realm="smbrdp-emu"'))
+            reply = json_reply(err.status, {"error": str(err)}, err.headers)
         except Exception:  # a bug: log it, answer JSON, keep serving
             log.failure("admin API {method} {path} failed", method=call.method, path=call.path)
             reply = json_reply(500, {"error": "internal error (see the server log)"})
@@ -162,9 +241,9 @@ class AdminAPI:
         return reply
 
     def _dispatch(self, call: Call) -> Reply:
-        method = "GET" if call.method == "HEAD" else call.method
+        method = "GET" if call.method == "HEAD" else call.method  # twisted.web drops the body
         origin = call.headers.get("origin")
-        if origin is not None and not self._same_origin(call):
+        if origin is not None and origin != self._own_origin(call):
             raise ApiError(403, f"cross-origin request from {origin} refused")
         if method == "GET" and call.path in STATIC:
             name, content_type = STATIC[call.path]
@@ -175,31 +254,28 @@ class AdminAPI:
         if not (call.path.startswith("/api/") or call.path == "/metrics"):
             raise ApiError(404, f"no such page: {call.path}")
         self._authorize(call, method)
-        if call.path == "/metrics":
-            if method != "GET":
-                raise ApiError(405, "/metrics is GET only")
-            return Reply(200, metrics.render(self.engine).encode(),
-                         [("Content-Type", metrics.CONTENT_TYPE)])
-        allowed = []
+        allowed: set[str] = set()
         for route_method, pattern, handler in _ROUTES:
             match = pattern.match(call.path)
             if match is None:
                 continue
             if route_method != method:
-                allowed.append(route_method)
+                allowed.add(route_method)
                 continue
-            args = [int(g) if g.isdigit() else g for g in match.groups()]
-            result = handler(self, call, *args)
+            result = handler(self, call, *match.groups())
             return result if isinstance(result, Reply) else json_reply(200, result)
         if allowed:
-            raise ApiError(405, f"{call.path} takes {', '.join(sorted(set(allowed)))}")
+            methods = ", ".join(sorted(allowed))
+            raise ApiError(405, f"{call.path} takes {methods}", [("Allow", methods)])
         raise ApiError(404, f"no such endpoint: {call.path}")
 
     # -- authentication -------------------------------------------------------------------
-    def _same_origin(self, call: Call) -> bool:
-        return call.headers.get("origin") == f"http://{call.headers.get('host', '')}"
+    @staticmethod
+    def _own_origin(call: Call) -> str:
+        return f"http://{call.headers.get('host', '')}"
 
     def _login_id(self, call: Call) -> str | None:
+        """The console login the request's cookie names, if it is one we know."""
         try:
             cookie = SimpleCookie(call.headers.get("cookie", ""))
         except CookieError:
@@ -214,9 +290,11 @@ class AdminAPI:
             return
         login = self._login_id(call)
         if login is None:
-            raise ApiError(401, "unauthorized: send Authorization: Bearer TOKEN")
-        if method in MUTATING:
-            # The browser attaches the cookie by itself: prove the page is ours.
+            raise ApiError(401, "unauthorized: send Authorization: Bearer TOKEN",
+                           UNAUTHORIZED_HEADERS)
+        if method != "GET":
+            # The browser attaches the cookie by itself: prove the page is ours. (A present
+            # Origin has been checked against Host already.)
             if call.headers.get("origin") is None:
                 raise ApiError(403, "a cookie-authenticated change needs an Origin header")
             if not hmac.compare_digest(call.headers.get(CSRF_HEADER, "").encode(),
@@ -224,6 +302,7 @@ class AdminAPI:
                 raise ApiError(403, "missing or wrong X-CSRF-Token")
 
     def _login(self, call: Call) -> Reply:
+        # The console's form posts the token in the body: never in a URL, never logged.
         token = dict(parse_qsl(call.body.decode("utf-8", "replace"))).get("token", "")
         if not hmac.compare_digest(token.encode(), self.token.encode()):
             return Reply(303, b"", [("Location", "/?login=failed")])
@@ -231,8 +310,7 @@ class AdminAPI:
         self.logins[login] = secrets.token_urlsafe(32)
         while len(self.logins) > MAX_LOGINS:
             del self.logins[next(iter(self.logins))]
-        return Reply(303, b"", [("Location", "/"), ("Set-Cookie", (
-            f"{COOKIE}={login}; HttpOnly; SameSite=Strict; Path=/"))])
+        return Reply(303, b"", [("Location", "/"), *_cookie(login)])
 
     @route("GET", r"/api/csrf")
     def csrf(self, call: Call) -> Any:
@@ -244,74 +322,53 @@ class AdminAPI:
         login = self._login_id(call)
         if login:
             del self.logins[login]
-        return json_reply(200, {"logged_out": bool(login)}, [("Set-Cookie", (
-            f"{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"))])
-
-    # -- helpers ----------------------------------------------------------------------------
-    @staticmethod
-    def _body(call: Call) -> dict[str, Any]:
-        try:
-            body = json.loads(call.body or b"{}")
-        except ValueError as exc:
-            raise ApiError(400, f"request body is not JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise ApiError(400, "request body must be a JSON object")
-        return body
-
-    @staticmethod
-    def _query_int(call: Call, name: str) -> int | None:
-        text = call.query.get(name)
-        if text is None or text == "":
-            return None
-        try:
-            return int(text)
-        except ValueError:
-            raise ApiError(400, f"{name} must be an integer, got {text!r}") from None
-
-    def _session(self, session_id: int) -> Session:
-        # qwinsta shows the console as session 0, so 0 names the console's RDP session.
-        session = self.engine.get(session_id) if session_id else next(
-            (s for s in self.engine.sessions("rdp") if s.console), None)
-        if session is None:
-            raise ApiError(404, f"no session {session_id}")
-        return session
-
-    def _session_dict(self, session: Session) -> dict[str, Any]:
-        return session.to_dict(self.engine.now(), self.engine.rules.idle_after)
-
-    def _limit_row(self, protocol: str) -> dict[str, Any]:
-        return {"protocol": protocol, "limit": self.engine.limit(protocol),
-                "used": self.engine.counted(protocol)}
+        return json_reply(200, {"logged_out": bool(login)}, _cookie("", "; Max-Age=0"))
 
     # -- sessions ---------------------------------------------------------------------------
+    def _session(self, session_id: str) -> Session:
+        wanted = int(session_id)
+        if wanted == CONSOLE_SESSION_ID:
+            # qwinsta shows the console as session 0, whatever id the engine gave it.
+            session = next((s for s in self.engine.sessions("rdp") if s.console), None)
+        else:
+            session = self.engine.get(wanted)
+        if session is None:
+            raise ApiError(404, f"no session {wanted}")
+        return session
+
+    def _session_row(self, session: Session) -> dict[str, Any]:
+        return session.to_dict(self.engine.now(), self.engine.rules.idle_after)
+
     @route("GET", r"/api/sessions")
     def list_sessions(self, call: Call) -> Any:
-        return [self._session_dict(s) for s in self.engine.sessions(call.query.get("protocol")
-                                                                     or None)]
+        protocol = call.query.get("protocol") or None
+        return [self._session_row(s) for s in self.engine.sessions(protocol)]
 
-    @route("GET", r"/api/sessions/(\d+)")
-    def get_session(self, call: Call, session_id: int) -> Any:
-        return self._session_dict(self._session(session_id))
+    @route("GET", rf"/api/sessions/{SESSION_ID}")
+    def get_session(self, call: Call, session_id: str) -> Any:
+        return self._session_row(self._session(session_id))
 
-    def _end(self, session_id: int, reason: str) -> Any:
+    def _end_session(self, session_id: str, reason: str) -> Any:
         session = self._session(session_id)
-        self.engine.end(session.id, reason)
+        self.engine.end(session.id, reason)  # the protocol closes it through its hook
         return {"id": session.id, "ended": reason}
 
-    @route("DELETE", r"/api/sessions/(\d+)")
-    def delete_session(self, call: Call, session_id: int) -> Any:
-        return self._end(session_id, "admin-delete")
+    @route("DELETE", rf"/api/sessions/{SESSION_ID}")
+    def delete_session(self, call: Call, session_id: str) -> Any:
+        return self._end_session(session_id, "admin-delete")
 
-    @route("POST", r"/api/sessions/(\d+)/reset")
-    def reset_session(self, call: Call, session_id: int) -> Any:
-        return self._end(session_id, "admin-reset")
+    @route("POST", rf"/api/sessions/{SESSION_ID}/reset")
+    def reset_session(self, call: Call, session_id: str) -> Any:
+        return self._end_session(session_id, "admin-reset")
 
-    @route("POST", r"/api/sessions/(\d+)/disconnect")
-    def disconnect_session(self, call: Call, session_id: int) -> Any:
+    @route("POST", rf"/api/sessions/{SESSION_ID}/disconnect")
+    def disconnect_session(self, call: Call, session_id: str) -> Any:
         session = self._session(session_id)
         if session.protocol != "rdp":
             raise ApiError(409, f"session {session.id} is {session.protocol}: only Remote "
                            "Desktop sessions can be disconnected (delete or reset it instead)")
+        # engine.admin_disconnect refuses only a pending session and takes an already
+        # disconnected one as done: tell the caller which.
         if session.state == DISCONNECTED:
             raise ApiError(409, f"session {session.id} is already disconnected")
         if not self.engine.admin_disconnect(session.id):
@@ -320,40 +377,37 @@ class AdminAPI:
 
     @route("POST", r"/api/sessions/delete")
     def delete_by_client(self, call: Call) -> Any:
-        body = self._body(call)
-        optional_str = lambda v: v is None or isinstance(v, str)
+        body = _body(call)
         # No client: every SMB session, as `net session /delete` alone does.
-        client = _checked(body, "client", optional_str, "a computer name, address or null",
-                          required=False)
-        user = _checked(body, "user", optional_str, "a user name or null", required=False)
+        client = _field(body, "client", OPTIONAL_TEXT, required=False)
+        user = _field(body, "user", OPTIONAL_TEXT, required=False)
         deleted = self.engine.delete_matching(client=client or None, user=user or None)
         if not deleted:
             raise ApiError(404, NO_SUCH_CLIENT)
         return {"deleted": deleted}
 
     @route("GET", r"/api/files")
-    def files(self, call: Call) -> Any:
+    def list_files(self, call: Call) -> Any:
         # The engine keeps no file ids: ID is the row's number in this listing.
         opens = [(s, path) for s in self.engine.sessions() for path in s.open_files]
         return [{"id": n, "path": path, "user": s.user, "session": s.id, "locks": 0}
                 for n, (s, path) in enumerate(opens, 1)]
 
-    # -- events and time --------------------------------------------------------------------
+    # -- events, time, metrics --------------------------------------------------------------
     @route("GET", r"/api/events")
-    def events(self, call: Call) -> Any:
+    def list_events(self, call: Call) -> Any:
         since = call.query.get("since") or None
         try:
             since_seconds = parse_time(since) if since else None
         except ValueError:
             raise ApiError(400, f"since must be ISO 8601 or POSIX seconds, got {since!r}") from None
-        found = self.server.events.query(event_id=self._query_int(call, "id"),
-                                         since=since_seconds,
+        last = _query_int(call, "last", low=1)  # as Get-WinEvent -MaxEvents: 1 or more
+        found = self.server.events.query(event_id=_query_int(call, "id"), since=since_seconds,
                                          provider=call.query.get("provider") or None)
-        last = self._query_int(call, "last")
         return found[-last:] if last else found
 
     @route("GET", r"/api/clock")
-    def clock(self, call: Call) -> Any:
+    def read_clock(self, call: Call) -> Any:
         virtual = self.server.virtual_clock is not None
         return {"now": iso_time(self.engine.now()), "virtual": virtual}
 
@@ -363,30 +417,36 @@ class AdminAPI:
         if clock is None:
             raise ApiError(409, "the clock is real: start the server with serve --virtual-clock "
                            "to move it")
-        seconds = _checked(self._body(call), "seconds", lambda v: _is_number(v) and v >= 0,
-                           "a number of seconds >= 0")
+        seconds = _field(_body(call), "seconds", ADVANCE)
         clock.advance(seconds)  # runs every timer that falls due (autodisconnect, expiry...)
         return {"now": iso_time(self.engine.now()), "advanced": seconds}
 
+    @route("GET", r"/metrics")
+    def prometheus(self, call: Call) -> Reply:
+        return Reply(200, metrics.render(self.engine).encode(),
+                     [("Content-Type", metrics.CONTENT_TYPE)])
+
     # -- limits, server, shares, rules --------------------------------------------------------
+    def _limit_row(self, protocol: str) -> dict[str, Any]:
+        return {"protocol": protocol, "limit": self.engine.limit(protocol),
+                "used": self.engine.counted(protocol)}
+
     @route("GET", r"/api/limits")
-    def limits(self, call: Call) -> Any:
+    def list_limits(self, call: Call) -> Any:
         return [self._limit_row(p) for p in self.engine.limits()]
 
     @route("PUT", r"/api/limits/([^/]+)")
     def set_limit(self, call: Call, protocol: str) -> Any:
-        if protocol not in self.engine.limits():
-            raise ApiError(404, f"no protocol {protocol!r} (known: "
-                           f"{', '.join(self.engine.limits())})")
-        limit = _checked(self._body(call), "limit", lambda v: v is None or (_is_int(v) and v >= 0),
-                         "a number of sessions >= 0, or null for unlimited")
-        self.engine.set_limit(protocol, limit)  # a lower limit refuses new sessions only
-        return self._limit_row(protocol)
+        known = self.engine.limits()
+        if protocol not in known:
+            raise ApiError(404, f"no protocol {protocol!r} (known: {', '.join(known)})")
+        self.engine.set_limit(protocol, _field(_body(call), "limit", LIMIT))
+        return self._limit_row(protocol)  # a lower limit refuses new sessions, ends none
 
     @route("GET", r"/api/server")
     def server_info(self, call: Call) -> Any:
         config, edition = self.server.config, self.server.edition
-        return {"server_name": f"\\\\{config.netbios_name}", "comment": self.comment,
+        return {"server_name": f"\\\\{config.netbios_name}", "comment": self.server_comment,
                 "software_version": edition.product, "edition": edition.name,
                 "workgroup": config.workgroup,
                 "maximum_logged_on_users": self.engine.limit("smb"),
@@ -394,71 +454,51 @@ class AdminAPI:
 
     @route("PATCH", r"/api/server")
     def patch_server(self, call: Call) -> Any:
-        body = self._body(call)
-        unknown = set(body) - {"autodisconnect", "comment"}
-        if unknown:
-            raise ApiError(400, f"cannot change {', '.join(sorted(unknown))} "
-                           "(changeable: autodisconnect, comment)")
-        if "comment" in body:
-            self.comment = _checked(body, "comment", lambda v: isinstance(v, str), "a string")
-        if "autodisconnect" in body:
-            self.engine.set_autodisconnect(_checked(
-                body, "autodisconnect", lambda v: _is_int(v) and v >= -1,
-                "minutes, 0 (within seconds) or -1 (off)"))
+        changes = _changes(_body(call), SERVER_SETTINGS)
+        if "comment" in changes:
+            self.server_comment = changes["comment"]
+        if "autodisconnect" in changes:
+            self.engine.set_autodisconnect(changes["autodisconnect"])  # re-plans the timers
         return self.server_info(call)
 
     @route("GET", r"/api/shares")
-    def shares(self, call: Call) -> Any:
+    def list_shares(self, call: Call) -> Any:
         return [{"name": "IPC$", "type": "ipc", "path": "", "remark": "Remote IPC"},
                 *({"name": name, "type": "disk", "path": os.path.abspath(path), "remark": ""}
                   for name, path in self.server.share_dirs.items())]
 
     @route("GET", r"/api/rules")
-    def rules(self, call: Call) -> Any:
+    def get_rules(self, call: Call) -> Any:
         return dataclasses.asdict(self.engine.rules)
 
     @route("PATCH", r"/api/rules")
     def patch_rules(self, call: Call) -> Any:
-        body = self._body(call)
-        types = {f.name: str(f.type) for f in dataclasses.fields(self.engine.rules)}
-        for name in body:
-            if name not in types:
-                raise ApiError(400, f"no rule {name!r} (rules: {', '.join(types)})")
-            if types[name] not in _RULE_TYPES:
-                raise ApiError(400, f"rule {name!r} cannot be changed over the API")
-            ok, what = _RULE_TYPES[types[name]]
-            low, high, meaning = _RULE_RANGES.get(name, (-math.inf, math.inf, ""))
-            value = body[name]
-            if not ok(value) or (_is_number(value) and not low <= value <= high):
-                raise ApiError(400, f"{name!r} must be {what}" + (f": {meaning}" if meaning
-                                                                   else ""))
-        for name, value in body.items():
+        for name, value in _changes(_body(call), RULES).items():
             setattr(self.engine.rules, name, value)
-        self.engine.rules_changed()  # the timing rules feed one expiry timer
-        return self.rules(call)
+        self.engine.rules_changed()  # the timing rules feed one expiry timer: re-plan it
+        return self.get_rules(call)
 
-    # -- test harness: accounts, shares, reset (the pytest plugin's add_user/add_share) ----------
+    # -- test harness: accounts, shares, reset (the pytest plugin's host methods) ----------------
     @route("POST", r"/api/users")
     def add_user(self, call: Call) -> Any:
-        body = self._body(call)
-        name = _checked(body, "name", lambda v: isinstance(v, str) and v != "", "a user name")
-        password = _checked(body, "password", lambda v: isinstance(v, str), "a string")
-        self.server.add_user(name, password)
+        body = _body(call)
+        name = _field(body, "name", NAME)
+        self.server.add_user(name, _field(body, "password", TEXT))
         return {"name": name}
 
     @route("POST", r"/api/shares")
     def add_share(self, call: Call) -> Any:
-        body = self._body(call)
-        name = _checked(body, "name", lambda v: isinstance(v, str) and v != "" and
-                        v.lower() != "ipc$" and "\\" not in v and "/" not in v, "a share name")
-        path = _checked(body, "path", lambda v: isinstance(v, str) and os.path.isdir(v),
-                        "an existing directory on the emulator's machine")
+        body = _body(call)
+        name, path = _field(body, "name", SHARE_NAME), _field(body, "path", DIRECTORY)
         self.server.add_share(name, path)
         return {"name": name, "path": os.path.abspath(path)}
 
     @route("POST", r"/api/reset")
-    def reset(self, call: Call) -> Any:
+    def reset_host(self, call: Call) -> Any:
+        """A fresh host for the next test: no sessions, no events, the configured limits,
+        rules and (empty) server comment. Console logins stay."""
         self.server.reset()
+        self.server_comment = ""
         return {"reset": True}
 
 
@@ -487,7 +527,9 @@ class AdminResource(Resource):
 
 
 class AdminSite(Site):
-    # The console polls every few seconds; an access line per request would bury the log.
+    """No access log: the console polls every two seconds, and a line per request would
+    bury the server's own log."""
+
     noisy = False
 
     def log(self, request: Any) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from emulator.admin.client import ADMIN_ENV, TOKEN_ENV, AdminClient, AdminError
+from emulator.admin.client import ADMIN_ENV, NO_SUCH_CLIENT, TOKEN_ENV, AdminClient, AdminError
 
 # What a verb returns: the objects for --json, and the text for a human.
 Output = tuple[list[Any], str]
@@ -30,7 +30,7 @@ QWINSTA_STATES = {"active": "Active", "idle": "Active", "disconnected": "Disc",
 # The console when nobody is on it: qwinsta still lists it, as session 0.
 EMPTY_CONSOLE = {"protocol": "rdp", "user": "", "client": "", "address": "",
                  "state": "connected", "console": True, "anonymous": False, "opens": 0,
-                 "open_files": [], "idle_seconds": 0, "logon_time": None}
+                 "open_files": [], "trees": [], "idle_seconds": 0, "logon_time": None}
 
 
 # -- output: one table renderer for every verb ------------------------------------------------
@@ -60,7 +60,16 @@ def hms(seconds: int) -> str:
     return f"{seconds // 3600:02}:{seconds // 60 % 60:02}:{seconds % 60:02}"
 
 
-def _computer(name: str) -> str:
+def _integer(text: str, what: str) -> int:
+    """A number from the command line, or the one-line error `what` explains."""
+    try:
+        return int(text)
+    except ValueError:
+        raise AdminError(f"{what}, not {text!r}") from None
+
+
+def _bare_computer(name: str) -> str:
+    """`\\\\PC01` -> `pc01`, compared as the engine compares it (name or address)."""
     return name.lstrip("\\").lower()
 
 
@@ -79,10 +88,10 @@ def net_session(client: AdminClient, args: argparse.Namespace) -> Output:
         return [client.call("POST", "/api/sessions/delete", {"client": computer})], DONE
     sessions = [s for s in client.call("GET", "/api/sessions?protocol=smb")
                 if s["state"] != "pending"
-                and (computer is None or _computer(computer) in (s["client"].lower(),
-                                                                   s["address"].lower()))]
+                and (computer is None or _bare_computer(computer) in (s["client"].lower(),
+                                                                         s["address"].lower()))]
     if computer is not None and not sessions:
-        raise AdminError("A session does not exist with that computer name.")
+        raise AdminError(NO_SUCH_CLIENT)
     # Client Type stays empty, as Windows shows it for SMB2/3 clients.
     rows = [(f"\\\\{s['client'] or s['address']}", s["user"], "", s["opens"],
              hms(s["idle_seconds"])) for s in sessions]
@@ -109,10 +118,7 @@ def net_config(client: AdminClient, args: argparse.Namespace) -> Output:
     for option in args.options:
         name, _, value = option.partition(":")
         if name.lower() == "/autodisconnect":
-            try:
-                changes["autodisconnect"] = int(value)
-            except ValueError:
-                raise AdminError(f"/autodisconnect takes minutes, got {value!r}") from None
+            changes["autodisconnect"] = _integer(value, "/autodisconnect takes minutes")
         elif name.lower() == "/srvcomment":
             changes["comment"] = value
         else:
@@ -134,10 +140,7 @@ def net_config(client: AdminClient, args: argparse.Namespace) -> Output:
 def _limit_value(text: str) -> int | None:
     if text.lower() in ("unlimited", "none", "-1"):
         return None
-    try:
-        return int(text)
-    except ValueError:
-        raise AdminError(f"a limit is a number or 'unlimited', not {text!r}") from None
+    return _integer(text, "a limit is a number or 'unlimited'")
 
 
 def limit(client: AdminClient, args: argparse.Namespace) -> Output:
@@ -167,12 +170,15 @@ def qwinsta(client: AdminClient, args: argparse.Namespace) -> Output:
     return rows, "\n".join(text)
 
 
-def rwinsta(client: AdminClient, args: argparse.Namespace) -> Output:
-    return [client.call("POST", f"/api/sessions/{args.id}/reset")], ""
+def _session_action(action: str) -> Verb:
+    """rwinsta (`reset`) and tsdiscon (`disconnect`): one POST, silent on success."""
+    def run(client: AdminClient, args: argparse.Namespace) -> Output:
+        return [client.call("POST", f"/api/sessions/{args.id}/{action}")], ""
+    return run
 
 
-def tsdiscon(client: AdminClient, args: argparse.Namespace) -> Output:
-    return [client.call("POST", f"/api/sessions/{args.id}/disconnect")], ""
+rwinsta = _session_action("reset")
+tsdiscon = _session_action("disconnect")
 
 
 def events(client: AdminClient, args: argparse.Namespace) -> Output:

@@ -1,13 +1,20 @@
 """The admin API's handlers, driven in-process (AdminAPI.handle) on a virtual clock."""
 
+import dataclasses
+import io
 import json
+import socket
+import threading
 
 import pytest
 from twisted.internet.task import Clock
+from twisted.web.test.requesthelper import DummyRequest
 
 from emulator.admin import api as admin_api
-from emulator.admin.api import AdminAPI, Call
+from emulator.admin.api import AdminAPI, AdminResource, Call
+from emulator.admin.client import AdminClient, AdminError
 from emulator.config import Config
+from emulator.engine import Rules
 from emulator.server import EmulatorServer
 
 TOKEN = "s3cret-token"
@@ -117,6 +124,36 @@ def test_logout_forgets_the_login(api):
     assert call(api, "GET", "/api/sessions", headers={"cookie": cookie})[0] == 401
 
 
+def test_with_the_cookie_every_method_but_get_needs_the_csrf_token(api):
+    cookie = dict(login(api).headers)["Set-Cookie"].split(";")[0]
+    headers = {"cookie": cookie, "origin": f"http://{HOST}"}
+    for method in ("OPTIONS", "PROPFIND", "POST"):
+        assert call(api, method, "/api/sessions", headers=headers)[0] == 403, method
+    assert call(api, "HEAD", "/api/sessions", headers={"cookie": cookie})[0] == 200
+
+
+def test_the_token_never_travels_in_a_url(api):
+    assert ("Location", "/?login=failed") in login(api, "wrong-token").headers
+    assert ("Location", "/") in login(api).headers
+    status, data, _ = call(api, "GET", "/login", headers={}, query={"token": TOKEN})
+    assert status == 404 and TOKEN not in json.dumps(data)  # only the form's POST logs in
+
+
+def test_the_twisted_web_adapter_passes_method_path_headers_and_body(api):
+    request = DummyRequest([])
+    request.method, request.uri = b"POST", b"/api/sessions/delete?unused=1"
+    request.requestHeaders.setRawHeaders(b"Authorization", [f"Bearer {TOKEN}".encode()])
+    request.content = io.BytesIO(json.dumps({"client": "\\\\NOPE"}).encode())
+    body = AdminResource(api).render(request)
+    assert request.responseCode == 404 and json.loads(body)["error"] == admin_api.NO_SUCH_CLIENT
+    assert request.responseHeaders.getRawHeaders("Content-Type") == [admin_api.JSON_TYPE]
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/api/sessions"])
+def test_metrics_and_the_api_refuse_a_foreign_origin_even_with_the_token(api, path):
+    assert call(api, "GET", path, headers={**BEARER, "origin": "null"})[0] == 403
+
+
 # -- sessions --------------------------------------------------------------------------------
 def test_sessions_list_and_filter_by_protocol(server, api):
     alice, _ = admit(server)
@@ -178,16 +215,37 @@ def test_net_session_delete_of_an_unknown_computer_is_404_with_windows_words(ser
     assert status == 404 and data["error"] == admin_api.NO_SUCH_CLIENT
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", {"client": 7}, {"user": ["x"]}])
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", {"client": 7}, {"user": ["x"]},
+                                  b"\xff\xfe", b"[" * 100_000])
 def test_bad_bodies_are_400_json(api, body):
     status, data, _ = call(api, "POST", "/api/sessions/delete", body)
     assert status == 400 and data["error"]
 
 
+@pytest.mark.parametrize("method, path, body", [
+    ("POST", "/api/clock/advance", {"seconds": 1e308}),  # past the end of time
+    ("POST", "/api/clock/advance", {"seconds": 10 ** 400}),  # no float holds it
+    ("PATCH", "/api/rules", {"autodisconnect_minutes": 10 ** 400}),
+    ("PATCH", "/api/server", {"autodisconnect": 65536}),
+    ("PATCH", "/api/rules", {"idle_after": float("nan")}),
+])
+def test_numbers_out_of_range_are_400_not_500(api, method, path, body):
+    status, data, _ = call(api, method, path, body)
+    assert status == 400 and data["error"]
+
+
 def test_unknown_endpoints_and_methods(api):
     assert call(api, "GET", "/api/nope")[0] == 404
-    assert call(api, "PATCH", "/api/sessions")[0] == 405
+    status, _, reply = call(api, "PATCH", "/api/sessions")
+    assert status == 405 and ("Allow", "GET") in reply.headers
+    assert call(api, "POST", "/metrics")[0] == 405
     assert call(api, "GET", "/nope", headers={})[0] == 404
+    assert call(api, "GET", "/api/sessions/\u0663")[0] == 404  # ids are ASCII digits
+
+
+def test_a_protocol_named_by_digits_is_just_unknown(api):
+    status, data, _ = call(api, "PUT", "/api/limits/123", {"limit": 1})
+    assert status == 404 and "'123'" in data["error"]
 
 
 def test_a_handler_bug_is_a_500_json_not_a_traceback(server, api, monkeypatch):
@@ -224,6 +282,12 @@ def test_server_config_shows_the_limit_and_sets_autodisconnect(server, api):
         assert call(api, "PATCH", "/api/server", body)[0] == 400
 
 
+def test_server_patch_checks_every_value_before_changing_any(server, api):
+    assert call(api, "PATCH", "/api/server", {"comment": "lab", "autodisconnect": "x"})[0] == 400
+    assert call(api, "GET", "/api/server")[1]["comment"] == ""
+    assert call(api, "PATCH", "/api/server", {"comment": "lab"})[1]["comment"] == "lab"
+
+
 def test_limits_change_while_running_and_a_lower_limit_kills_nothing(server, api):
     admit(server)
     admit(server, "bob")
@@ -250,6 +314,49 @@ def test_rules_patch_validates_types_and_replans_the_timers(server, api):
     assert data["null_session_timeout"] == 30 and data["null_session_pipes"] == ["srvsvc"]
     call(api, "POST", "/api/clock/advance", {"seconds": 31})
     assert server.engine.get(session.id) is None  # expired at the new 30 s, not the old 60
+
+
+def test_rules_patch_knows_every_rule():
+    assert set(admin_api.RULES) == {f.name for f in dataclasses.fields(Rules)}
+
+
+def test_rules_patch_calls_the_engine_to_replan(server, api, monkeypatch):
+    replans = []
+    monkeypatch.setattr(server.engine, "rules_changed", lambda: replans.append(1))
+    assert call(api, "PATCH", "/api/rules", {"rdp_idle_limit": 600})[0] == 200
+    assert replans == [1] and server.engine.rules.rdp_idle_limit == 600
+    assert call(api, "PATCH", "/api/rules", {"rdp_idle_limit": -1})[0] == 400
+    assert replans == [1] and server.engine.rules.rdp_idle_limit == 600
+
+
+# -- the test harness: users, shares, reset ---------------------------------------------------
+def test_users_and_shares_can_be_added_while_running(server, api, tmp_path):
+    assert call(api, "POST", "/api/users", {"name": "dave", "password": "pw"})[1] == {
+        "name": "dave"}
+    assert server.lookup_password("DAVE") == "pw"
+    other = tmp_path / "other"
+    other.mkdir()
+    data = call(api, "POST", "/api/shares", {"name": "other", "path": str(other)})[1]
+    assert data == {"name": "other", "path": str(other)}
+    assert "other" in [s["name"] for s in call(api, "GET", "/api/shares")[1]]
+    for path, body in (("/api/users", {"name": "", "password": "x"}),
+                       ("/api/users", {"name": "eve"}),
+                       ("/api/shares", {"name": "IPC$", "path": str(other)}),
+                       ("/api/shares", {"name": "a/b", "path": str(other)}),
+                       ("/api/shares", {"name": "gone", "path": str(tmp_path / "nope")})):
+        assert call(api, "POST", path, body)[0] == 400, body
+
+
+def test_reset_ends_sessions_and_restores_limits_rules_and_comment(server, api):
+    alice, hooks = admit(server)
+    call(api, "PUT", "/api/limits/smb", {"limit": 1})
+    call(api, "PATCH", "/api/server", {"comment": "lab", "autodisconnect": 1})
+    assert call(api, "POST", "/api/reset", {})[1] == {"reset": True}
+    assert hooks == ["admin-reset"] and server.engine.sessions() == []
+    assert call(api, "GET", "/api/limits")[1][0] == {"protocol": "smb", "limit": 10, "used": 0}
+    info = call(api, "GET", "/api/server")[1]
+    assert (info["comment"], info["autodisconnect"]) == ("", 15)
+    assert call(api, "GET", "/api/events")[1] == []
 
 
 # -- time and events -------------------------------------------------------------------------
@@ -286,5 +393,34 @@ def test_events_filter_like_get_winevent(server, api):
     assert len(call(api, "GET", "/api/events", query={"provider": "Srv"})[1]) == 1
     assert len(call(api, "GET", "/api/events", query={"last": "2"})[1]) == 2
     assert len(call(api, "GET", "/api/events")[1]) == 11
-    for bad in ({"id": "x"}, {"since": "yesterday"}, {"last": "-"}):
+    for bad in ({"id": "x"}, {"since": "yesterday"}, {"last": "-"}, {"last": "0"},
+                {"last": "-2"}):
         assert call(api, "GET", "/api/events", query=bad)[0] == 400
+
+
+# -- the CLI's client -------------------------------------------------------------------------
+@pytest.mark.parametrize("url", ["ftp://x", "http://", "http://[::1", "http://host:port"])
+def test_the_client_says_a_bad_url_in_one_line_exit_2(url):
+    with pytest.raises(AdminError) as info:
+        AdminClient(url, "t").call("GET", "/api/sessions")
+    assert info.value.exit_code == 2 and "\n" not in str(info.value)
+
+
+def test_the_client_says_a_server_that_is_not_http_in_one_line_exit_1():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def answer_garbage():
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(4096)
+                conn.sendall(b"garbage\r\n\r\n")
+
+        thread = threading.Thread(target=answer_garbage, daemon=True)
+        thread.start()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        with pytest.raises(AdminError) as info:
+            AdminClient(url, "t", timeout=10).call("GET", "/api/sessions")
+        thread.join(10)
+    assert info.value.exit_code == 1 and "\n" not in str(info.value)
