@@ -49,7 +49,8 @@ LIMIT_MESSAGE = (
 PENDING, ACTIVE, IDLE, DISCONNECTED = "pending", "active", "idle", "disconnected"
 
 # What each way of ending a session adds to (the Windows "Server" counters).
-TIMED_OUT_REASONS = {"autodisconnect", "null-session-expired", "setup-timeout", "idle-limit"}
+# (A setup timeout ends a pending session: a logon error. The RDP idle limit disconnects.)
+TIMED_OUT_REASONS = {"autodisconnect", "null-session-expired"}
 FORCED_OFF_REASONS = {"admin-delete", "admin-reset"}
 ERRORED_OUT_REASONS = {"connection-closed"}
 

@@ -51,7 +51,7 @@ class EngineServerView:
         kind = SV_TYPE_WORKSTATION | SV_TYPE_SERVER | SV_TYPE_NT | SV_TYPE_POTENTIAL_BROWSER
         if server_sku:
             kind |= SV_TYPE_SERVER_NT
-        return {"name": config.netbios_name, "comment": "", "platform_id": PLATFORM_ID_NT,
+        return {"name": config.netbios_name, "comment": self.server.comment, "platform_id": PLATFORM_ID_NT,
                 "version_major": edition.version[0], "version_minor": edition.version[1],
                 "type": kind, "users": UNLIMITED_USERS if limit is None else limit,
                 "autodisconnect": self.engine.rules.autodisconnect_minutes,
@@ -61,8 +61,12 @@ class EngineServerView:
         self.engine.set_autodisconnect(minutes)
 
     def close_file(self, file_id: int) -> bool:
-        # NetrFileEnum numbers opens (session id << 16) | (1 + index in open_files).
-        return self.engine.close_file(file_id >> 16, (file_id & 0xFFFF) - 1)
+        # NetrFileEnum numbers opens (session id << 16) | (1 + index in open_files) in 32
+        # bits: the id carries the low 16 bits of the session id, and names an open only
+        # while exactly one SMB session has them.
+        low_id, index = file_id >> 16, (file_id & 0xFFFF) - 1
+        owners = [s.id for s in self.engine.sessions("smb") if s.id & 0xFFFF == low_id]
+        return len(owners) == 1 and self.engine.close_file(owners[0], index)
 
     def is_admin(self, user: str) -> bool:
         return user.lower() in {name.lower() for name in self.server.config.admin_users}

@@ -75,6 +75,7 @@ class EmulatorServer:
         self.share_dirs = share_dirs
         self.shares = {name.lower(): DiskShare(name, path) for name, path in share_dirs.items()}
         self.listeners: list[Listener] = []
+        self.comment = ""  # `net config server /srvcomment`; srvsvc's sv101_comment
         self.admin_token = config.admin_token or secrets.token_urlsafe(24)
         if config.admin_port is not None and not config.admin_token:
             self.notes.append(f"admin token: {self.admin_token}")
@@ -95,17 +96,25 @@ class EmulatorServer:
                      group_by_client=c.group_by_client, rdp_idle_limit=c.rdp_idle_limit)
 
     def add_user(self, name: str, password: str) -> None:
+        """Add or re-password an account (names are case-insensitive, as on Windows)."""
+        for existing in [n for n in self.users if n.lower() == name.lower()]:
+            del self.users[existing]
         self.users[name] = password
 
     def add_share(self, name: str, path: str) -> None:
-        # The SMB config holds this same dict: new tree connects see the share at once.
+        """Add or re-point a share (names are case-insensitive)."""
+        for existing in [n for n in self.share_dirs if n.lower() == name.lower()]:
+            del self.share_dirs[existing]
         self.share_dirs[name] = path
+        # The SMB config holds this same dict: new tree connects see the share at once.
         self.shares[name.lower()] = DiskShare(name, path)
 
     def reset(self) -> None:
-        """End every session, restore the configured limits and rules, forget past events."""
+        """End every session, restore the configured limits and rules and the empty server
+        comment, forget past events."""
         self.engine.reset(self.initial_limits(), self.initial_rules())
         self.events.records.clear()
+        self.comment = ""
 
     def lookup_password(self, user: str) -> str | None:
         wanted = user.lower()

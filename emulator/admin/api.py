@@ -225,7 +225,6 @@ class AdminAPI:
         self.server = server
         self.engine = server.engine
         self.token = server.admin_token
-        self.server_comment = ""  # net config server /srvcomment
         self.logins: dict[str, str] = {}  # console login id (the cookie) -> its CSRF token
 
     # -- the one entry point --------------------------------------------------------------
@@ -446,7 +445,7 @@ class AdminAPI:
     @route("GET", r"/api/server")
     def server_info(self, call: Call) -> Any:
         config, edition = self.server.config, self.server.edition
-        return {"server_name": f"\\\\{config.netbios_name}", "comment": self.server_comment,
+        return {"server_name": f"\\\\{config.netbios_name}", "comment": self.server.comment,
                 "software_version": edition.product, "edition": edition.name,
                 "workgroup": config.workgroup,
                 "maximum_logged_on_users": self.engine.limit("smb"),
@@ -456,7 +455,7 @@ class AdminAPI:
     def patch_server(self, call: Call) -> Any:
         changes = _changes(_body(call), SERVER_SETTINGS)
         if "comment" in changes:
-            self.server_comment = changes["comment"]
+            self.server.comment = changes["comment"]
         if "autodisconnect" in changes:
             self.engine.set_autodisconnect(changes["autodisconnect"])  # re-plans the timers
         return self.server_info(call)
@@ -498,7 +497,6 @@ class AdminAPI:
         """A fresh host for the next test: no sessions, no events, the configured limits,
         rules and (empty) server comment. Console logins stay."""
         self.server.reset()
-        self.server_comment = ""
         return {"reset": True}
 
 
