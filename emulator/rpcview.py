@@ -51,7 +51,8 @@ class EngineServerView:
         kind = SV_TYPE_WORKSTATION | SV_TYPE_SERVER | SV_TYPE_NT | SV_TYPE_POTENTIAL_BROWSER
         if server_sku:
             kind |= SV_TYPE_SERVER_NT
-        return {"name": config.netbios_name, "comment": self.server.comment, "platform_id": PLATFORM_ID_NT,
+        return {"name": config.netbios_name, "comment": self.server.comment,
+                "platform_id": PLATFORM_ID_NT,
                 "version_major": edition.version[0], "version_minor": edition.version[1],
                 "type": kind, "users": UNLIMITED_USERS if limit is None else limit,
                 "autodisconnect": self.engine.rules.autodisconnect_minutes,
