@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from collections.abc import Callable
 
+from protocols.auth.credssp import CredSSPAcceptor
+from protocols.auth.ntlm import AuthFailure
 from protocols.rdp import gcc, mcs, pdu, render
 from protocols.rdp.x224 import (
     CREDSSP_FRAME,
@@ -88,8 +90,6 @@ class RDPSessionGate(SessionGate, Protocol):
 
     def limit(self, protocol: str) -> int | None: ...
 
-    def counted(self, protocol: str) -> int: ...
-
 
 @dataclass
 class RDPServerConfig:
@@ -104,9 +104,9 @@ class RDPServerConfig:
     refusal_logon_error: int | None = None  # Save Session Info ErrorNotificationType
     denial_errinfo: int = pdu.ERRINFO_SERVER_DENIED_CONNECTION
     refusal_display_seconds: float = 30.0
-    handshake_timeout: float = 30.0  # pre-logon: a stalled client is dropped after this
+    handshake_timeout: float = 30.0  # a client not activated by then is dropped
     takeover_other_user: bool = False  # single-session hosts: a new user ends the old one
-    credssp: Callable[[], Any] | None = None  # -> a CredSSP acceptor (protocols.auth.credssp)
+    credssp: Callable[[], CredSSPAcceptor] | None = None  # a fresh acceptor per connection
     # Records a failed logon (address, user, client name, status): an event, no slot.
     on_failed_logon: Callable[[str, str, str, int], None] | None = None
     desktop_color: tuple[int, int, int] = render.DESKTOP_COLOR
@@ -144,7 +144,7 @@ class RDPServerConnection:
         self.info: pdu.ClientInfo | None = None
         self.user = ""
         self.domain = ""
-        self._credssp: Any = None
+        self._credssp: CredSSPAcceptor | None = None
         self._nla_credentials: tuple[str, str, str] | None = None
         self.session: Any = None  # the engine's session while this connection holds it
         self._session_live = False  # logged on (or reattached): a drop disconnects it
@@ -152,7 +152,6 @@ class RDPServerConnection:
         self.refused_status: int | None = None
         self.logon_failed = False
         self.demand_sent = False
-        self.reattached = False
         self._picture: tuple[bytes, ...] = ()  # the update PDUs that draw the current screen
         self.fastpath_output = False
         self._timer: Any = config.clock.callLater(config.handshake_timeout, self._handshake_expired)
@@ -252,8 +251,7 @@ class RDPServerConnection:
 
     # -- CredSSP (NLA) ---------------------------------------------------------------------
     def _on_credssp(self, ts_request: bytes) -> None:
-        from protocols.auth.ntlm import AuthFailure
-
+        assert self._credssp is not None  # the decoder cuts TSRequests only in CREDSSP
         try:
             step = self._credssp.step(ts_request)
         except AuthFailure as exc:
@@ -265,10 +263,8 @@ class RDPServerConnection:
         if step.token:
             self._out += step.token
         if step.complete:
-            if step.credentials is None:
-                raise DecodeError("CredSSP completed without credentials")
-            domain, user, password = step.credentials
-            self._nla_credentials = (domain, user, password)
+            assert step.credentials is not None  # complete: TSCredentials checked against NTLM
+            self._nla_credentials = step.credentials
             self._decoder.credssp = False
             self.state = MCS_CONNECT
 
@@ -281,24 +277,23 @@ class RDPServerConnection:
             raise DecodeError("client core data names another selected protocol")
         self.client = client
         self.bpp = client.core.session_bpp()
-        ids, next_id = [], mcs.IO_CHANNEL + 1
-        for name, _options in client.channels:
-            if next_id == self.user_id:
-                next_id += 1
-            ids.append(next_id)
-            self.channels[next_id] = name
-            next_id += 1
         self.channels[mcs.IO_CHANNEL] = "I/O"
+        ids = [self._add_channel(name) for name, _options in client.channels]
         # Windows' order: core, network, security (aardwolf reads them in that order).
         blocks = (gcc.server_core(self.requested_protocols or 0)
                   + gcc.server_network(mcs.IO_CHANNEL, ids) + gcc.server_security())
         if client.message_channel:
-            if next_id == self.user_id:
-                next_id += 1
-            blocks += gcc.server_message_channel(next_id)
-            self.channels[next_id] = "MCS message channel"
+            blocks += gcc.server_message_channel(self._add_channel("MCS message channel"))
         self._out += x224_data(mcs.connect_response(gcc.conference_create_response(blocks)))
         self.state = MCS_DOMAIN
+
+    def _add_channel(self, name: str) -> int:
+        """The next free channel id after the I/O channel, skipping the user's id."""
+        channel = max(self.channels) + 1
+        if channel == self.user_id:
+            channel += 1
+        self.channels[channel] = name
+        return channel
 
     # -- MCS domain ------------------------------------------------------------------------
     def _on_domain_pdu(self, p: mcs.DomainPDU) -> None:
@@ -351,7 +346,7 @@ class RDPServerConnection:
                 self.state = FINALIZING
                 # Windows sends its Synchronize at once (aardwolf waits for it before its
                 # own); the client's Synchronize then needs no answer.
-                self._out += self._io(pdu.synchronize())
+                self._out += _io(pdu.synchronize())
             elif share.pdu_type == pdu.PDUTYPE_DATAPDU:
                 if self.state not in (FINALIZING, ACTIVE):
                     raise DecodeError("data PDU before Confirm Active")
@@ -375,13 +370,11 @@ class RDPServerConnection:
                 self._failed_logon(self.user, client_name, STATUS_LOGON_FAILURE)
         if not self.logon_failed:
             self._admit(client_name)
-        self._out += self._io(pdu.license_valid_client())
-        if self.close_requested:
-            return
+        self._out += _io(pdu.license_valid_client())
         session_id = self.session.id if self.session is not None else 0
         caps = pdu.server_capabilities(self.client.core.desktop_width,
                                        self.client.core.desktop_height, self.bpp)
-        self._out += self._io(pdu.demand_active(caps, session_id))
+        self._out += _io(pdu.demand_active(caps, session_id))
         self.demand_sent = True
         self.state = CAPABILITIES
 
@@ -395,7 +388,7 @@ class RDPServerConnection:
             if consoles:
                 old = consoles[0]
                 gate.take_over(old, self.address, hook)
-                self.session, self._session_live, self.reattached = old, True, True
+                self.session, self._session_live = old, True
                 self._new_logon = old.user.lower() != user.lower()
                 return
             admission = gate.request_session("rdp", self.address, hook, console=True,
@@ -406,10 +399,10 @@ class RDPServerConnection:
         if mine:
             old = sorted(mine, key=lambda s: s.state != "disconnected")[0]
             gate.take_over(old, self.address, hook)  # the old connection gets errinfo 0x5
-            self.session, self._session_live, self.reattached = old, True, True
+            self.session, self._session_live = old, True
             return
-        limit = gate.limit("rdp")
-        if cfg.takeover_other_user and limit == 1 and gate.counted("rdp") >= 1:
+        if cfg.takeover_other_user and gate.limit("rdp") == 1:
+            # The user has no session here (see above), so every one found is another's.
             for other in gate.find_active("rdp", console=False):
                 gate.end(other.id, "replaced")
         admission = gate.request_session("rdp", self.address, hook, user=user,
@@ -433,17 +426,17 @@ class RDPServerConnection:
                 raise DecodeError("Control PDU too short")
             (action,) = struct.unpack_from("<H", data.payload)
             if action == pdu.CTRLACTION_COOPERATE:
-                self._out += self._io(pdu.control(pdu.CTRLACTION_COOPERATE))
+                self._out += _io(pdu.control(pdu.CTRLACTION_COOPERATE))
             elif action == pdu.CTRLACTION_REQUEST_CONTROL:
-                self._out += self._io(pdu.control(pdu.CTRLACTION_GRANTED_CONTROL, self.user_id,
-                                                  mcs.SERVER_CHANNEL))
+                self._out += _io(pdu.control(pdu.CTRLACTION_GRANTED_CONTROL, self.user_id,
+                                             mcs.SERVER_CHANNEL))
         elif kind == pdu.PDUTYPE2_FONTLIST:
-            self._out += self._io(pdu.font_map())
+            self._out += _io(pdu.font_map())
             if self.state == FINALIZING:
                 self.state = ACTIVE
                 self._activated()
         elif kind == pdu.PDUTYPE2_SHUTDOWN_REQUEST:
-            self._out += self._io(pdu.shutdown_denied())  # Windows asks the user instead
+            self._out += _io(pdu.shutdown_denied())  # Windows asks the user instead
         elif kind == pdu.PDUTYPE2_REFRESH_RECT and self.state == ACTIVE:
             self._draw()
         elif kind in (pdu.PDUTYPE2_INPUT, pdu.PDUTYPE2_SUPPRESS_OUTPUT):
@@ -505,7 +498,6 @@ class RDPServerConnection:
         errinfo = ERRINFO_FOR_REASON.get(reason)
         dpum = mcs.RN_PROVIDER_INITIATED if reason == "admin-disconnect" else mcs.RN_USER_REQUESTED
         self._teardown(errinfo, dpum, None)
-        self._notify()
 
     def _teardown(self, errinfo: int | None, dpum_reason: int,
                   logon_error: tuple[int, int] | None) -> None:
@@ -513,14 +505,13 @@ class RDPServerConnection:
         Deactivate All, Disconnect Provider Ultimatum, close."""
         if self.close_requested:
             return
-        self._timer = None
         if self.attached and self.info is not None:
             if logon_error is not None and self.info.wants_logon_errors:
-                self._out += self._io(pdu.save_session_info_logon_error(*logon_error))
+                self._out += _io(pdu.save_session_info_logon_error(*logon_error))
             if errinfo and self.client is not None and self.client.core.supports_error_info:
-                self._out += self._io(pdu.set_error_info(errinfo))
+                self._out += _io(pdu.set_error_info(errinfo))
             if self.demand_sent:
-                self._out += self._io(pdu.deactivate_all())
+                self._out += _io(pdu.deactivate_all())
         if self.state not in (X224, CREDSSP, MCS_CONNECT):
             self._out += x224_data(mcs.disconnect_provider_ultimatum(dpum_reason))
         self._close("", quiet=True)
@@ -550,10 +541,6 @@ class RDPServerConnection:
     def _notify(self) -> None:
         if self.on_output is not None:
             self.on_output()
-
-    # -- output helpers ----------------------------------------------------------------------
-    def _io(self, payload: bytes) -> bytes:
-        return _io(payload)
 
 
 def _io(payload: bytes) -> bytes:

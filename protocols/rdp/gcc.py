@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from protocols.rdp.mcs import read_per_length
+from protocols.rdp.mcs import MAX_CHANNELS, per_length, read_per_length
 from protocols.rdp.x224 import DecodeError
 
 T124_OID = b"\x00\x14\x7c\x00\x01"  # 0.0.20.124.0.1, PER-encoded
@@ -80,7 +80,6 @@ class ClientData:
     cluster_flags: int | None = None
     redirected_session_id: int = 0
     message_channel: bool = False
-    block_types: list[int] = field(default_factory=list)
 
     @property
     def console_requested(self) -> bool:
@@ -131,16 +130,12 @@ def parse_conference_create_request(data: bytes) -> bytes:
 
 def conference_create_request(blocks: bytes) -> bytes:
     """Client side (tests, benchmark)."""
-    from protocols.rdp.mcs import per_length
-
     body = (b"\x00\x08\x00\x10\x00\x01\xc0\x00" + H221_CS_KEY + per_length(len(blocks))
             + blocks)
     return b"\x00\x05" + T124_OID + per_length(len(body)) + body
 
 
 def conference_create_response(blocks: bytes) -> bytes:
-    from protocols.rdp.mcs import per_length
-
     # connectPDU length 0x2A (clients ignore it), choice 0x14 conferenceCreateResponse,
     # nodeID 0x79F3 (PER 1001-based), tag 1, result success, one set, "McDn".
     return (b"\x00\x05" + T124_OID + b"\x2a\x14\x76\x0a\x01\x01\x00\x01\xc0\x00" + H221_SC_KEY
@@ -208,7 +203,6 @@ def parse_client_data(blocks: bytes) -> ClientData:
     core: ClientCore | None = None
     data = ClientData(ClientCore())
     for kind, body in iter_blocks(blocks):
-        data.block_types.append(kind)
         if kind == CS_CORE:
             core = parse_client_core(body)
         elif kind == CS_SECURITY:
@@ -219,7 +213,7 @@ def parse_client_data(blocks: bytes) -> ClientData:
             if len(body) < 4:
                 raise DecodeError("GCC: client network data too short")
             (count,) = struct.unpack_from("<I", body)
-            if count > 31 or len(body) < 4 + 12 * count:
+            if count > MAX_CHANNELS or len(body) < 4 + 12 * count:
                 raise DecodeError(f"GCC: {count} static channels do not fit")
             for i in range(count):
                 name, options = struct.unpack_from("<8sI", body, 4 + 12 * i)

@@ -125,8 +125,9 @@ class DomainParameters:
         return cls(*values)
 
 
-# What Windows answers with (its Connect-Response domain parameters).
+# What Windows answers with (its Connect-Response domain parameters), encoded once.
 SERVER_DOMAIN_PARAMETERS = DomainParameters(34, 3, 0, 1, 0, 1, 0xFFF8, 2)
+_SERVER_DOMAIN_PARAMETERS_BER = SERVER_DOMAIN_PARAMETERS.encode()
 
 
 @dataclass(frozen=True)
@@ -166,11 +167,10 @@ def connect_initial(user_data: bytes) -> bytes:
     return ber_tlv(CONNECT_INITIAL, body)
 
 
-def connect_response(user_data: bytes,
-                     params: DomainParameters = SERVER_DOMAIN_PARAMETERS) -> bytes:
+def connect_response(user_data: bytes) -> bytes:
     body = (ber_tlv(TAG_ENUMERATED, b"\x00")  # rt-successful
             + ber_integer(0)  # calledConnectId
-            + params.encode() + ber_tlv(TAG_OCTET_STRING, user_data))
+            + _SERVER_DOMAIN_PARAMETERS_BER + ber_tlv(TAG_OCTET_STRING, user_data))
     return ber_tlv(CONNECT_RESPONSE, body)
 
 

@@ -8,7 +8,6 @@ rows, 64-pixel-wide tiles, each row a multiple of 4 bytes.
 from __future__ import annotations
 
 import functools
-import textwrap
 from typing import Any
 
 from protocols.rdp.pdu import BitmapRect
@@ -55,8 +54,6 @@ def render_message_box(text: str, title: str = "Logon Message", width: int = 520
                 lines.append(line)
                 line = word
         lines.append(line)
-    if not lines:
-        lines = textwrap.wrap(text, 60) or [""]
     line_h = 22
     title_h = 26
     button_h = 26

@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from protocols.auth.credssp import subject_public_key
+
 
 @dataclass(frozen=True)
 class ServerCertificate:
@@ -29,13 +31,7 @@ class ServerCertificate:
     def public_key_bytes(self) -> bytes:
         """The SubjectPublicKey (for RSA, the PKCS#1 RSAPublicKey DER): what CredSSP binds
         to in pubKeyAuth."""
-        key = self.certificate.public_key()
-        if isinstance(key, rsa.RSAPublicKey):
-            return key.public_bytes(serialization.Encoding.DER,
-                                    serialization.PublicFormat.PKCS1)
-        spki = key.public_bytes(serialization.Encoding.DER,
-                                serialization.PublicFormat.SubjectPublicKeyInfo)
-        return _subject_public_key(spki)
+        return subject_public_key(self.cert_pem)
 
     def context_factory(self) -> object:
         """A Twisted TLS server context (pyOpenSSL)."""
@@ -46,14 +42,6 @@ class ServerCertificate:
             privateKey=crypto.load_privatekey(crypto.FILETYPE_PEM, self.key_pem),
             certificate=crypto.load_certificate(crypto.FILETYPE_PEM, self.cert_pem),
         )
-
-
-def _subject_public_key(spki: bytes) -> bytes:
-    from pyasn1.codec.der import decoder
-    from pyasn1_modules import rfc2459
-
-    info, _ = decoder.decode(spki, asn1Spec=rfc2459.SubjectPublicKeyInfo())
-    return bytes(info["subjectPublicKey"].asOctets())
 
 
 def generate(common_name: str) -> ServerCertificate:

@@ -28,16 +28,17 @@ class RDPProtocol(protocol.Protocol):
         self.core.on_output = self._flush  # timers and the engine's close hook
 
     def dataReceived(self, data: bytes) -> None:
-        if self.core is None:
-            return
+        assert self.core is not None  # connectionMade comes first
         self.core.receive_data(data)
         self._flush()
 
     def _flush(self) -> None:
-        core, transport = self.core, self.transport
+        """Write what the core has; start TLS or close when it asks. Also called from the
+        core's ``on_output`` (timers, the engine's close hook), possibly after the close."""
+        core = self.core
+        transport: Any = self.transport  # ITransport + ITLSTransport: startTLS, abortConnection
         if core is None or transport is None or self._closing:
             return
-        transport = self._transport()
         out = core.data_to_send()
         if out:
             transport.write(out)
@@ -50,9 +51,6 @@ class RDPProtocol(protocol.Protocol):
                 transport.abortConnection()
             else:
                 transport.loseConnection()
-
-    def _transport(self) -> Any:
-        return self.transport  # TCP, then TLS: write, startTLS, loseConnection, abort
 
     def connectionLost(self, reason: object = None) -> None:
         if self.core is not None:

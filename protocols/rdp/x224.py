@@ -11,11 +11,12 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from protocols.auth.credssp import ts_request_length
+from protocols.auth.ntlm import AuthFailure
+
 TPKT_VERSION = 3
 TPKT_HEADER = 4
 MAX_TPKT = 0xFFFF
-MAX_FASTPATH = 0x7FFF
-MAX_CREDSSP = 0xFFFF  # a TSRequest with an NTLM AUTHENTICATE and credentials is a few KB
 
 # X.224 TPDU codes (upper nibble of the second byte).
 X224_CR = 0xE0  # connection request
@@ -205,25 +206,12 @@ class FrameDecoder:
         raise DecodeError(f"neither TPKT nor fast-path (first byte 0x{first:02x})")
 
     def _der(self) -> Frame | None:
-        buf = self._buf
-        if buf[0] != 0x30:
-            raise DecodeError(f"CredSSP: expected a DER SEQUENCE, got 0x{buf[0]:02x}")
-        if len(buf) < 2:
+        try:  # from the DER header (tag, then at most five length bytes), before buffering
+            length = ts_request_length(bytes(self._buf[:6]))
+        except AuthFailure as exc:
+            raise DecodeError(f"CredSSP: {exc.detail}") from None
+        if length is None or len(self._buf) < length:
             return None
-        first = buf[1]
-        if first < 0x80:
-            header, length = 2, first
-        else:
-            n = first & 0x7F
-            if not 1 <= n <= 3:
-                raise DecodeError("CredSSP: bad DER length")
-            if len(buf) < 2 + n:
-                return None
-            header, length = 2 + n, int.from_bytes(buf[2:2 + n], "big")
-        if header + length > MAX_CREDSSP:
-            raise DecodeError(f"CredSSP: TSRequest of {header + length} bytes is too large")
-        if len(buf) < header + length:
-            return None
-        frame = Frame(CREDSSP_FRAME, bytes(buf[:header + length]))
-        del buf[:header + length]
+        frame = Frame(CREDSSP_FRAME, bytes(self._buf[:length]))
+        del self._buf[:length]
         return frame

@@ -283,6 +283,19 @@ def test_frame_decoder_refuses_garbage_from_the_header(bad):
         dec.next_frame()
 
 
+def test_frame_decoder_waits_for_a_long_form_tsrequest_split_across_reads():
+    ts_request = h("308201f4") + bytes(500)  # long-form DER length: 500 bytes follow
+    dec = FrameDecoder()
+    dec.credssp = True
+    for start, end in ((0, 1), (1, 3), (3, 200)):  # the tag, inside the length, the body
+        dec.feed(ts_request[start:end])
+        assert dec.next_frame() is None
+    dec.feed(ts_request[200:])
+    frame = dec.next_frame()
+    assert frame is not None and frame.kind == CREDSSP_FRAME and frame.data == ts_request
+    assert dec.buffered == 0
+
+
 def test_frame_decoder_refuses_an_oversized_tsrequest_before_buffering_it():
     dec = FrameDecoder()
     dec.credssp = True

@@ -459,3 +459,68 @@ def test_a_stalled_activation_gives_back_its_pending_slot():
     assert client.core.close_requested
     client.drop()
     assert host.engine.counted("rdp") == 1
+
+
+def _admitted_not_activated(client: Client, user: str) -> None:
+    """Through Client Info: the engine holds a pending slot, activation has not happened."""
+    _through(client, "mcs-domain")
+    for channel in (mcs.USER_ID, mcs.IO_CHANNEL):
+        client.send(x224_data(mcs.channel_join_request(mcs.USER_ID, channel)))
+    client.send_io(pdu.client_info(user, USERS[user]))
+    client.pump()
+
+
+def test_bad_input_after_admission_gives_the_pending_slot_back():
+    host = Host("whs")
+    host.connect().logon("alice", "pw-a")
+    client = host.connect()
+    _admitted_not_activated(client, "bob")
+    assert host.engine.counted("rdp") == 2
+    client.send_io(b"\x06\x00\x17\x00")  # a share control header cut short
+    assert client.core.close_requested and client.core.close_abruptly
+    assert len(client.logs) == 1 and "bad input" in client.logs[0]
+    client.drop()
+    assert host.engine.counted("rdp") == 1 and host.outcomes()[-1] == "connection-closed"
+
+
+def test_bad_input_in_a_live_session_disconnects_it_like_a_drop():
+    host = Host("whs")
+    alice = host.connect()
+    alice.logon("alice", "pw-a")
+    alice.send_io(pdu.share_data(pdu.PDUTYPE2_CONTROL, b"\x01", source=mcs.USER_ID))  # short
+    assert alice.core.close_requested and alice.core.close_abruptly
+    assert len(alice.logs) == 1 and "Control PDU too short" in alice.logs[0]
+    alice.drop()
+    (session,) = host.engine.sessions("rdp")
+    assert session.state == "disconnected" and host.engine.counted("rdp") == 1
+
+
+@pytest.mark.parametrize("garbage", [
+    bytes.fromhex("16030100"),  # a second TLS ClientHello instead of a TSRequest
+    bytes.fromhex("3084ffffffff"),  # a TSRequest claiming 4 GB, refused from its header
+    bytes.fromhex("3080"),  # BER indefinite length: not DER
+])
+def test_bad_credssp_framing_is_one_log_line_and_no_failed_logon(garbage):
+    host = Host("server-2022", credssp=lambda: object())
+    client = host.connect()
+    assert client.negotiate(PROTOCOL_SSL | PROTOCOL_HYBRID) == (TYPE_RDP_NEG_RSP, PROTOCOL_HYBRID)
+    client.core.tls_started()
+    client.send(garbage)
+    assert client.core.close_requested and client.core.close_abruptly
+    assert len(client.logs) == 1 and "bad input in state credssp" in client.logs[0]
+    client.drop()
+    assert host.failed == [] and host.engine.sessions() == [] and host.events.query() == []
+
+
+def test_the_engine_ending_a_session_mid_handshake_stops_the_handshake_timer():
+    host = Host("whs")
+    client = host.connect()
+    _admitted_not_activated(client, "bob")
+    (session,) = host.engine.sessions("rdp")
+    host.engine.end(session.id, "admin-reset")
+    client.pump()
+    assert client.report.errinfo == [pdu.ERRINFO_RPC_INITIATED_LOGOFF]
+    assert client.core.close_requested and not client.core.close_abruptly
+    assert host.clock.getDelayedCalls() == []  # no pre-logon timer left to fire later
+    host.clock.advance(TIMEOUT)
+    assert client.logs == [] and client.notified == 1 and not client.core.close_abruptly
