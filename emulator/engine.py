@@ -133,6 +133,7 @@ class Session:
 class Admission:
     session: Session | None
     status: int = 0
+    reattached: bool = False  # an existing session moved to this connection
 
     @property
     def admitted(self) -> bool:
@@ -363,6 +364,35 @@ class SessionEngine:
         session.close_hook = None
         self._record(session, reason, None)
         self._schedule_expiry()
+
+    def admit_interactive(self, protocol: str, address: str,
+                          close_hook: Callable[[str], None] | None, *, user: str,
+                          client: str, console_requested: bool,
+                          takeover_other_user: bool = False) -> Admission:
+        """Remote Desktop's rules, after the credentials were checked.
+
+        A console (or /admin) request, on an edition that exempts one, takes the console
+        session over or opens it (id 0, not counted). A user who already has a session,
+        live or disconnected, takes it over (the old connection is told "replaced").
+        On a one-session host with ``takeover_other_user``, another user's session ends.
+        Otherwise a new session is asked for, which may be refused.
+        """
+        if console_requested and self.edition.rdp_exempt in ("console", "admin"):
+            consoles = self.find_active(protocol, console=True)
+            if consoles:
+                self.take_over(consoles[0], address, close_hook)
+                return Admission(consoles[0], reattached=True)
+            return self.request_session(protocol, address, close_hook, console=True,
+                                        user=user, client=client)
+        mine = self.find_active(protocol, user=user, console=False)
+        if mine:
+            old = min(mine, key=lambda s: s.state != DISCONNECTED)  # a disconnected one first
+            self.take_over(old, address, close_hook)
+            return Admission(old, reattached=True)
+        if takeover_other_user and self.limit(protocol) == 1:
+            for other in self.find_active(protocol, console=False):  # all another user's
+                self.end(other.id, "replaced")
+        return self.request_session(protocol, address, close_hook, user=user, client=client)
 
     def take_over(self, session: Session, address: str,
                   close_hook: Callable[[str], None] | None, reason: str = "replaced") -> None:

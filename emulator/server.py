@@ -144,7 +144,7 @@ class EmulatorServer:
         return RDPServerConfig(
             gate=self.engine, lookup_password=self.lookup_password, clock=self.clock,
             refusal_text=self.edition.rdp_refusal_text, nla=self.edition.rdp_nla,
-            exempt=self.edition.rdp_exempt, refusal_logon_error=self.edition.rdp_logon_error,
+            refusal_logon_error=self.edition.rdp_logon_error,
             denial_errinfo=self.config.rdp_denial_errinfo,
             refusal_display_seconds=self.config.refusal_display_seconds,
             handshake_timeout=self.config.session_setup_timeout,

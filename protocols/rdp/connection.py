@@ -80,15 +80,10 @@ class RDPSessionGate(SessionGate, Protocol):
 
     def disconnect(self, session: Any, reason: str = "disconnect") -> None: ...
 
-    def take_over(self, session: Any, address: str,
-                  close_hook: Callable[[str], None] | None, reason: str = "replaced") -> None: ...
-
-    def find_active(self, protocol: str, *, user: str | None = None,
-                    console: bool | None = None) -> list[Any]: ...
-
-    def end(self, session_id: int, reason: str) -> bool: ...
-
-    def limit(self, protocol: str) -> int | None: ...
+    def admit_interactive(self, protocol: str, address: str,
+                          close_hook: Callable[[str], None] | None, *, user: str,
+                          client: str, console_requested: bool,
+                          takeover_other_user: bool = False) -> Any: ...
 
 
 @dataclass
@@ -100,7 +95,6 @@ class RDPServerConfig:
     clock: Clock
     refusal_text: str
     nla: bool = False  # the edition wants CredSSP when the client offers it
-    exempt: str = "none"  # which session does not count: "console", "admin" or "none"
     refusal_logon_error: int | None = None  # Save Session Info ErrorNotificationType
     denial_errinfo: int = pdu.ERRINFO_SERVER_DENIED_CONNECTION
     refusal_display_seconds: float = 30.0
@@ -380,37 +374,21 @@ class RDPServerConnection:
 
     def _admit(self, client_name: str) -> None:
         """Ask the engine: reattach, take the console, a new session, or the refusal."""
-        gate, cfg, user = self.config.gate, self.config, self.user
         assert self.client is not None
-        hook = self._engine_closes
-        if self.client.console_requested and cfg.exempt in ("console", "admin"):
-            consoles = gate.find_active("rdp", console=True)
-            if consoles:
-                old = consoles[0]
-                gate.take_over(old, self.address, hook)
-                self.session, self._session_live = old, True
-                self._new_logon = old.user.lower() != user.lower()
-                return
-            admission = gate.request_session("rdp", self.address, hook, console=True,
-                                             user=user, client=client_name)
-            self.session, self._new_logon = admission.session, True
-            return
-        mine = gate.find_active("rdp", user=user, console=False)
-        if mine:
-            old = sorted(mine, key=lambda s: s.state != "disconnected")[0]
-            gate.take_over(old, self.address, hook)  # the old connection gets errinfo 0x5
-            self.session, self._session_live = old, True
-            return
-        if cfg.takeover_other_user and gate.limit("rdp") == 1:
-            # The user has no session here (see above), so every one found is another's.
-            for other in gate.find_active("rdp", console=False):
-                gate.end(other.id, "replaced")
-        admission = gate.request_session("rdp", self.address, hook, user=user,
-                                         client=client_name)
-        if admission.admitted:
-            self.session, self._new_logon = admission.session, True
-        else:
+        admission = self.config.gate.admit_interactive(
+            "rdp", self.address, self._engine_closes, user=self.user, client=client_name,
+            console_requested=self.client.console_requested,
+            takeover_other_user=self.config.takeover_other_user)
+        if not admission.admitted:
             self.refused_status = admission.status
+            return
+        self.session = admission.session
+        if admission.reattached:
+            self._session_live = True
+            # Another user taking the console over is a new logon on it.
+            self._new_logon = self.session.user.lower() != self.user.lower()
+        else:
+            self._new_logon = True
 
     def _failed_logon(self, user: str, client: str, status: int) -> None:
         if self.config.on_failed_logon is not None:

@@ -45,7 +45,7 @@ class Host:
         self.failed: list[tuple[str, str, str, int]] = []
         settings: dict[str, Any] = dict(
             gate=self.engine, lookup_password=USERS.get, clock=self.clock,
-            refusal_text=ed.rdp_refusal_text, nla=ed.rdp_nla, exempt=ed.rdp_exempt,
+            refusal_text=ed.rdp_refusal_text, nla=ed.rdp_nla,
             refusal_logon_error=ed.rdp_logon_error, refusal_display_seconds=DISPLAY,
             handshake_timeout=TIMEOUT, on_failed_logon=lambda *a: self.failed.append(a))
         settings.update(overrides)
