@@ -25,14 +25,16 @@ and the unit tests check the layouts against impacket in both directions. The st
 from __future__ import annotations
 
 import contextlib
+import enum
 import itertools
 import logging
 import struct
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
+from impacket.dcerpc.v5.dtypes import NULL
 from impacket.uuid import string_to_bin, uuidtup_to_bin
 
 # -- constants (C706 12.6, MS-RPCE 2.2.2) ------------------------------------------------------
@@ -99,7 +101,11 @@ MIN_FRAG = 1432
 # impacket walks it (a lying array count costs time per byte).
 MAX_REQUEST_STUB = 16 * 1024
 
-# The maximum message a client may leave unread before the pipe refuses more output.
+# Requests whose last fragment has not come yet, per association: a pipe carries one call
+# at a time, so a client leaving more than this behind has abandoned the oldest.
+MAX_PARTIAL_CALLS = 8
+
+# What a client may leave unread before the pipe drops further replies (each whole).
 MAX_PENDING_OUTPUT = 1024 * 1024
 
 _assoc_groups = itertools.count(0x5A10)
@@ -108,16 +114,20 @@ _assoc_groups = itertools.count(0x5A10)
 # -- what RPC handlers may ask of the host -----------------------------------------------------
 
 class ServerView(Protocol):
-    """The host as the RPC services see it; the emulator implements it over its engine.
+    """The host as the RPC services see it; the emulator implements it over its engine
+    (``emulator.rpcview``). Handlers only read through it; what ends a session or closes
+    a file is the engine's doing, asked for here.
 
-    File ids (NetrFileEnum, NetrFileClose) are ``(session id << 16) | (1 + index)``, the
-    index into that session's ``open_files``.
+    File ids (NetrFileEnum, NetrFileClose) are ``(session id << 16) | (1 + index)`` in 32
+    bits, the index into that session's ``open_files``.
     """
 
     def sessions(self) -> list[dict[str, Any]]:
-        """Session dicts (engine ``Session.to_dict``): id, protocol, user, client, address,
-        state, opens, open_files, idle_seconds, logon_time, anonymous, console; optionally
-        ``trees`` (share names an SMB session is connected to). srvsvc shows the SMB
+        """Every session as the engine's ``Session.to_dict`` gives it: id, protocol
+        ("smb"/"rdp"), user, client (NTLM workstation, may be ""), address, state
+        ("pending", "active", "idle", "disconnected"), opens, open_files, trees (share
+        names an SMB session is connected to), idle_seconds, logon_time (ISO 8601 or
+        POSIX seconds; None before logon), anonymous, console. srvsvc shows the SMB
         sessions, wkssvc's NetrWkstaUserEnum the interactive (RDP) logons."""
         ...
 
@@ -136,7 +146,9 @@ class ServerView(Protocol):
 
     def set_autodisconnect(self, minutes: int) -> None: ...
 
-    def close_file(self, file_id: int) -> bool: ...
+    def close_file(self, file_id: int) -> bool:
+        """Close the open with this NetrFileEnum id; False when there is none."""
+        ...
 
     def is_admin(self, user: str) -> bool: ...
 
@@ -158,40 +170,51 @@ class Caller:
 
 
 class Fault(Exception):
-    """Raised by an operation: the call is answered with a fault PDU with ``status``."""
+    """Raised by an operation before it acts: the call is answered with a fault PDU with
+    ``status`` and PFC_DID_NOT_EXECUTE (an operation that went wrong after acting is a bug,
+    answered nca_s_fault_unspec without that flag)."""
 
-    def __init__(self, status: int, detail: str = "", *, executed: bool = False) -> None:
+    def __init__(self, status: int, detail: str = "") -> None:
         super().__init__(f"fault 0x{status:08X} {detail}".strip())
         self.status = status
-        self.executed = executed
 
 
 # -- one RPC interface ---------------------------------------------------------------------------
 
-Operation = tuple[type, Callable[[Any], Any]]  # (impacket request NDRCALL class, handler)
+# (impacket request NDRCALL class, handler taking the service and the parsed request and
+# returning an impacket response)
+Operation = tuple[type, Callable[[Any, Any], Any]]
+
+
+class Access(enum.Enum):
+    """Who may make a call or ask for an info level (``Service.permits``)."""
+
+    ANYONE = "anyone"  # null sessions included
+    USERS = "users"  # any authenticated account
+    ADMINS = "admins"  # ``ServerView.is_admin``
 
 
 class Service:
     """One RPC interface served on a pipe; one instance per pipe open (association).
 
-    Subclasses set ``uuid``/``version`` and fill ``operations``: opnum -> (impacket
-    request class, handler taking the parsed request and returning an impacket response).
+    Subclasses set ``name``, ``interface`` (impacket's ``MSRPC_UUID_*``: the UUID and the
+    version served) and ``operations``: opnum -> (impacket request class, handler).
     """
 
-    name = ""
-    uuid = b""  # 16 bytes, wire order
-    version = (0, 0)
+    name: ClassVar[str] = ""
+    interface: ClassVar[bytes] = b""  # p_syntax_id_t: UUID (wire order), major, minor (u16)
+    operations: ClassVar[dict[int, Operation]] = {}
 
     def __init__(self, view: ServerView, caller: Caller) -> None:
         self.view = view
         self.caller = caller
-        self.operations: dict[int, Operation] = {}
 
     def accepts(self, abstract_syntax: bytes) -> bool:
         """Same UUID and major version, and a minor version we serve (C706 12.6.3.1)."""
         major, minor = struct.unpack_from("<HH", abstract_syntax, 16)
-        return (abstract_syntax[:16] == self.uuid and major == self.version[0]
-                and minor <= self.version[1])
+        served_major, served_minor = struct.unpack_from("<HH", self.interface, 16)
+        return (abstract_syntax[:16] == self.interface[:16] and major == served_major
+                and minor <= served_minor)
 
     def call(self, opnum: int, stub: bytes) -> bytes:
         operation = self.operations.get(opnum)
@@ -206,13 +229,16 @@ class Service:
             raise Fault(RPC_X_BAD_STUB_DATA, f"{self.name} opnum {opnum}: {exc}") from None
         if consumed > len(stub):  # impacket reads a short stub leniently; Windows does not
             raise Fault(RPC_X_BAD_STUB_DATA, f"{self.name} opnum {opnum}: stub too short")
-        response = handler(request)
+        response = handler(self, request)
         return bytes(response.getData())
 
-    # Helpers for the handlers.
-    @property
-    def is_admin(self) -> bool:
-        return not self.caller.anonymous and self.view.is_admin(self.caller.user)
+    def permits(self, access: Access) -> bool:
+        """May the caller make a call (or ask for an info level) open to ``access``?"""
+        if access is Access.ANYONE:
+            return True
+        if self.caller.anonymous:
+            return False
+        return access is Access.USERS or self.view.is_admin(self.caller.user)
 
 
 @contextlib.contextmanager
@@ -228,24 +254,115 @@ def _impacket_quiet() -> Iterator[None]:
         logger.disabled = before
 
 
-def optional_string(ndr: Any, key: str) -> str | None:
-    """A ``[string, unique] wchar_t*`` argument: None when the pointer is NULL."""
-    member = ndr.fields.get(key)
-    referent = getattr(member, "fields", {}).get("ReferentID")
-    if referent == 0:
-        return None
-    return wire_string(ndr[key])
+# -- what the NET API handlers (srvsvc, wkssvc) share ---------------------------------------------
+
+# NET_API_STATUS values (MS-ERREF 2.2, lmerr.h) both services answer.
+NERR_SUCCESS = 0
+ERROR_ACCESS_DENIED = 5
+ERROR_INVALID_LEVEL = 124
 
 
-def wire_string(value: Any) -> str:
-    if isinstance(value, bytes):
-        value = value.decode("utf-16-le", "replace")
-    return str(value).split("\x00", 1)[0]
+def string_arg(ndr: Any, key: str) -> str | None:
+    """A ``[string] wchar_t*`` argument up to its first NUL; None for a NULL ``[unique]``
+    pointer. Code units that are not UTF-16 (a lone surrogate) become U+FFFD, so such a
+    name matches nothing instead of failing the call."""
+    member = ndr.fields[key]
+    if "ReferentID" in member.fields:  # a pointer (LPWSTR); a bare WSTR has none
+        if member.fields["ReferentID"] == 0:
+            return None
+        member = member.fields["Data"]
+    raw: bytes = member.fields["Data"]
+    return raw.decode("utf-16-le", "replace").split("\0", 1)[0]
+
+
+def is_null(ndr: Any, key: str) -> bool:
+    """Is the ``[unique]`` pointer ``key`` of ``ndr`` NULL?"""
+    return ndr.fields[key].fields["ReferentID"] == 0
 
 
 def dword(value: float) -> int:
     """Clamp to an unsigned 32-bit NDR DWORD."""
     return max(0, min(int(value), 0xFFFFFFFF))
+
+
+def fill(target: Any, values: dict[str, Any]) -> Any:
+    """Set every field of an impacket info structure from ``values``, keyed by the field's
+    name after its level prefix (``sesi10_cname`` <- ``values["cname"]``), so one dict of
+    values serves every level; returns ``target``."""
+    for name, _type in target.structure:
+        target[name] = values[name.split("_", 1)[1]]
+    return target
+
+
+def union_arm(union: Any, level: int, what: str) -> str:
+    """Tag a ``[switch_is(Level)]`` union of a response with ``level``; the arm's name. A
+    level the union has no arm for cannot be answered: bad stub data, as Windows' stub."""
+    arm = type(union).union.get(level)
+    if arm is None:
+        raise Fault(RPC_X_BAD_STUB_DATA, f"{what} level {level}")
+    union["tag"] = level
+    return str(arm[0])
+
+
+class InfoAnswer:
+    """The answer to a Net*GetInfo call: the level's arm of the info union, or (with an
+    error) a NULL arm."""
+
+    def __init__(self, response: Any, union_key: str, level: int, what: str) -> None:
+        self.response = response
+        self.union = response[union_key]
+        self.arm = union_arm(self.union, level, what)
+
+    def fields(self, values: dict[str, Any]) -> Any:
+        fill(self.union[self.arm], values)
+        self.response["ErrorCode"] = NERR_SUCCESS
+        return self.response
+
+    def error(self, status: int) -> Any:
+        self.union[self.arm] = NULL
+        self.response["ErrorCode"] = status
+        return self.response
+
+
+class EnumAnswer:
+    """The answer to a Net*Enum call: the level's container (``EntriesRead``, ``Buffer``),
+    ``TotalEntries``, ``ResumeHandle`` and ``ErrorCode``. Everything is answered at once,
+    whatever the preferred maximum length: the resume handle comes back 0 (NULL when the
+    client sent NULL)."""
+
+    def __init__(self, request: Any, response: Any, info_key: str, union_key: str,
+                 level: int, what: str) -> None:
+        self.response = response
+        info = response[info_key]
+        info["Level"] = level
+        self.union = info[union_key]
+        self.arm = union_arm(self.union, level, what)
+        response["TotalEntries"] = 0
+        response["ResumeHandle"] = NULL if is_null(request, "ResumeHandle") else 0
+
+    def entries(self, entries: list[Any]) -> Any:
+        container = self.union[self.arm]
+        container["EntriesRead"] = len(entries)
+        if entries:
+            for entry in entries:
+                container["Buffer"].append(entry)
+        else:
+            container["Buffer"] = NULL
+        self.response["TotalEntries"] = len(entries)
+        self.response["ErrorCode"] = NERR_SUCCESS
+        return self.response
+
+    def error(self, status: int) -> Any:
+        """No entries (an empty container) and ``status``."""
+        self.entries([])
+        self.response["ErrorCode"] = status
+        return self.response
+
+    def unserved_level(self) -> Any:
+        """A level the union has but this server does not serve: a NULL container."""
+        self.union[self.arm] = NULL
+        self.response["ErrorCode"] = ERROR_INVALID_LEVEL
+        return self.response
 
 
 # -- PDUs -----------------------------------------------------------------------------------------
@@ -373,12 +490,14 @@ class Association:
             return [pack_fault(_call_id(pdu), NCA_S_FAULT_UNSPEC)]
 
     def _receive(self, pdu: bytes) -> list[bytes]:
+        if len(pdu) < HEADER_SIZE or struct.unpack_from("<H", pdu, 8)[0] != len(pdu):
+            raise PDUError("not one whole PDU")
         vers, minor, ptype, flags, drep, frag_len, auth_len, call_id = \
             COMMON_HEADER.unpack_from(pdu)
         body_end = frag_len - (auth_len + SEC_TRAILER_SIZE if auth_len else 0)
         if body_end < HEADER_SIZE:
             raise PDUError(f"auth_length {auth_len} beyond frag_length {frag_len}")
-        little_endian = pdu[4] & 0xF0 == DREP_LITTLE_ENDIAN
+        little_endian = drep & 0xF0 == DREP_LITTLE_ENDIAN  # integer representation nibble
         if ptype in (BIND, ALTER_CONTEXT):
             if vers != 5 or minor > 1:
                 return [pack_bind_nak(call_id, NAK_PROTOCOL_VERSION_NOT_SUPPORTED)]
@@ -407,7 +526,8 @@ class Association:
 
     def _bind(self, ptype: int, call_id: int, bind: BindRequest) -> bytes:
         if ptype == BIND:
-            # The first bind sizes the association; a later one only adds contexts.
+            # A bind sizes the association and joins a group; alter_context only adds
+            # contexts.
             self.max_xmit_frag = max(MIN_FRAG, min(bind.max_recv_frag, SERVER_MAX_FRAG))
             self.assoc_group = bind.assoc_group or next(_assoc_groups)
         results = [self._negotiate(ctx) for ctx in bind.contexts]
@@ -420,7 +540,7 @@ class Association:
             results=results)
 
     def _negotiate(self, ctx: ContextElement) -> tuple[int, int, bytes]:
-        none = b"\0" * SYNTAX_SIZE
+        no_syntax = b"\0" * SYNTAX_SIZE
         feature = next((t for t in ctx.transfer_syntaxes if t[:8] == BIND_TIME_FEATURE_PREFIX),
                        None)
         if feature is not None:
@@ -428,12 +548,12 @@ class Association:
             # feature bits; answer those we honour (neither needs anything of us here).
             bits = struct.unpack_from("<H", feature, 8)[0]
             return NEGOTIATE_ACK, bits & (FEATURE_SECURITY_CONTEXT_MULTIPLEXING
-                                          | FEATURE_KEEP_CONNECTION_ON_ORPHAN), none
+                                          | FEATURE_KEEP_CONNECTION_ON_ORPHAN), no_syntax
         service = next((s for s in self.services if s.accepts(ctx.abstract_syntax)), None)
         if service is None:
-            return PROVIDER_REJECTION, ABSTRACT_SYNTAX_NOT_SUPPORTED, none
+            return PROVIDER_REJECTION, ABSTRACT_SYNTAX_NOT_SUPPORTED, no_syntax
         if NDR_SYNTAX not in ctx.transfer_syntaxes:
-            return PROVIDER_REJECTION, PROPOSED_TRANSFER_SYNTAXES_NOT_SUPPORTED, none
+            return PROVIDER_REJECTION, PROPOSED_TRANSFER_SYNTAXES_NOT_SUPPORTED, no_syntax
         self.contexts[ctx.context_id] = service
         return ACCEPTANCE, REASON_NOT_SPECIFIED, NDR_SYNTAX
 
@@ -442,23 +562,26 @@ class Association:
         if body_end < start:
             raise PDUError("request header truncated")
         _alloc_hint, context_id, opnum = REQUEST_BODY.unpack_from(pdu, HEADER_SIZE)
-        stub = pdu[start:body_end]
+        # A first fragment (re)starts the call; a later one continues it. Either way the
+        # call leaves ``_calls`` here and goes back only while more fragments are due.
+        started = self._calls.pop(call_id, None)
         if flags & PFC_FIRST_FRAG:
-            call = self._calls[call_id] = _PartialCall(context_id, opnum)
+            call = _PartialCall(context_id, opnum)
+        elif started is None:
+            return [pack_fault(call_id, NCA_S_PROTO_ERROR, context_id=context_id)]
         else:
-            found = self._calls.get(call_id)
-            if found is None:
-                self._calls.pop(call_id, None)
-                return [pack_fault(call_id, NCA_S_PROTO_ERROR, context_id=context_id)]
-            call = found
-        call.stub += stub
+            call = started
+        call.stub += pdu[start:body_end]
         if len(call.stub) > MAX_REQUEST_STUB:
-            del self._calls[call_id]
             return [pack_fault(call_id, RPC_X_BAD_STUB_DATA, context_id=context_id)]
-        if not flags & PFC_LAST_FRAG:
-            return []
-        del self._calls[call_id]
-        return self._dispatch(call_id, call)
+        if flags & PFC_LAST_FRAG:
+            return self._dispatch(call_id, call)
+        if len(self._calls) >= MAX_PARTIAL_CALLS:
+            abandoned = next(iter(self._calls))  # the one left alone the longest
+            del self._calls[abandoned]
+            self.log(f"rpc {self.pipe_name}: call {abandoned} abandoned mid-request; dropped")
+        self._calls[call_id] = call
+        return []
 
     def _dispatch(self, call_id: int, call: _PartialCall) -> list[bytes]:
         service = self.contexts.get(call.context_id)
@@ -468,8 +591,7 @@ class Association:
             stub = service.call(call.opnum, bytes(call.stub))
         except Fault as fault:
             self.log(f"rpc {self.pipe_name}: {fault}")
-            return [pack_fault(call_id, fault.status, context_id=call.context_id,
-                               did_not_execute=not fault.executed)]
+            return [pack_fault(call_id, fault.status, context_id=call.context_id)]
         except Exception as exc:  # a bug in a handler: a fault, logged, never a crash
             self.log(f"rpc {self.pipe_name}: opnum {call.opnum} failed: "
                      f"{type(exc).__name__}: {exc}")
@@ -521,11 +643,12 @@ class PipeEndpoint:
             self._queue(self.association.receive(pdu))
 
     def _queue(self, pdus: list[bytes]) -> None:
-        for pdu in pdus:
-            if self.pending + len(pdu) > MAX_PENDING_OUTPUT:
-                self.association.log(f"rpc {self.name}: client does not read; reply dropped")
-                return
-            self._out.append(bytearray(pdu))
+        """One reply (all the fragments of one answer), whole or not at all: a client
+        must never read the first fragments of an answer whose last one was dropped."""
+        if self.pending + sum(len(pdu) for pdu in pdus) > MAX_PENDING_OUTPUT:
+            self.association.log(f"rpc {self.name}: client does not read; reply dropped")
+            return
+        self._out.extend(bytearray(pdu) for pdu in pdus)
 
     def read(self, max_len: int) -> bytes:
         """At most one message, at most ``max_len`` bytes of it; b"" when nothing is

@@ -5,14 +5,14 @@ opens the print server with RpcOpenPrinter(Ex) and keeps the pipe open; the open
 keeps its null session alive past the temporary-null-session expiry, so a few such
 clients fill an XP box's session limit. Served: RpcOpenPrinter (1), RpcClosePrinter (29),
 RpcOpenPrinterEx (69). This host shares no printers: opening the print server (``NULL``,
-``\\\\NAME``) succeeds, a named printer is ERROR_INVALID_PRINTER_NAME. Every other
-opnum gets the fault nca_s_op_rng_error; an unknown printer handle gets the RPC
-runtime's fault for a context handle it does not know (nca_s_fault_context_mismatch).
+``\\\\NAME``) succeeds, a printer (``\\\\NAME\\PRINTER``, or a bare local name) is
+ERROR_INVALID_PRINTER_NAME. Every other opnum gets the fault nca_s_op_rng_error; an
+unknown printer handle gets the RPC runtime's fault for a context handle it does not
+know (nca_s_fault_context_mismatch).
 """
 
 from __future__ import annotations
 
-import itertools
 import struct
 import uuid
 from typing import Any
@@ -25,7 +25,7 @@ from protocols.dcerpc.pipes import (
     Fault,
     ServerView,
     Service,
-    optional_string,
+    string_arg,
 )
 
 ERROR_SUCCESS = 0
@@ -36,22 +36,14 @@ NULL_HANDLE = b"\0" * 20
 
 class SpoolssService(Service):
     name = "spoolss"
-    uuid = rprn.MSRPC_UUID_RPRN[:16]
-    version = (1, 0)
+    interface = rprn.MSRPC_UUID_RPRN  # 1.0
 
     def __init__(self, view: ServerView, caller: Caller) -> None:
         super().__init__(view, caller)
-        self.operations = {
-            1: (rprn.RpcOpenPrinter, self.open_printer),
-            29: (rprn.RpcClosePrinter, self.close_printer),
-            69: (rprn.RpcOpenPrinterEx, self.open_printer_ex),
-        }
-        self.handles: set[bytes] = set()
-        self._ids = itertools.count(1)
+        self.handles: set[bytes] = set()  # the context handles this open has given out
 
     def _open(self, request: Any, response: Any) -> Any:
-        name = optional_string(request, "pPrinterName")
-        if name and name.lstrip("\\").strip("\\").count("\\"):
+        if not _names_the_server(string_arg(request, "pPrinterName")):
             response["pHandle"] = NULL_HANDLE
             response["ErrorCode"] = ERROR_INVALID_PRINTER_NAME
             return response
@@ -69,7 +61,7 @@ class SpoolssService(Service):
         return self._open(request, rprn.RpcOpenPrinterExResponse())
 
     def close_printer(self, request: Any) -> Any:
-        handle = _handle_bytes(request["phPrinter"])
+        handle = bytes(request["phPrinter"])  # the PRINTER_HANDLE's 20 bytes
         if handle not in self.handles:
             raise Fault(NCA_S_FAULT_CONTEXT_MISMATCH, "unknown printer handle")
         self.handles.discard(handle)
@@ -78,9 +70,15 @@ class SpoolssService(Service):
         response["ErrorCode"] = ERROR_SUCCESS
         return response
 
+    operations = {
+        1: (rprn.RpcOpenPrinter, open_printer),
+        29: (rprn.RpcClosePrinter, close_printer),
+        69: (rprn.RpcOpenPrinterEx, open_printer_ex),
+    }
 
-def _handle_bytes(value: Any) -> bytes:
-    """impacket gives a PRINTER_HANDLE as its 20 bytes, or as a struct holding them."""
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value)
-    return bytes(value["Data"])
+
+def _names_the_server(name: str | None) -> bool:
+    """NULL, "" and ``\\\\NAME`` (a trailing backslash allowed) name the print server."""
+    if not name:
+        return True
+    return name.startswith("\\\\") and "\\" not in name[2:].rstrip("\\")

@@ -12,15 +12,21 @@ from __future__ import annotations
 from typing import Any
 
 from impacket.dcerpc.v5 import wkst
-from impacket.dcerpc.v5.dtypes import LPULONG, NULL, ULONG
+from impacket.dcerpc.v5.dtypes import LPULONG, ULONG
 from impacket.dcerpc.v5.ndr import NDRCALL
 
-from protocols.dcerpc.pipes import RPC_X_BAD_STUB_DATA, Caller, Fault, ServerView, Service
+from protocols.dcerpc.pipes import (
+    ERROR_ACCESS_DENIED,
+    ERROR_INVALID_LEVEL,
+    Access,
+    EnumAnswer,
+    InfoAnswer,
+    Service,
+    fill,
+)
 
-NERR_SUCCESS = 0
-ERROR_ACCESS_DENIED = 5
-ERROR_INVALID_LEVEL = 124
-PLATFORM_ID_NT = 500
+# The levels of NetrWkstaGetInfo served, and who may ask for each.
+_WKSTA_LEVELS = {100: Access.ANYONE, 101: Access.USERS}
 
 
 class NetrWkstaUserEnumResponse(NDRCALL):
@@ -37,83 +43,39 @@ class NetrWkstaUserEnumResponse(NDRCALL):
 
 class WkssvcService(Service):
     name = "wkssvc"
-    uuid = wkst.MSRPC_UUID_WKST[:16]
-    version = (1, 0)
-
-    def __init__(self, view: ServerView, caller: Caller) -> None:
-        super().__init__(view, caller)
-        self.operations = {
-            0: (wkst.NetrWkstaGetInfo, self.wksta_get_info),
-            2: (wkst.NetrWkstaUserEnum, self.wksta_user_enum),
-        }
+    interface = wkst.MSRPC_UUID_WKST  # 1.0
 
     def wksta_get_info(self, request: Any) -> Any:
         level = request["Level"]
-        arm = wkst.WKSTA_INFO.union.get(level)
-        if arm is None:
-            raise Fault(RPC_X_BAD_STUB_DATA, f"workstation level {level}")
-        response = wkst.NetrWkstaGetInfoResponse()
-        info = response["WkstaInfo"]
-        info["tag"] = level
-        if level not in (100, 101):
-            info[arm[0]] = NULL
-            response["ErrorCode"] = ERROR_INVALID_LEVEL
-            return response
-        if level == 101 and self.caller.anonymous:
-            info[arm[0]] = NULL
-            response["ErrorCode"] = ERROR_ACCESS_DENIED
-            return response
+        answer = InfoAnswer(wkst.NetrWkstaGetInfoResponse(), "WkstaInfo", level, "workstation")
+        if level not in _WKSTA_LEVELS:
+            return answer.error(ERROR_INVALID_LEVEL)
+        if not self.permits(_WKSTA_LEVELS[level]):
+            return answer.error(ERROR_ACCESS_DENIED)
         s = self.view.server_info()
-        major = s.get("version_major", 10)
-        p = f"wki{level}_"
-        fields: dict[str, Any] = {
-            p + "platform_id": s.get("platform_id", PLATFORM_ID_NT),
-            p + "computername": s.get("name", "") + "\0",
-            p + "langroup": s.get("domain", "WORKGROUP") + "\0",
-            p + "ver_major": major, p + "ver_minor": s.get("version_minor", 0),
-        }
-        if level == 101:
-            fields[p + "lanroot"] = ("C:\\WINDOWS" if major < 6 else "C:\\Windows") + "\0"
-        target = info[arm[0]]
-        for key, value in fields.items():
-            target[key] = value
-        response["ErrorCode"] = NERR_SUCCESS
-        return response
+        return answer.fields({
+            "platform_id": s["platform_id"], "computername": s["name"] + "\0",
+            "langroup": s["domain"] + "\0",
+            "ver_major": s["version_major"], "ver_minor": s["version_minor"],
+            "lanroot": ("C:\\WINDOWS" if s["version_major"] < 6 else "C:\\Windows") + "\0",
+        })
 
     def wksta_user_enum(self, request: Any) -> Any:
         level = request["UserInfo"]["Level"]
-        if level not in (0, 1):
-            raise Fault(RPC_X_BAD_STUB_DATA, f"user level {level}")
-        response = NetrWkstaUserEnumResponse()
-        response["UserInfo"]["Level"] = level
-        union = response["UserInfo"]["WkstaUserInfo"]
-        union["tag"] = level
-        container = union[f"Level{level}"]
-        resume = request.fields["ResumeHandle"].fields.get("ReferentID")
-        response["ResumeHandle"] = NULL if resume == 0 else 0
-        users: list[str] = []
-        if self.is_admin:
-            users = [s.get("user") or "" for s in self.view.sessions()
-                     if s.get("protocol") == "rdp" and s.get("user")]
-            response["ErrorCode"] = NERR_SUCCESS
-        else:
-            response["ErrorCode"] = ERROR_ACCESS_DENIED
-        computer = self.view.server_info().get("name", "")
-        entries = []
-        for user in users:
-            entry = getattr(wkst, f"WKSTA_USER_INFO_{level}")()
-            entry[f"wkui{level}_username"] = user + "\0"
-            if level == 1:
-                # Local accounts: the logon domain and server are the computer itself.
-                entry["wkui1_logon_domain"] = computer + "\0"
-                entry["wkui1_oth_domains"] = "\0"
-                entry["wkui1_logon_server"] = computer + "\0"
-            entries.append(entry)
-        container["EntriesRead"] = len(entries)
-        if entries:
-            for entry in entries:
-                container["Buffer"].append(entry)
-        else:
-            container["Buffer"] = NULL
-        response["TotalEntries"] = len(entries)
-        return response
+        answer = EnumAnswer(request, NetrWkstaUserEnumResponse(), "UserInfo", "WkstaUserInfo",
+                            level, "user")
+        if not self.permits(Access.ADMINS):
+            return answer.error(ERROR_ACCESS_DENIED)
+        computer = self.view.server_info()["name"]
+        entry_class = getattr(wkst, f"WKSTA_USER_INFO_{level}")
+        return answer.entries([fill(entry_class(), {
+            "username": s["user"] + "\0",
+            # Local accounts: the logon domain and server are the computer itself.
+            "logon_domain": computer + "\0", "oth_domains": "\0",
+            "logon_server": computer + "\0",
+        }) for s in self.view.sessions() if s["protocol"] == "rdp" and s["user"]])
+
+    operations = {
+        0: (wkst.NetrWkstaGetInfo, wksta_get_info),
+        2: (wkst.NetrWkstaUserEnum, wksta_user_enum),
+    }

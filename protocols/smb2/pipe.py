@@ -29,15 +29,20 @@ class PipeHandle:
 
     def __init__(self, endpoint: PipeEndpoint) -> None:
         self.endpoint = endpoint
-        self.overflow = False
 
     @property
     def path(self) -> str:
         """How ``net files`` / NetrFileEnum show the open."""
         return f"\\PIPE\\{self.endpoint.name}"
 
+    @property
+    def overflow(self) -> bool:
+        """The last READ or transceive returned part of a message (STATUS_BUFFER_OVERFLOW)."""
+        return self.endpoint.overflow
+
     def read(self, offset: int, length: int) -> bytes:
-        data = self._take(self.endpoint.read(length))
+        self._check()
+        data = self.endpoint.read(length)
         if not data and not self.overflow:
             raise StatusError(STATUS_PIPE_EMPTY, f"pipe {self.endpoint.name}: nothing to read")
         return data
@@ -48,16 +53,12 @@ class PipeHandle:
         return len(data)
 
     def transceive(self, data: bytes, max_out: int) -> bytes:
-        """FSCTL_PIPE_TRANSCEIVE; ``overflow`` set when the reply message did not fit."""
+        """FSCTL_PIPE_TRANSCEIVE: the reply, or its first part (see ``overflow``)."""
         self._check()
-        out = self._take(self.endpoint.transceive(data, max_out))
+        out = self.endpoint.transceive(data, max_out)
         if not out and not self.overflow:
             raise StatusError(STATUS_PIPE_EMPTY, f"pipe {self.endpoint.name}: no reply")
         return out
-
-    def _take(self, data: bytes) -> bytes:
-        self.overflow = self.endpoint.overflow
-        return data
 
     def _check(self) -> None:
         if self.endpoint.closed:

@@ -6,7 +6,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from impacket.dcerpc.v5 import rpcrt
+from impacket.dcerpc.v5 import rpcrt, rprn, srvs
+from impacket.dcerpc.v5.dtypes import NULL
 from impacket.uuid import uuidtup_to_bin
 
 from protocols.dcerpc.pipes import Caller, PipeEndpoint, open_pipe
@@ -21,14 +22,14 @@ ANONYMOUS = Caller(user="", anonymous=True, client="", address="10.0.0.3")
 
 def session(sid: int, user: str, client: str = "", address: str = "10.0.0.2", *,
             opens: list[str] | None = None, protocol: str = "smb", state: str = "active",
-            anonymous: bool = False, logon: str = "2026-01-01T00:00:00.000Z",
+            anonymous: bool = False, logon: str | float = "2026-01-01T00:00:00.000Z",
             idle: int = 4, trees: list[str] | None = None) -> dict[str, Any]:
-    s = {"id": sid, "protocol": protocol, "user": user, "client": client, "address": address,
-         "state": state, "opens": len(opens or []), "open_files": list(opens or []),
-         "idle_seconds": idle, "logon_time": logon, "anonymous": anonymous, "console": False}
-    if trees is not None:
-        s["trees"] = trees
-    return s
+    """A session dict with every key of the engine's ``Session.to_dict``."""
+    return {"id": sid, "protocol": protocol, "user": user, "client": client,
+            "address": address, "state": state, "opens": len(opens or []),
+            "open_files": list(opens or []), "trees": list(trees or []),
+            "idle_seconds": idle, "logon_time": logon, "anonymous": anonymous,
+            "console": False}
 
 
 @dataclass
@@ -104,6 +105,49 @@ def bind_pdu(abstract: bytes, *, call_id: int = 1, transfer: bytes = NDR, contex
     header["call_id"] = call_id
     header["pduData"] = bind.getData()
     return header.get_packet()
+
+
+def enum_call(call: Any, level: int, union: str, *, info: str = "InfoStruct",
+              resume: Any = NULL, **args: Any) -> Any:
+    """A Net*Enum request as impacket's h* helpers build it: ``args``, the level's
+    container with a NULL array, no size limit, ``resume`` as the ResumeHandle."""
+    for key, value in args.items():
+        call[key] = value
+    call[info]["Level"] = level
+    call[info][union]["tag"] = level
+    call[info][union][f"Level{level}"]["Buffer"] = NULL
+    # srvs spells it PreferedMaximumLength, wkst PreferredMaximumLength
+    (size,) = [name for name, _ in call.structure if name.endswith("MaximumLength")]
+    call[size] = 0xFFFFFFFF
+    call["ResumeHandle"] = resume
+    return call
+
+
+def open_printer(name: Any = "\\\\EMULATOR\0", ex: bool = False) -> Any:
+    """RpcOpenPrinter(Ex) as rprn.hRpcOpenPrinter / hRpcOpenPrinterEx build it."""
+    call = rprn.RpcOpenPrinterEx() if ex else rprn.RpcOpenPrinter()
+    call["pPrinterName"] = name
+    call["pDatatype"] = NULL
+    call["pDevModeContainer"]["pDevMode"] = NULL
+    call["AccessRequired"] = rprn.SERVER_READ
+    if ex:
+        call["pClientInfo"]["Level"] = 1
+        call["pClientInfo"]["ClientInfo"]["tag"] = 1
+        info = call["pClientInfo"]["ClientInfo"]["pClientInfo1"]
+        info["dwSize"] = 28
+        info["pMachineName"] = "WS01\0"
+        info["pUserName"] = "\0"
+        info["dwBuildNum"] = 2600
+        info["dwMajorVersion"] = 5
+        info["dwMinorVersion"] = 1
+        info["wProcessorArchitecture"] = 0
+    return call
+
+
+def share_enum(level: int = 1, *, server: Any = NULL, resume: Any = NULL) -> Any:
+    """NetrShareEnum, as ``smbclient -L`` and impacket's listShares ask it."""
+    return enum_call(srvs.NetrShareEnum(), level, "ShareInfo", resume=resume,
+                     ServerName=server)
 
 
 def request_pdu(call: Any, *, call_id: int = 2, context_id: int = 0, opnum: int | None = None,

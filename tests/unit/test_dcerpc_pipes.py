@@ -12,13 +12,16 @@ import random
 import struct
 
 import pytest
-from impacket.dcerpc.v5 import rpcrt, srvs
+from impacket.dcerpc.v5 import rpcrt, rprn, srvs, wkst
 from impacket.dcerpc.v5.dtypes import NULL
 from impacket.uuid import uuidtup_to_bin
 
 from protocols.dcerpc import pipes
 from protocols.dcerpc.pipes import (
+    MAX_PARTIAL_CALLS,
     MAX_REQUEST_STUB,
+    MIN_FRAG,
+    NCA_S_FAULT_CONTEXT_MISMATCH,
     NCA_S_OP_RNG_ERROR,
     NCA_S_PROTO_ERROR,
     NCA_S_UNK_IF,
@@ -33,18 +36,24 @@ from protocols.dcerpc.pipes import (
 )
 
 from .dcerpc_helpers import (
+    ADMIN,
     ALICE,
+    ANONYMOUS,
     NDR,
     FakeView,
     bind_pdu,
+    enum_call,
     fault_status,
+    open_printer,
     ptype,
     read_all,
     reassemble,
     request_pdu,
+    share_enum,
 )
 
 SRVSVC = srvs.MSRPC_UUID_SRVS
+INTERFACES = {"srvsvc": SRVSVC, "wkssvc": wkst.MSRPC_UUID_WKST, "spoolss": rprn.MSRPC_UUID_RPRN}
 
 
 @pytest.fixture(autouse=True)
@@ -64,17 +73,6 @@ def bound(name="srvsvc", abstract=SRVSVC, **kwargs):
     ep.write(bind_pdu(abstract))
     assert ptype(ep.read(4280)) == rpcrt.MSRPC_BINDACK
     return ep
-
-
-def share_enum(level=1):
-    call = srvs.NetrShareEnum()
-    call["ServerName"] = NULL
-    call["InfoStruct"]["Level"] = level
-    call["InfoStruct"]["ShareInfo"]["tag"] = level
-    call["InfoStruct"]["ShareInfo"][f"Level{level}"]["Buffer"] = NULL
-    call["PreferedMaximumLength"] = 0xFFFFFFFF
-    call["ResumeHandle"] = NULL
-    return call
 
 
 # -- pipe names --------------------------------------------------------------------------------
@@ -374,6 +372,62 @@ def test_oversized_request_is_refused_before_parsing():
     assert ptype(ep.read(4280)) == rpcrt.MSRPC_RESPONSE
 
 
+def test_abandoned_partial_calls_are_bounded():
+    """A client that starts calls and never finishes them holds at most MAX_PARTIAL_CALLS
+    partial stubs; the oldest is dropped (its last fragment is then a protocol error)."""
+    logs: list[str] = []
+    ep = bound(logs=logs)
+    stub = share_enum().getData()
+    for call_id in range(100, 100 + 3 * MAX_PARTIAL_CALLS):
+        ep.write(request_pdu(share_enum(), stub=stub[:8], flags=rpcrt.PFC_FIRST_FRAG,
+                             call_id=call_id))
+    assert ep.read(4280) == b""
+    assert len(ep.association._calls) == MAX_PARTIAL_CALLS
+    assert sum("abandoned" in line for line in logs) == 2 * MAX_PARTIAL_CALLS
+    newest = 100 + 3 * MAX_PARTIAL_CALLS - 1
+    ep.write(request_pdu(share_enum(), stub=stub[8:], flags=rpcrt.PFC_LAST_FRAG, call_id=newest))
+    assert srvs.NetrShareEnumResponse(reassemble(read_all(ep)))["TotalEntries"] == 2
+    ep.write(request_pdu(share_enum(), stub=stub[8:], flags=rpcrt.PFC_LAST_FRAG, call_id=100))
+    assert fault_status(ep.read(4280)) == NCA_S_PROTO_ERROR
+
+
+def test_a_reply_that_does_not_fit_is_dropped_whole(monkeypatch):
+    """A client that writes and never reads: its replies stop at MAX_PENDING_OUTPUT, and
+    what it can still read is whole replies, never the first fragments of one."""
+    monkeypatch.setattr(pipes, "MAX_PENDING_OUTPUT", 12_000)  # one reply (8.6 KB) and a part
+    logs: list[str] = []
+    view = FakeView(share_list=[(f"share{i:03}", 0, "x" * 40, "") for i in range(60)])
+    ep = endpoint(view=view, logs=logs)
+    ep.write(bind_pdu(SRVSVC, max_frag=MIN_FRAG))
+    ep.read(4280)
+    for _ in range(5):
+        ep.write(request_pdu(share_enum()))
+    assert ep.pending <= 12_000 and any("reply dropped" in line for line in logs)
+    fragments = read_all(ep)
+    replies: list[list[bytes]] = []
+    for fragment in fragments:
+        if fragment[3] & rpcrt.PFC_FIRST_FRAG:
+            replies.append([])
+        replies[-1].append(fragment)
+    assert len(replies) >= 1 and all(len(r) > 1 for r in replies)
+    for reply in replies:
+        assert srvs.NetrShareEnumResponse(reassemble(reply))["TotalEntries"] == 60
+
+
+@pytest.mark.parametrize("pdu", [
+    b"", b"\x05\x00", bind_pdu(SRVSVC)[:20],  # shorter than a header / than frag_length
+    bind_pdu(SRVSVC) + b"\0" * 4,  # longer than frag_length
+])
+def test_the_association_takes_only_whole_pdus(pdu):
+    """``Association.receive`` is given whole PDUs by the endpoint; anything else is a
+    protocol error, not an internal one."""
+    logs: list[str] = []
+    association = endpoint(logs=logs).association
+    (answer,) = association.receive(pdu)
+    assert fault_status(answer) == NCA_S_PROTO_ERROR
+    assert not any("internal error" in line for line in logs)
+
+
 def test_incomplete_pdu_waits_and_a_read_finds_nothing():
     ep = bound()
     pdu = request_pdu(share_enum())
@@ -440,6 +494,122 @@ def test_fuzz_never_raises_never_hangs():
                                   rpcrt.MSRPC_ALTERCTX_R, rpcrt.MSRPC_RESPONSE,
                                   rpcrt.MSRPC_FAULT)
     assert not any("internal error" in line for line in logs)
+
+
+def served_calls():
+    """One valid request for every operation each pipe serves (impacket's client classes)."""
+
+    def call_with(cls, **args):
+        call = cls()
+        for key, value in {"ServerName": NULL, **args}.items():
+            call[key] = value
+        return call
+
+    set_info = call_with(srvs.NetrServerSetInfo, Level=1010)
+    set_info["InfoStruct"]["tag"] = 1010
+    set_info["InfoStruct"]["ServerInfo1010"]["sv1010_disc"] = 30
+    close_printer = rprn.RpcClosePrinter()
+    close_printer["phPrinter"] = b"\0" * 20
+    return {
+        "srvsvc": (SRVSVC, [
+            *(enum_call(srvs.NetrSessionEnum(), level, "SessionInfo", ServerName=NULL,
+                        ClientName="\\\\PC1\0", UserName="alice\0")
+              for level in (0, 1, 2, 10, 502)),
+            *(enum_call(srvs.NetrFileEnum(), level, "FileInfo", ServerName=NULL,
+                        BasePath="\\docs\0", UserName=NULL) for level in (2, 3)),
+            *(enum_call(srvs.NetrConnectionEnum(), level, "ConnectInfo", ServerName=NULL,
+                        Qualifier=qualifier)
+              for level in (0, 1) for qualifier in ("docs\0", "\\\\PC1\0")),
+            *(share_enum(level, resume=0) for level in (0, 1, 2, 501, 502, 503)),
+            *(call_with(srvs.NetrShareGetInfo, NetName="docs\0", Level=level)
+              for level in (0, 1, 2, 501, 502, 1005)),
+            *(call_with(srvs.NetrServerGetInfo, Level=level) for level in (100, 101, 102)),
+            set_info,
+            call_with(srvs.NetrSessionDel, ClientName="\\\\PC1\0", UserName=NULL),
+            call_with(srvs.NetrFileClose, FileId=(3 << 16) | 1),
+            call_with(srvs.NetrRemoteTOD),
+        ]),
+        "wkssvc": (INTERFACES["wkssvc"], [
+            *(call_with(wkst.NetrWkstaGetInfo, Level=level) for level in (100, 101)),
+            *(enum_call(wkst.NetrWkstaUserEnum(), level, "WkstaUserInfo", info="UserInfo",
+                        ServerName="\0") for level in (0, 1)),
+        ]),
+        "spoolss": (INTERFACES["spoolss"], [open_printer(), open_printer(ex=True),
+                                            close_printer]),
+    }
+
+
+def test_every_operation_answers_mutated_stubs_with_a_response_or_a_fault():
+    """Truncated and lying NDR for every served operation, as administrator, user and null
+    session: a response or a fault each time, never a handler failure (a lone UTF-16
+    surrogate in a name once was one)."""
+    rng = random.Random(11)
+    callers = [ADMIN, ALICE, ANONYMOUS]
+    lies = [0, 1, 2, 3, 10, 100, 101, 102, 502, 1005, 1010, 0x10000, 0x7FFFFFFF, 0xFFFFFFFF]
+    logs: list[str] = []
+    for pipe, (abstract, calls) in served_calls().items():
+        for call in calls:
+            stub = call.getData()
+            for caller in callers:  # unmutated first: every call is served
+                ep = bound(pipe, abstract, caller=caller, logs=logs)
+                ep.write(request_pdu(call))
+                (answer,) = read_all(ep)
+                assert ptype(answer) == rpcrt.MSRPC_RESPONSE or (  # but closing a handle
+                    fault_status(answer) == NCA_S_FAULT_CONTEXT_MISMATCH)  # never opened
+            for _ in range(60):
+                mutated = bytearray(stub)
+                for _ in range(rng.randint(1, 3)):
+                    pos = rng.randrange(len(mutated))
+                    if rng.random() < 0.5:
+                        mutated[pos] = rng.randrange(256)
+                    elif rng.random() < 0.7:
+                        mutated[pos:pos + 4] = struct.pack("<I", rng.choice(lies))
+                    else:
+                        mutated[pos:pos + 2] = b"\x00\xd8"  # a lone surrogate
+                if rng.random() < 0.2:
+                    mutated = mutated[:rng.randrange(len(mutated))]
+                ep = bound(pipe, abstract, caller=rng.choice(callers), logs=logs)
+                ep.write(request_pdu(call, stub=bytes(mutated)))
+                (answer,) = read_all(ep)
+                assert ptype(answer) in (rpcrt.MSRPC_RESPONSE, rpcrt.MSRPC_FAULT)
+    failures = [line for line in logs if "failed" in line or "internal error" in line]
+    assert not failures, failures[:3]
+
+
+@pytest.mark.parametrize("pipe,opnums", [
+    ("srvsvc", [0, 7, 10, 14, 17, 20, 23, 27, 29, 0xFFFF]),
+    ("wkssvc", [1, 3, 5, 30, 0xFFFF]),
+    ("spoolss", [0, 2, 28, 30, 68, 70, 0xFFFF]),
+])
+def test_opnums_not_served_fault_on_every_pipe(pipe, opnums):
+    ep = bound(pipe, INTERFACES[pipe])
+    for opnum in opnums:
+        ep.write(request_pdu(share_enum(), opnum=opnum))
+        fault = ep.read(4280)
+        assert fault_status(fault) == NCA_S_OP_RNG_ERROR and fault[3] & rpcrt.PFC_DID_NOT_EXECUTE
+
+
+@pytest.mark.parametrize("ptype_byte", [rpcrt.MSRPC_BIND, rpcrt.MSRPC_ALTERCTX])
+@pytest.mark.parametrize("pipe", ["srvsvc", "wkssvc", "spoolss"])
+def test_unknown_interfaces_are_rejected_on_every_pipe(pipe, ptype_byte):
+    """samr (served nowhere): a provider rejection in the bind_ack (as Windows answers, and
+    impacket reports abstract_syntax_not_supported) or alter_context_resp, and a call on
+    that context is a fault."""
+    samr = uuidtup_to_bin(("12345778-1234-ABCD-EF00-0123456789AC", "1.0"))
+    ep = endpoint(pipe)
+    if ptype_byte == rpcrt.MSRPC_ALTERCTX:  # the pipe's own interface first, on context 7
+        ep.write(bind_pdu(INTERFACES[pipe], context_id=7))
+        assert ptype(ep.read(4280)) == rpcrt.MSRPC_BINDACK
+    ep.write(bind_pdu(samr, ptype=ptype_byte))
+    answer = ep.read(4280)
+    assert ptype(answer) in (rpcrt.MSRPC_BINDACK, rpcrt.MSRPC_ALTERCTX_R)
+    if ptype_byte == rpcrt.MSRPC_BIND:
+        item = rpcrt.MSRPCBindAck(answer).getCtxItem(1)
+        assert (item["Result"], item["Reason"]) == (rpcrt.MSRPC_CONT_RESULT_PROV_REJECT, 1)
+    else:
+        assert struct.unpack_from("<HH", answer, 32) == (rpcrt.MSRPC_CONT_RESULT_PROV_REJECT, 1)
+    ep.write(request_pdu(share_enum()))
+    assert fault_status(ep.read(4280)) == NCA_S_UNK_IF
 
 
 def test_closed_pipe_takes_nothing():

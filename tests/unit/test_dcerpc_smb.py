@@ -7,31 +7,44 @@ pipe keeps a null session alive past the null-session expiry.
 
 from __future__ import annotations
 
+import itertools
 import struct
+from types import SimpleNamespace
 
 import pytest
 from impacket import ntlm
 from impacket import smb3structs as s2
 from impacket.dcerpc.v5 import rpcrt, rprn, srvs
-from impacket.dcerpc.v5.dtypes import NULL
 from twisted.internet.task import Clock
 
 from emulator.editions import get_edition
 from emulator.engine import Rules, SessionEngine
 from emulator.events import EventLog
+from emulator.rpcview import EngineServerView
+from protocols.dcerpc import srvsvc
 from protocols.dcerpc.pipes import PipeService
+from protocols.errors import StatusError
 from protocols.smb2 import bodies
 from protocols.smb2.connection import SMB2ServerConnection, SMBServerConfig
 from protocols.smb2.framing import frame
 from protocols.smb2.fs import DiskShare
 from protocols.smb2.messages import HEADER_SIZE, Header
 
-from .dcerpc_helpers import FakeView, bind_pdu, ptype, reassemble, request_pdu
+from .dcerpc_helpers import (
+    FakeView,
+    bind_pdu,
+    open_printer,
+    ptype,
+    reassemble,
+    request_pdu,
+    share_enum,
+)
 
 STATUS_SUCCESS = 0
 STATUS_MORE_PROCESSING_REQUIRED = 0xC0000016
 STATUS_BUFFER_OVERFLOW = 0x80000005
 STATUS_PIPE_EMPTY = 0xC00000D9
+STATUS_PIPE_DISCONNECTED = 0xC00000B0
 STATUS_ACCESS_DENIED = 0xC0000022
 STATUS_OBJECT_NAME_NOT_FOUND = 0xC0000034
 STATUS_INVALID_DEVICE_REQUEST = 0xC0000010
@@ -133,6 +146,14 @@ class Client:
         return h.status
 
 
+def alice_on_ipc(**make_args) -> tuple[SessionEngine, Client]:
+    """A fresh engine (``make``) and alice logged on with IPC$ connected."""
+    engine, _, config = make(**make_args)
+    c = Client(config)
+    c.login("alice", "pw")
+    return engine, c
+
+
 def _buffer(msg: bytes, layout, name: str) -> bytes:
     r = layout.parse(msg, HEADER_SIZE)
     offset, length = getattr(r, name + "Offset"), getattr(r, name + "Length")
@@ -140,32 +161,18 @@ def _buffer(msg: bytes, layout, name: str) -> bytes:
 
 
 def open_printer_pdu(call_id=2):
-    call = rprn.RpcOpenPrinter()
-    call["pPrinterName"] = "\\\\EMULATOR\0"
-    call["pDatatype"] = NULL
-    call["pDevModeContainer"]["pDevMode"] = NULL
-    call["AccessRequired"] = rprn.SERVER_READ
-    return request_pdu(call, call_id=call_id)
+    return request_pdu(open_printer(), call_id=call_id)
 
 
 def share_enum_pdu():
-    call = srvs.NetrShareEnum()
-    call["ServerName"] = NULL
-    call["InfoStruct"]["Level"] = 1
-    call["InfoStruct"]["ShareInfo"]["tag"] = 1
-    call["InfoStruct"]["ShareInfo"]["Level1"]["Buffer"] = NULL
-    call["PreferedMaximumLength"] = 0xFFFFFFFF
-    call["ResumeHandle"] = NULL
-    return request_pdu(call)
+    return request_pdu(share_enum())
 
 
 # -- the pipe over SMB ----------------------------------------------------------------------------
 
 
 def test_write_read_and_transceive_like_pysmb():
-    engine, _, config = make()
-    c = Client(config)
-    c.login("alice", "pw")
+    engine, c = alice_on_ipc()
     status, fid = c.create("srvsvc")
     assert status == STATUS_SUCCESS
     assert c.write(fid, bind_pdu(srvs.MSRPC_UUID_SRVS)) == STATUS_SUCCESS
@@ -187,28 +194,20 @@ def test_write_read_and_transceive_like_pysmb():
 
 @pytest.mark.parametrize("name", ["\\srvsvc", "PIPE\\SRVSVC", "\\PIPE\\srvsvc", "WkSsVc"])
 def test_pipe_names_as_clients_send_them(name):
-    _, _, config = make()
-    c = Client(config)
-    c.login("alice", "pw")
+    _, c = alice_on_ipc()
     assert c.create(name)[0] == STATUS_SUCCESS
 
 
 def test_unknown_pipes_do_not_exist():
-    _, _, config = make()
-    c = Client(config)
-    c.login("alice", "pw")
+    _, c = alice_on_ipc()
     for name in ("samr", "lsarpc", "..\\srvsvc", ""):
         assert c.create(name)[0] == STATUS_OBJECT_NAME_NOT_FOUND
-    _, _, no_pipes = make(pipes=False)
-    c = Client(no_pipes)
-    c.login("alice", "pw")
+    _, c = alice_on_ipc(pipes=False)
     assert c.create("srvsvc")[0] == STATUS_OBJECT_NAME_NOT_FOUND
 
 
 def test_read_overflow_and_empty_pipe():
-    _, _, config = make()
-    c = Client(config)
-    c.login("alice", "pw")
+    _, c = alice_on_ipc()
     _, fid = c.create("srvsvc")
     assert c.read(fid, 1024)[0] == STATUS_PIPE_EMPTY  # nothing written: answered, not hung
     c.write(fid, bind_pdu(srvs.MSRPC_UUID_SRVS))
@@ -221,9 +220,7 @@ def test_read_overflow_and_empty_pipe():
 
 
 def test_transceive_overflow_continues_with_read():
-    _, _, config = make()
-    c = Client(config)
-    c.login("alice", "pw")
+    _, c = alice_on_ipc()
     _, fid = c.create("srvsvc")
     c.write(fid, bind_pdu(srvs.MSRPC_UUID_SRVS))
     c.read(fid, 1024)
@@ -236,9 +233,7 @@ def test_transceive_overflow_continues_with_read():
 
 def test_transceive_on_a_file_is_refused(tmp_path):
     (tmp_path / "f.txt").write_text("x")
-    _, _, config = make(shares={"docs": DiskShare("docs", str(tmp_path))})
-    c = Client(config)
-    c.login("alice", "pw")
+    _, c = alice_on_ipc(shares={"docs": DiskShare("docs", str(tmp_path))})
     path = "\\\\EMULATOR\\docs".encode("utf-16-le")
     h, _ = c.send(s2.SMB2_TREE_CONNECT, bodies.TREE_CONNECT.pack(
         PathOffset=HEADER_SIZE + 8, PathLength=len(path)) + path)
@@ -248,9 +243,7 @@ def test_transceive_on_a_file_is_refused(tmp_path):
 
 
 def test_pipe_info_and_garbage():
-    _, _, config = make()
-    c = Client(config)
-    c.login("alice", "pw")
+    _, c = alice_on_ipc()
     _, fid = c.create("srvsvc")
     h, msg = c.send(s2.SMB2_QUERY_INFO, bodies.QUERY_INFO.pack(
         InfoType=1, FileInfoClass=5, OutputBufferLength=24, FileIdPersistent=fid[0],
@@ -310,11 +303,48 @@ def test_null_session_pipes_allow_list():
 
 
 def test_session_end_closes_its_pipes():
-    engine, _, config = make()
-    c = Client(config)
-    c.login("alice", "pw")
+    engine, c = alice_on_ipc()
     _, fid = c.create("srvsvc")
     handle = next(iter(c.conn.sessions.values())).opens[fid].handle
     engine.delete_matching(user="alice")
     assert handle.endpoint.closed
     assert engine.counted("smb") == 0
+
+
+def test_a_closed_pipe_handle_is_disconnected():
+    _, c = alice_on_ipc()
+    _, fid = c.create("srvsvc")
+    handle = next(iter(c.conn.sessions.values())).opens[fid].handle
+    handle.endpoint.close()
+    for use in (lambda: handle.read(0, 1024), lambda: handle.write(0, b"x"),
+                lambda: handle.transceive(b"x", 1024), handle.flush):
+        with pytest.raises(StatusError) as err:
+            use()
+        assert err.value.status == STATUS_PIPE_DISCONNECTED
+
+
+# -- the engine's side of srvsvc (emulator.rpcview) ----------------------------------------------
+
+
+def test_netr_file_close_finds_sessions_past_id_65535():
+    """File ids carry 16 bits of the session id: NetrFileClose finds session 0x10003 by
+    them, and refuses while two live sessions share those bits."""
+    engine, _, _ = make(edition="server-2022")
+    view = EngineServerView(SimpleNamespace(engine=engine))  # only the engine is asked
+    closed: list[tuple[int, int]] = []
+
+    def smb_session(session_id: int):
+        engine._ids = itertools.count(session_id)  # skip the 65k sessions in between
+        session = engine.request_session("smb", "10.0.0.3").session
+        assert session is not None and session.id == session_id
+        engine.logon(session, user="bob", client="PC2", anonymous=False)
+        engine.set_open_files(session, ["docs\\a.txt", "docs\\b.txt"])
+        session.file_closer = lambda index: closed.append((session.id, index)) or True
+        return session
+
+    high = smb_session(0x10003)
+    file_id = srvsvc.row_id({"id": high.id}, 1)
+    assert file_id == (3 << 16) | 2
+    assert view.close_file(file_id) and closed == [(0x10003, 1)]
+    smb_session(3)
+    assert not view.close_file(file_id) and closed == [(0x10003, 1)]

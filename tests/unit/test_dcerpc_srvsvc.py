@@ -21,7 +21,18 @@ from protocols.dcerpc.srvsvc import (
     NERR_USER_NOT_FOUND,
 )
 
-from .dcerpc_helpers import ADMIN, ALICE, ANONYMOUS, NOW, Client, FakeView, session
+from .dcerpc_helpers import (
+    ADMIN,
+    ALICE,
+    ANONYMOUS,
+    NOW,
+    Client,
+    FakeView,
+    enum_call,
+    reassemble,
+    session,
+)
+from .dcerpc_helpers import share_enum as share_enum_request
 
 SRVSVC = srvs.MSRPC_UUID_SRVS
 
@@ -43,13 +54,7 @@ def text(value):
 
 
 def share_enum(c, level, resume=NULL):
-    call = srvs.NetrShareEnum()
-    call["ServerName"] = "\\\\EMULATOR\0"
-    call["InfoStruct"]["Level"] = level
-    call["InfoStruct"]["ShareInfo"]["tag"] = level
-    call["InfoStruct"]["ShareInfo"][f"Level{level}"]["Buffer"] = NULL
-    call["PreferedMaximumLength"] = 0xFFFFFFFF
-    call["ResumeHandle"] = resume
+    call = share_enum_request(level, server="\\\\EMULATOR\0", resume=resume)
     return c.call(call, srvs.NetrShareEnumResponse)
 
 
@@ -83,6 +88,19 @@ def test_share_enum_levels_2_and_502_show_paths_to_admins_only(level):
     assert denied["ErrorCode"] == ERROR_ACCESS_DENIED and denied["TotalEntries"] == 0
 
 
+def test_share_level_501_and_share_get_info_1005():
+    c, _ = client(ANONYMOUS)
+    r = share_enum(c, 501)
+    rows = entries(r["InfoStruct"]["ShareInfo"]["Level501"])
+    assert r["ErrorCode"] == 0
+    assert [(text(e["shi501_netname"]), e["shi501_type"], e["shi501_flags"]) for e in rows] == [
+        ("docs", 0, 0), ("IPC$", 0x80000003, 0)]
+    r = share_get_info(c, "docs", 501)
+    assert text(r["InfoStruct"]["ShareInfo501"]["shi501_remark"]) == ""
+    r = share_get_info(c, "IPC$", 1005)
+    assert r["ErrorCode"] == 0 and r["InfoStruct"]["ShareInfo1005"]["shi1005_flags"] == 0
+
+
 def test_share_enum_unserved_level():
     c, _ = client(ADMIN)
     assert share_enum(c, 503)["ErrorCode"] == ERROR_INVALID_LEVEL
@@ -114,19 +132,17 @@ def test_share_get_info():
 # -- NetrSessionEnum ------------------------------------------------------------------------------
 
 
+def srvs_enum(c, call_class, level, union, **args):
+    """A Net*Enum call of ``c`` (see ``enum_call``): impacket's response and its rows."""
+    r = c.call(enum_call(call_class(), level, union, **args),
+               getattr(srvs, call_class.__name__ + "Response"))
+    return r, entries(r["InfoStruct"][union][f"Level{level}"])
+
+
 def session_enum(c, level, client_name=NULL, user=NULL):
     """As srvs.hNetrSessionEnum builds it."""
-    call = srvs.NetrSessionEnum()
-    call["ServerName"] = NULL
-    call["ClientName"] = client_name
-    call["UserName"] = user
-    call["InfoStruct"]["Level"] = level
-    call["InfoStruct"]["SessionInfo"]["tag"] = level
-    call["InfoStruct"]["SessionInfo"][f"Level{level}"]["Buffer"] = NULL
-    call["PreferedMaximumLength"] = 0xFFFFFFFF
-    call["ResumeHandle"] = 0
-    r = c.call(call, srvs.NetrSessionEnumResponse)
-    return r, entries(r["InfoStruct"]["SessionInfo"][f"Level{level}"])
+    return srvs_enum(c, srvs.NetrSessionEnum, level, "SessionInfo", resume=0,
+                     ServerName=NULL, ClientName=client_name, UserName=user)
 
 
 def test_session_enum_level_10():
@@ -234,17 +250,8 @@ def test_session_del_without_a_match():
 
 
 def file_enum(c, level, base=NULL, user=NULL):
-    call = srvs.NetrFileEnum()
-    call["ServerName"] = NULL
-    call["BasePath"] = base
-    call["UserName"] = user
-    call["InfoStruct"]["Level"] = level
-    call["InfoStruct"]["FileInfo"]["tag"] = level
-    call["InfoStruct"]["FileInfo"][f"Level{level}"]["Buffer"] = NULL
-    call["PreferedMaximumLength"] = 0xFFFFFFFF
-    call["ResumeHandle"] = NULL
-    r = c.call(call, srvs.NetrFileEnumResponse)
-    return r, entries(r["InfoStruct"]["FileInfo"][f"Level{level}"])
+    return srvs_enum(c, srvs.NetrFileEnum, level, "FileInfo", ServerName=NULL, BasePath=base,
+                     UserName=user)
 
 
 def test_file_enum_and_close():
@@ -280,16 +287,8 @@ def test_files_are_for_admins():
 
 
 def connection_enum(c, qualifier, level=1):
-    call = srvs.NetrConnectionEnum()
-    call["ServerName"] = NULL
-    call["Qualifier"] = qualifier
-    call["InfoStruct"]["Level"] = level
-    call["InfoStruct"]["ConnectInfo"]["tag"] = level
-    call["InfoStruct"]["ConnectInfo"][f"Level{level}"]["Buffer"] = NULL
-    call["PreferedMaximumLength"] = 0xFFFFFFFF
-    call["ResumeHandle"] = NULL
-    r = c.call(call, srvs.NetrConnectionEnumResponse)
-    return r, entries(r["InfoStruct"]["ConnectInfo"][f"Level{level}"])
+    return srvs_enum(c, srvs.NetrConnectionEnum, level, "ConnectInfo", ServerName=NULL,
+                     Qualifier=qualifier)
 
 
 def test_connection_enum():
@@ -404,16 +403,60 @@ def test_unserved_opnums_fault():
 
 def test_unknown_union_level_is_bad_stub_data():
     c, _ = client(ADMIN)
-    call = srvs.NetrShareEnum()
-    call["ServerName"] = NULL
-    call["InfoStruct"]["Level"] = 1
-    call["InfoStruct"]["ShareInfo"]["tag"] = 1
-    call["InfoStruct"]["ShareInfo"]["Level1"]["Buffer"] = NULL
-    call["PreferedMaximumLength"] = 0xFFFFFFFF
-    call["ResumeHandle"] = NULL
+    call = share_enum_request(1)
     stub = bytearray(call.getData())
     stub[8:12] = (77).to_bytes(4, "little")  # a union tag no arm has
     assert c.fault(call, stub=bytes(stub)) == RPC_X_BAD_STUB_DATA
+
+
+def test_a_level_no_arm_has_is_bad_stub_data_for_every_enumeration():
+    """The Level beside the union names one the union has no arm for (the tag is fine)."""
+    c, _ = client(ADMIN)
+    for call in (enum_call(srvs.NetrSessionEnum(), 10, "SessionInfo", ServerName=NULL,
+                           ClientName=NULL, UserName=NULL),
+                 enum_call(srvs.NetrFileEnum(), 3, "FileInfo", ServerName=NULL,
+                           BasePath=NULL, UserName=NULL),
+                 enum_call(srvs.NetrConnectionEnum(), 1, "ConnectInfo", ServerName=NULL,
+                           Qualifier="docs\0"),
+                 share_enum_request(1)):
+        call["InfoStruct"]["Level"] = 77
+        assert c.fault(call) == RPC_X_BAD_STUB_DATA
+    get_info = srvs.NetrServerGetInfo()
+    get_info["ServerName"] = NULL
+    get_info["Level"] = 77
+    assert c.fault(get_info) == RPC_X_BAD_STUB_DATA
+
+
+def with_lone_surrogate(call, marker):
+    """The stub of ``call`` with the UTF-16 unit ``marker`` (a character of one of its
+    strings) replaced by a lone high surrogate, which impacket cannot decode."""
+    stub = call.getData()
+    unit = marker.encode("utf-16-le")
+    assert stub.count(unit) == 1
+    return stub.replace(unit, b"\x00\xd8")
+
+
+def test_names_that_are_not_utf16_match_nothing():
+    c, view = client(ADMIN)
+    get_info = srvs.NetrShareGetInfo()
+    get_info["ServerName"] = NULL
+    get_info["NetName"] = "d#cs\0"
+    get_info["Level"] = 1
+    r = srvs.NetrShareGetInfoResponse(reassemble(c.raw(
+        get_info, stub=with_lone_surrogate(get_info, "#"))))
+    assert r["ErrorCode"] == NERR_NET_NAME_NOT_FOUND
+    sessions = enum_call(srvs.NetrSessionEnum(), 10, "SessionInfo", ServerName=NULL,
+                         ClientName="\\\\P#1\0", UserName=NULL)
+    r = srvs.NetrSessionEnumResponse(reassemble(c.raw(
+        sessions, stub=with_lone_surrogate(sessions, "#"))))
+    assert r["ErrorCode"] == NERR_CLIENT_NAME_NOT_FOUND
+    delete = srvs.NetrSessionDel()
+    delete["ServerName"] = NULL
+    delete["ClientName"] = NULL
+    delete["UserName"] = "b#b\0"
+    r = srvs.NetrSessionDelResponse(reassemble(c.raw(
+        delete, stub=with_lone_surrogate(delete, "#"))))
+    assert r["ErrorCode"] == 0 and view.deleted == [(None, "b\ufffdb")]
 
 
 def test_session_times_from_posix_or_missing_logon():

@@ -14,7 +14,8 @@ from protocols.dcerpc.wkssvc import (
     NetrWkstaUserEnumResponse,
 )
 
-from .dcerpc_helpers import ADMIN, ALICE, ANONYMOUS, Client, FakeView
+from .dcerpc_helpers import ADMIN, ALICE, ANONYMOUS, Client, FakeView, enum_call
+from .dcerpc_helpers import open_printer as open_printer_call
 
 
 def text(value):
@@ -50,15 +51,15 @@ def test_wksta_get_info_101():
     assert wksta_get_info(ADMIN, 102)["ErrorCode"] == ERROR_INVALID_LEVEL
 
 
+def user_enum(level):
+    """As wkst.hNetrWkstaUserEnum builds it."""
+    return enum_call(wkst.NetrWkstaUserEnum(), level, "WkstaUserInfo", info="UserInfo",
+                     resume=0, ServerName="\x00")
+
+
 def test_wksta_user_enum_lists_interactive_logons_to_admins():
     c = Client("wkssvc", wkst.MSRPC_UUID_WKST, FakeView(), ADMIN)
-    call = wkst.NetrWkstaUserEnum()
-    call["ServerName"] = "\x00"
-    call["UserInfo"]["Level"] = 1
-    call["UserInfo"]["WkstaUserInfo"]["tag"] = 1
-    call["UserInfo"]["WkstaUserInfo"]["Level1"]["Buffer"] = NULL
-    call["PreferredMaximumLength"] = 0xFFFFFFFF
-    call["ResumeHandle"] = 0
+    call = user_enum(1)
     r = c.call(call, NetrWkstaUserEnumResponse)  # MS-WKST's shape: ResumeHandle is a pointer
     rows = list(r["UserInfo"]["WkstaUserInfo"]["Level1"]["Buffer"])
     assert r["ErrorCode"] == 0 and r["TotalEntries"] == 1 and r["ResumeHandle"] == 0
@@ -68,21 +69,14 @@ def test_wksta_user_enum_lists_interactive_logons_to_admins():
     legacy = c.call(call, wkst.NetrWkstaUserEnumResponse)
     assert len(legacy["UserInfo"]["WkstaUserInfo"]["Level1"]["Buffer"]) == 1
     alice = Client("wkssvc", wkst.MSRPC_UUID_WKST, FakeView(), ALICE)
-    call["UserInfo"]["Level"] = 0
-    call["UserInfo"]["WkstaUserInfo"]["tag"] = 0
-    call["UserInfo"]["WkstaUserInfo"]["Level0"]["Buffer"] = NULL
+    call = user_enum(0)
     assert alice.call(call, NetrWkstaUserEnumResponse)["ErrorCode"] == ERROR_ACCESS_DENIED
 
 
 def test_wkssvc_unserved_opnum():
     c = Client("wkssvc", wkst.MSRPC_UUID_WKST, FakeView(), ALICE)
-    call = wkst.NetrWkstaTransportEnum()
-    call["ServerName"] = "\x00"
-    call["TransportInfo"]["Level"] = 0
-    call["TransportInfo"]["WkstaTransportInfo"]["tag"] = 0
-    call["TransportInfo"]["WkstaTransportInfo"]["Level0"]["Buffer"] = NULL
-    call["PreferredMaximumLength"] = 0xFFFFFFFF
-    call["ResumeHandle"] = NULL
+    call = enum_call(wkst.NetrWkstaTransportEnum(), 0, "WkstaTransportInfo",
+                     info="TransportInfo", ServerName="\x00")
     assert c.fault(call) == NCA_S_OP_RNG_ERROR
 
 
@@ -94,25 +88,8 @@ def spoolss(caller=ANONYMOUS):
 
 
 def open_printer(c, name, ex=False):
-    """As rprn.hRpcOpenPrinter / hRpcOpenPrinterEx build it."""
-    call = rprn.RpcOpenPrinterEx() if ex else rprn.RpcOpenPrinter()
-    call["pPrinterName"] = name
-    call["pDatatype"] = NULL
-    call["pDevModeContainer"]["pDevMode"] = NULL
-    call["AccessRequired"] = rprn.SERVER_READ
-    if ex:
-        call["pClientInfo"]["Level"] = 1
-        call["pClientInfo"]["ClientInfo"]["tag"] = 1
-        info = call["pClientInfo"]["ClientInfo"]["pClientInfo1"]
-        info["dwSize"] = 28
-        info["pMachineName"] = "WS01\0"
-        info["pUserName"] = "\0"
-        info["dwBuildNum"] = 2600
-        info["dwMajorVersion"] = 5
-        info["dwMinorVersion"] = 1
-        info["wProcessorArchitecture"] = 0
-        return c.call(call, rprn.RpcOpenPrinterExResponse)
-    return c.call(call, rprn.RpcOpenPrinterResponse)
+    response = rprn.RpcOpenPrinterExResponse if ex else rprn.RpcOpenPrinterResponse
+    return c.call(open_printer_call(name, ex), response)
 
 
 def close_printer(c, handle):
@@ -138,6 +115,16 @@ def test_there_are_no_printers():
     c = spoolss(ALICE)
     r = open_printer(c, "\\\\EMULATOR\\LaserJet\0")
     assert r["ErrorCode"] == ERROR_INVALID_PRINTER_NAME and r["pHandle"] == b"\0" * 20
+
+
+@pytest.mark.parametrize("name,error", [
+    ("\\\\EMULATOR\\\0", 0), ("\0", 0),  # the server, with a trailing backslash; ""
+    ("LaserJet\0", ERROR_INVALID_PRINTER_NAME),  # a local printer's bare name
+    ("\\EMULATOR\0", ERROR_INVALID_PRINTER_NAME),  # one backslash is no server name
+    ("\\\\EMULATOR\\LaserJet\\\0", ERROR_INVALID_PRINTER_NAME),
+])
+def test_what_names_the_print_server(name, error):
+    assert open_printer(spoolss(), name)["ErrorCode"] == error
 
 
 def test_handles_belong_to_their_pipe():
