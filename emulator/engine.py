@@ -123,10 +123,18 @@ class Session:
             "client": self.client, "address": self.address,
             "state": self.shown_state(now, idle_after), "console": self.console,
             "anonymous": self.anonymous, "opens": self.opens,
-            "open_files": list(self.open_files), "trees": list(self.trees),
+            "open_files": list(self.open_files),
+            "open_file_ids": [file_id(self.id, i) for i in range(len(self.open_files))],
+            "trees": list(self.trees),
             "idle_seconds": int(max(0.0, now - self.last_activity)),
             "logon_time": iso_time(self.logon_time) if self.logon_time is not None else None,
         }
+
+
+def file_id(session_id: int, index: int) -> int:
+    """The id `net files` and NetrFileEnum show for a session's index-th open:
+    (session id << 16) | (1 + index), in the 32 bits of the RPC field."""
+    return ((session_id & 0xFFFF) << 16) | ((index + 1) & 0xFFFF)
 
 
 @dataclass(frozen=True)
@@ -347,11 +355,15 @@ class SessionEngine:
     def set_trees(self, session: Session, shares: list[str]) -> None:
         session.trees = list(shares)
 
-    def close_file(self, session_id: int, index: int) -> bool:
-        """Close one open of a session from outside (NetrFileClose): the protocol does it."""
-        session = self._sessions.get(session_id)
-        if session is None or session.file_closer is None or \
-                not 0 <= index < len(session.open_files):
+    def close_file(self, open_id: int) -> bool:
+        """`net files ID /close`, NetrFileClose: the protocol closes the open. The id keeps
+        16 bits of the session id, so it names an open only while one session has them."""
+        low_id, index = open_id >> 16, (open_id & 0xFFFF) - 1
+        owners = [s for s in self._sessions.values() if s.id & 0xFFFF == low_id]
+        if len(owners) != 1:
+            return False
+        session = owners[0]
+        if session.file_closer is None or not 0 <= index < len(session.open_files):
             return False
         return session.file_closer(index)
 

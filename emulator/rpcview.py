@@ -62,12 +62,7 @@ class EngineServerView:
         self.engine.set_autodisconnect(minutes)
 
     def close_file(self, file_id: int) -> bool:
-        # NetrFileEnum numbers opens (session id << 16) | (1 + index in open_files) in 32
-        # bits: the id carries the low 16 bits of the session id, and names an open only
-        # while exactly one SMB session has them.
-        low_id, index = file_id >> 16, (file_id & 0xFFFF) - 1
-        owners = [s.id for s in self.engine.sessions("smb") if s.id & 0xFFFF == low_id]
-        return len(owners) == 1 and self.engine.close_file(owners[0], index)
+        return self.engine.close_file(file_id)
 
     def is_admin(self, user: str) -> bool:
         return user.lower() in {name.lower() for name in self.server.config.admin_users}

@@ -37,7 +37,7 @@ from twisted.web.server import Site
 
 from emulator import metrics
 from emulator.admin.client import NO_SUCH_CLIENT
-from emulator.engine import CONSOLE_SESSION_ID, DISCONNECTED, Session
+from emulator.engine import CONSOLE_SESSION_ID, DISCONNECTED, Session, file_id
 from emulator.events import iso_time, parse_time
 
 if TYPE_CHECKING:
@@ -387,10 +387,16 @@ class AdminAPI:
 
     @route("GET", r"/api/files")
     def list_files(self, call: Call) -> Any:
-        # The engine keeps no file ids: ID is the row's number in this listing.
-        opens = [(s, path) for s in self.engine.sessions() for path in s.open_files]
-        return [{"id": n, "path": path, "user": s.user, "session": s.id, "locks": 0}
-                for n, (s, path) in enumerate(opens, 1)]
+        # The ids are NetrFileEnum's: `net files ID /close` and NetrFileClose agree.
+        return [{"id": file_id(s.id, i), "path": path, "user": s.user, "session": s.id,
+                 "locks": 0}
+                for s in self.engine.sessions() for i, path in enumerate(s.open_files)]
+
+    @route("POST", r"/api/files/(\d+)/close")
+    def close_file(self, call: Call, open_id: str) -> Any:
+        if not self.engine.close_file(int(open_id)):
+            raise ApiError(404, f"no open file {open_id}")
+        return {"closed": int(open_id)}
 
     # -- events, time, metrics --------------------------------------------------------------
     @route("GET", r"/api/events")

@@ -100,6 +100,13 @@ def net_session(client: AdminClient, args: argparse.Namespace) -> Output:
 
 
 def net_files(client: AdminClient, args: argparse.Namespace) -> Output:
+    """`net files`, or `net files ID /close` (the ids are NetrFileEnum's)."""
+    if args.words:
+        if len(args.words) != 2 or not "/close".startswith(args.words[1].lower()) \
+                or len(args.words[1]) < 3:
+            raise AdminError("net files: usage: net files [ID /close]")
+        open_id = _integer(args.words[0], "net files: ID is a number")
+        return [client.call("POST", f"/api/files/{open_id}/close", {})], DONE
     files = client.call("GET", "/api/files")
     rows = [(f["id"], f["path"], f["user"], f["locks"]) for f in files]
     return files, net_table(("ID", "Path", "User name", "# Locks"), rows, right=[3])
@@ -234,7 +241,8 @@ def add_verb_parsers(sub: Any) -> None:  # argparse's _SubParsersAction
         dest="net_command", required=True, metavar="{session,files,share,config}")
     p = verb(net, "session", net_session, "list SMB sessions; \\\\COMPUTER /delete ends them")
     p.add_argument("words", nargs="*", metavar="\\\\COMPUTER | /delete")
-    verb(net, "files", net_files, "files open through SMB sessions")
+    p = verb(net, "files", net_files, "files open through SMB sessions; ID /close closes one")
+    p.add_argument("words", nargs="*", metavar="ID /close")
     verb(net, "share", net_share, "the shares, IPC$ included")
     p = verb(net, "config", net_config, "net config server [/autodisconnect:MINUTES] "
              "[/srvcomment:TEXT]")

@@ -134,7 +134,7 @@ class SrvsvcService(Service):
                 if base and not path.lower().startswith(base):
                     continue
                 entries.append(fill(entry_class(), {
-                    "id": row_id(session, index), "permissions": PERM_FILE_READ,
+                    "id": session["open_file_ids"][index], "permissions": PERM_FILE_READ,
                     "num_locks": 0, "path_name": path + "\0",
                     "username": session["user"] + "\0"}))
         return answer.entries(entries)
@@ -311,8 +311,8 @@ def _share_values(share: tuple[str, int, str, str], uses: Counter[str]) -> dict[
 
 
 def row_id(session: dict[str, Any], index: int) -> int:
-    """The id of a session's ``index``-th open (NetrFileEnum, see ``ServerView``) or tree
-    connect (NetrConnectionEnum): ``(session id << 16) | (1 + index)`` in 32 bits."""
+    """The id of a session's ``index``-th tree connect (NetrConnectionEnum), numbered like
+    its opens' ids: ``(session id << 16) | (1 + index)`` in 32 bits."""
     return ((session["id"] & 0xFFFF) << 16) | ((index + 1) & 0xFFFF)
 
 

@@ -653,8 +653,8 @@ class SMB2ServerConnection:
                 # RestrictNullSessAccess: refused, yet the null session still counts.
                 raise StatusError(STATUS_ACCESS_DENIED, f"null session to pipe {pipe}")
             slot = session.slot
-            caller = Caller(user=getattr(slot, "user", ""), anonymous=session.anonymous,
-                            client=getattr(slot, "client", ""), address=self.address)
+            caller = Caller(user=slot.user, anonymous=session.anonymous, client=slot.client,
+                            address=self.address)
             endpoint = pipes.open(pipe, caller, log=self.log)
             if endpoint is None:
                 raise StatusError(STATUS_OBJECT_NAME_NOT_FOUND, f"pipe {name}")

@@ -167,6 +167,23 @@ def test_net_files_shows_what_a_session_holds_open(admin):
         close(alice)
 
 
+def test_net_files_id_close_closes_the_open_the_client_holds(admin):
+    emu = admin()
+    (emu.share_dir / "report.txt").write_text("quarterly")
+    alice = login(emu)
+    try:
+        tid = alice.connectTree("docs")
+        fid = alice.openFile(tid, "report.txt")
+        (open_file,) = verb_json(emu, "net", "files")
+        verb_ok(emu, "net", "files", str(open_file["id"]), "/close")
+        assert verb_json(emu, "net", "files") == []
+        with pytest.raises(SessionError) as err:
+            alice.readFile(tid, fid, 0, 4)
+        assert err.value.getErrorCode() == 0xC0000128  # STATUS_FILE_CLOSED
+    finally:
+        close(alice)
+
+
 def test_net_share_lists_ipc_and_the_disk_shares(admin):
     emu = admin()
     shares = {s["name"]: s for s in verb_json(emu, "net", "share")}

@@ -10,6 +10,7 @@ from impacket.dcerpc.v5 import rpcrt, rprn, srvs
 from impacket.dcerpc.v5.dtypes import NULL
 from impacket.uuid import uuidtup_to_bin
 
+from emulator.engine import file_id
 from protocols.dcerpc.pipes import Caller, PipeEndpoint, open_pipe
 
 NDR = uuidtup_to_bin(("8a885d04-1ceb-11c9-9fe8-08002b104860", "2.0"))
@@ -28,6 +29,7 @@ def session(sid: int, user: str, client: str = "", address: str = "10.0.0.2", *,
     return {"id": sid, "protocol": protocol, "user": user, "client": client,
             "address": address, "state": state, "opens": len(opens or []),
             "open_files": list(opens or []), "trees": list(trees or []),
+            "open_file_ids": [file_id(sid, i) for i in range(len(opens or []))],
             "idle_seconds": idle, "logon_time": logon, "anonymous": anonymous,
             "console": False}
 
