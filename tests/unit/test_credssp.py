@@ -595,14 +595,20 @@ def test_garbage_is_auth_failure_only(cert):
 
 
 def _rdp_check_path() -> Path | None:
-    for directory in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
-        path = Path(directory) / "rdp_check.py"
-        if path.is_file():
+    """impacket's examples/rdp_check.py as installed by pip: beside this interpreter, beside
+    the interpreter impacket was installed for (a venv over system packages), or on PATH.
+    Only a Python file will do: pyenv's shims of the same name are shell scripts."""
+    import impacket
+
+    # PREFIX/lib/pythonX.Y/site-packages/impacket/__init__.py -> PREFIX
+    impacket_prefix = Path(impacket.__file__).resolve().parents[4]
+    candidates = [Path(d) / "rdp_check.py" for d in (
+        sysconfig.get_path("scripts"), os.path.dirname(sys.executable), impacket_prefix / "bin")]
+    candidates += [Path(p) for p in map(shutil.which, ("rdp_check.py", "impacket-rdp_check"))
+                   if p]
+    for path in candidates:
+        if path.is_file() and b"python" in path.read_bytes()[:200].split(b"\n")[0]:
             return path
-    for name in ("rdp_check.py", "impacket-rdp_check"):
-        found = shutil.which(name)
-        if found:
-            return Path(found)
     return None
 
 
