@@ -8,6 +8,7 @@ Ultimatum. Not a user-facing client.
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import struct
@@ -30,6 +31,7 @@ class ServerReport:
     failure_code: int | None = None
     session_id: int | None = None
     licensed: bool = False
+    license_request: bytes | None = None  # a Server License Request not yet answered
     activated: bool = False  # Font Map received
     rects: list[pdu.BitmapRect] = field(default_factory=list)
     logon_errors: list[tuple[int, int]] = field(default_factory=list)
@@ -97,9 +99,11 @@ class RDPTestClient:
 
     def logon(self, user: str, password: str, *, console: bool = False, bpp: int = 16,
               width: int = 1024, height: int = 768, channels: tuple[str, ...] = ("cliprdr",),
-              client_name: str = "pytest") -> None:
+              client_name: str = "pytest", autologon: bool = True) -> None:
         """MCS connect, domain, Client Info; then read up to the Demand Active, answer it and
-        finalize."""
+        finalize. `autologon=False` leaves INFO_AUTOLOGON out of the Client Info, so a server
+        that has its own logon screen (xrdp) draws that."""
+        self.user_name, self.client_name = user, client_name
         blocks = gcc.client_data_blocks(
             width=width, height=height, name=client_name, bpp=bpp, channels=channels,
             selected_protocol=self.report.selected_protocol or 0,
@@ -119,7 +123,7 @@ class RDPTestClient:
         for channel in ids:
             self.sock.sendall(x224_data(mcs.channel_join_request(self.user_id, channel)))
             read_tpkt(self.sock)
-        self.send_io(pdu.client_info(user, password))
+        self.send_io(pdu.client_info(user, password, autologon=autologon))
         while not self.report.session_id_seen():
             self._read_one()
         caps = pdu.server_capabilities(width, height, bpp)  # shapes a client accepts too
@@ -148,6 +152,11 @@ class RDPTestClient:
     def _read_one(self) -> None:
         if not absorb(self.report, read_frame(self.sock)):
             raise EOFError("disconnect provider ultimatum")
+        if self.report.license_request is not None:
+            request, self.report.license_request = self.report.license_request, None
+            self.send_io(pdu.client_new_license_request(
+                request, self.user_name or "user", self.client_name,
+                os.urandom(32), os.urandom(48)))
 
 
 def absorb(report: ServerReport, frame_payload: bytes) -> bool:
@@ -167,8 +176,11 @@ def absorb(report: ServerReport, frame_payload: bytes) -> bool:
         return True  # connect response, attach user / channel join confirms
     _, data = mcs.parse_send_data_indication(payload)
     if not report.licensed:
-        flags, _ = pdu.parse_security_header(data)
-        report.licensed = bool(flags & pdu.SEC_LICENSE_PKT)
+        flags, body = pdu.parse_security_header(data)
+        if flags & pdu.SEC_LICENSE_PKT and pdu.license_message_type(body) == pdu.LICENSE_REQUEST:
+            report.license_request = body  # xrdp: the client must answer before it goes on
+        else:
+            report.licensed = bool(flags & pdu.SEC_LICENSE_PKT)
         return True
     for share in pdu.split_share_control(data):
         if share.pdu_type == pdu.PDUTYPE_DEMANDACTIVEPDU:

@@ -18,8 +18,10 @@ SEC_LICENSE_PKT = 0x0080
 
 # Client Info flags.
 INFO_MOUSE = 0x00000001
+INFO_DISABLECTRLALTDEL = 0x00000002
 INFO_AUTOLOGON = 0x00000008
 INFO_UNICODE = 0x00000010
+INFO_MAXIMIZESHELL = 0x00000020
 INFO_LOGONNOTIFY = 0x00000040
 INFO_LOGONERRORS = 0x00010000
 
@@ -72,11 +74,20 @@ ERRINFO_SERVER_DENIED_CONNECTION = 0x7
 ERRINFO_LOGOFF_BY_USER = 0xC
 
 # Licensing (MS-RDPELE 2.2.2.7): the "valid client" error message.
+LICENSE_REQUEST = 0x01
+NEW_LICENSE_REQUEST = 0x13
 LICENSE_ERROR_ALERT = 0xFF
 PREAMBLE_VERSION_3_0 = 0x03
 STATUS_VALID_CLIENT = 0x00000007
 ST_NO_TRANSITION = 0x00000002
 BB_ERROR_BLOB = 0x0004
+BB_RANDOM_BLOB = 0x0002
+BB_CERTIFICATE_BLOB = 0x0003
+BB_CLIENT_USER_NAME_BLOB = 0x000F
+BB_CLIENT_MACHINE_NAME_BLOB = 0x0010
+KEY_EXCHANGE_ALG_RSA = 0x00000001
+CERT_CHAIN_VERSION_1 = 0x00000001
+RSA1_MAGIC = 0x31415352
 
 # Capability set types.
 CAPSTYPE_GENERAL = 1
@@ -160,10 +171,23 @@ def parse_client_info(data: bytes) -> ClientInfo:
     return ClientInfo(code_page, flags, domain, user, password, shell, work_dir)
 
 
-def client_info(user: str, password: str, domain: str = "", *,
-                flags: int = INFO_MOUSE | INFO_UNICODE | INFO_AUTOLOGON | INFO_LOGONNOTIFY
-                | INFO_LOGONERRORS) -> bytes:
-    """Client side (tests, benchmark): security header + TS_INFO_PACKET (no extra info)."""
+# What mstsc and FreeRDP always set (FreeRDP's capture in the tests has 0x000b47fb). xrdp
+# (libxrdp/xrdp_sec.c, xrdp_sec_process_logon_info) rejects a Client Info PDU whose flags lack
+# any of INFO_MOUSE | INFO_DISABLECTRLALTDEL | INFO_UNICODE | INFO_MAXIMIZESHELL (0x33, its
+# RDP_LOGON_NORMAL) with "received wrong flags, likely decrypt not working".
+INFO_CLIENT_BASE = INFO_MOUSE | INFO_DISABLECTRLALTDEL | INFO_UNICODE | INFO_MAXIMIZESHELL
+
+
+def client_info(user: str, password: str, domain: str = "", *, autologon: bool = True,
+                flags: int = INFO_CLIENT_BASE | INFO_LOGONNOTIFY | INFO_LOGONERRORS) -> bytes:
+    """Client side (tests, benchmark): security header + TS_INFO_PACKET (no extra info).
+
+    Under TLS the security header is the basic one, flags SEC_INFO_PKT and flagsHi 0
+    (MS-RDPBCGR 2.2.1.11.1), exactly as FreeRDP sends it. `autologon` adds INFO_AUTOLOGON;
+    without it a server shows its own logon screen (xrdp) instead of using the
+    credentials."""
+    if autologon:
+        flags |= INFO_AUTOLOGON
     parts = [s.encode("utf-16le") for s in (domain, user, password, "", "")]
     body = struct.pack("<IIHHHHH", 0, flags, *(len(p) for p in parts))
     body += b"".join(p + b"\x00\x00" for p in parts)
@@ -173,6 +197,67 @@ def client_info(user: str, password: str, domain: str = "", *,
 def license_valid_client() -> bytes:
     body = struct.pack("<IIHH", STATUS_VALID_CLIENT, ST_NO_TRANSITION, BB_ERROR_BLOB, 0)
     preamble = struct.pack("<BBH", LICENSE_ERROR_ALERT, PREAMBLE_VERSION_3_0, 4 + len(body))
+    return security_header(SEC_LICENSE_PKT) + preamble + body
+
+
+def license_message_type(data: bytes) -> int:
+    """bMsgType of a licensing PDU body (after the security header)."""
+    if len(data) < 4:
+        raise DecodeError("licensing preamble too short")
+    return data[0]
+
+
+def _blob(data: bytes, pos: int) -> tuple[int, bytes, int]:
+    if pos + 4 > len(data):
+        raise DecodeError("licensing blob header runs past the end")
+    kind, length = struct.unpack_from("<HH", data, pos)
+    if pos + 4 + length > len(data):
+        raise DecodeError("licensing blob runs past the end")
+    return kind, data[pos + 4:pos + 4 + length], pos + 4 + length
+
+
+def license_request_public_key(data: bytes) -> tuple[int, int, int]:
+    """(modulus, exponent, key length in bytes) from a Server License Request (MS-RDPELE
+    2.2.2.1) carrying a proprietary server certificate (MS-RDPBCGR 2.2.1.4.3.1.1)."""
+    pos = 4 + 32 + 4  # preamble, ServerRandom, ProductInfo.dwVersion
+    for _field in ("CompanyName", "ProductId"):
+        if pos + 4 > len(data):
+            raise DecodeError("license request product info runs past the end")
+        (size,) = struct.unpack_from("<I", data, pos)
+        pos += 4 + size
+    _, _, pos = _blob(data, pos)  # KeyExchangeList
+    kind, cert, pos = _blob(data, pos)
+    if kind != BB_CERTIFICATE_BLOB or len(cert) < 16:
+        raise DecodeError("license request without a server certificate")
+    version, _sig_alg, key_alg = struct.unpack_from("<III", cert)
+    if version & 0x7FFFFFFF != CERT_CHAIN_VERSION_1 or key_alg != KEY_EXCHANGE_ALG_RSA:
+        raise DecodeError(f"server certificate version {version:#x}: only proprietary "
+                          "RSA certificates are supported")
+    _, key, _ = _blob(cert, 12)
+    if len(key) < 20:
+        raise DecodeError("RSA public key blob too short")
+    magic, keylen, bitlen, _datalen, exponent = struct.unpack_from("<IIIII", key)
+    if magic != RSA1_MAGIC or len(key) < 20 + keylen or keylen * 8 < bitlen:
+        raise DecodeError("malformed RSA public key blob")
+    modulus = int.from_bytes(key[20:20 + bitlen // 8], "little")
+    return modulus, exponent, keylen
+
+
+def client_new_license_request(request: bytes, user: str, machine: str,
+                               client_random: bytes, premaster: bytes) -> bytes:
+    """Client side: the Client New License Request (MS-RDPELE 2.2.2.2) answering a Server
+    License Request; the 48-byte premaster secret is RSA-encrypted with the key of the
+    server's proprietary certificate (little-endian, 8 zero bytes of padding, as the
+    client random of MS-RDPBCGR 5.3.4.1)."""
+    modulus, exponent, keylen = license_request_public_key(request)
+    secret = pow(int.from_bytes(premaster, "little"), exponent, modulus)
+    encrypted = secret.to_bytes(keylen - 8, "little") + bytes(8)
+    body = struct.pack("<II", KEY_EXCHANGE_ALG_RSA, 0x04010000) + client_random  # WinNT, MS
+    for kind, value in ((BB_RANDOM_BLOB, encrypted),
+                        (BB_CLIENT_USER_NAME_BLOB, user.encode("cp1252") + b"\x00"),
+                        (BB_CLIENT_MACHINE_NAME_BLOB, machine.encode("cp1252") + b"\x00")):
+        body += struct.pack("<HH", kind, len(value)) + value
+    preamble = struct.pack("<BBH", NEW_LICENSE_REQUEST, PREAMBLE_VERSION_3_0, 4 + len(body))
     return security_header(SEC_LICENSE_PKT) + preamble + body
 
 
