@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -53,9 +52,8 @@ from bench_smb import (  # noqa: E402
     Memory,
     Rate,
     Server,
-    _fmt,
-    _ratio,
     free_port,
+    print_comparison,
     process_tree,
     tree_cpu_seconds,
     tree_pss_kb,
@@ -272,52 +270,8 @@ def start_xrdp(tmp: Path) -> tuple[Server | None, str]:
 # -- report --------------------------------------------------------------------------------
 
 def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
-    names = list(results)
-    rows: list[tuple[str, list[float], int, bool]] = []
-
-    def add(label: str, key: str, getter: Callable[[Any], float], digits: int = 1,
-            ratio: bool = True) -> None:
-        vals = [getter(results[n][key]) if results[n].get(key) is not None else math.nan
-                for n in names]
-        rows.append((label, vals, digits, ratio))
-
-    for key, title in (("drawn", f"to first bitmap x{args.threads}"),
-                       ("refused", f"refusal x{args.threads}")):
-        add(f"{title}: handshakes/s", key, lambda r: r.per_second)
-        add(f"{title}: p50 latency ms", key, lambda r: r.pct_ms(0.50), 2)
-        add(f"{title}: p99 latency ms", key, lambda r: r.pct_ms(0.99), 2)
-        add(f"{title}: server CPU ms/handshake", key, lambda r: r.cpu_ms, 2)
-        add(f"{title}: handshakes ok", key, lambda r: r.handshakes, 0, False)
-        add(f"{title}: errors", key, lambda r: r.errors, 0, False)
-    add("memory: sessions held", "mem", lambda m: m.held, 0, False)
-    add("memory: idle PSS kB", "mem", lambda m: m.base_kb, 0)
-    add("memory: PSS kB with sessions held", "mem", lambda m: m.held_kb, 0)
-    add("memory: processes while held", "mem", lambda m: m.held_procs, 0, False)
-    add("memory: kB per held session", "mem", lambda m: m.per_session_kb)
-
-    width = max(len(r[0]) for r in rows) + 2
-    header = "".join(f"{n:>14}" for n in names)
-    if len(names) == 2:
-        header += f"{names[0][:3] + '/' + names[1]:>14}"
-    print()
-    print(f"{'':<{width}}{header}")
-    for label, vals, digits, ratio in rows:
-        line = f"{label:<{width}}" + "".join(f"{_fmt(v, digits):>14}" for v in vals)
-        if len(vals) == 2 and ratio:
-            line += f"{_ratio(vals[0], vals[1]):>14}"
-        print(line)
-    for n in names:
-        print(f"\n{n}: {results[n].get('version', '')}")
-        for key in ("drawn", "refused"):
-            r = results[n].get(key)
-            if r is not None and r.first_error:
-                print(f"  first {key} error: {r.first_error[:200]}")
-        mem = results[n].get("mem")
-        if mem is not None:
-            print(f"  processes idle/held: {mem.base_procs}/{mem.held_procs}"
-                  + (f"; {mem.errors} sessions failed to open" if mem.errors else ""))
-        if results[n].get("skipped"):
-            print(f"  skipped: {results[n]['skipped']}")
+    print_comparison(results, [("drawn", f"to first bitmap x{args.threads}"),
+                               ("refused", f"refusal x{args.threads}")])
     print("\nto first bitmap = emulator: an admitted user's desktop; xrdp: its login screen."
           "\nCPU = utime+stime+cutime+cstime over the server's process tree; PSS from "
           "/proc/<pid>/smaps_rollup; ratios are emulator/xrdp.")

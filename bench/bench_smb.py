@@ -478,19 +478,19 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x"
 
 
-def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
+def print_comparison(results: dict[str, dict[str, Any]],
+                     phases: list[tuple[str, str]]) -> None:
+    """The table both benchmarks print: one column per server, the ratio of the first
+    to the second, rate phases (`key`, `title`) then memory, then notes per server."""
     names = list(results)
     rows: list[tuple[str, list[float], int, bool]] = []
 
-    def add(label: str, key: str, getter, digits: int = 1, ratio: bool = True) -> None:
-        vals = []
-        for n in names:
-            obj = results[n].get(key)
-            vals.append(getter(obj) if obj is not None else math.nan)
+    def add(label: str, key: str, getter: Any, digits: int = 1, ratio: bool = True) -> None:
+        vals = [getter(results[n][key]) if results[n].get(key) is not None else math.nan
+                for n in names]
         rows.append((label, vals, digits, ratio))
 
-    conc = f"concurrent x{args.concurrency}"
-    for key, title in (("seq", "sequential"), ("conc", conc)):
+    for key, title in phases:
         add(f"{title}: handshakes/s", key, lambda r: r.per_second)
         add(f"{title}: p50 latency ms", key, lambda r: r.pct_ms(0.50), 2)
         add(f"{title}: p99 latency ms", key, lambda r: r.pct_ms(0.99), 2)
@@ -516,15 +516,21 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
         print(line)
     for n in names:
         print(f"\n{n}: {results[n].get('version', '')}")
-        for key in ("seq", "conc"):
+        for key, _ in phases:
             r = results[n].get(key)
             if r is not None and r.first_error:
                 print(f"  first {key} error: {r.first_error[:200]}")
         mem = results[n].get("mem")
         if mem is not None:
-            print(f"  processes idle/held: {mem.base_procs}/{mem.held_procs}")
+            print(f"  processes idle/held: {mem.base_procs}/{mem.held_procs}"
+                  + (f"; {mem.errors} sessions failed to open" if mem.errors else ""))
         if results[n].get("skipped"):
             print(f"  skipped: {results[n]['skipped']}")
+
+
+def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
+    print_comparison(results, [("seq", "sequential"),
+                               ("conc", f"concurrent x{args.concurrency}")])
     print(
         "\nCPU = utime+stime+cutime+cstime over the server's process tree; "
         "PSS from /proc/<pid>/smaps_rollup; ratios are emulator/samba."
