@@ -125,6 +125,7 @@ class RDPServerConnection:
         self._out = bytearray()
         self.close_requested = False
         self.close_abruptly = False
+        self.deny_with_tls_alert = False  # end TLS with a fatal access_denied alert
         self.tls_requested = False
         self.on_output: Callable[[], None] | None = None
         self.state = X224
@@ -249,8 +250,11 @@ class RDPServerConnection:
         try:
             step = self._credssp.step(ts_request)
         except AuthFailure as exc:
-            # Windows answers a TSRequest carrying the error (versions that have one).
-            self._out += self._credssp.error_reply(exc.status)
+            # Windows answers a TSRequest carrying the error; CredSSP versions without an
+            # errorCode get a fatal TLS access_denied alert instead (the adapter sends it).
+            reply = self._credssp.error_reply(exc.status)
+            self._out += reply
+            self.deny_with_tls_alert = not reply
             self._failed_logon(self._credssp.attempted_user or "", "", exc.status)
             self._close(f"NLA logon failed (0x{exc.status:08x})")
             return

@@ -34,13 +34,18 @@ class ServerCertificate:
         return subject_public_key(self.cert_pem)
 
     def context_factory(self) -> object:
-        """A Twisted TLS server context (pyOpenSSL)."""
+        """A Twisted TLS server context (pyOpenSSL): TLS 1.2 with AES-GCM, what SChannel
+        negotiates with current clients, and the layout tls_alert can seal an alert in."""
         from OpenSSL import crypto
         from twisted.internet import ssl
+
+        from protocols.rdp.tls_alert import CIPHERS
 
         return ssl.CertificateOptions(
             privateKey=crypto.load_privatekey(crypto.FILETYPE_PEM, self.key_pem),
             certificate=crypto.load_certificate(crypto.FILETYPE_PEM, self.cert_pem),
+            lowerMaximumSecurityTo=ssl.TLSVersion.TLSv1_2,
+            acceptableCiphers=ssl.AcceptableCiphers.fromOpenSSLCipherString(":".join(CIPHERS)),
         )
 
 

@@ -8,6 +8,7 @@ from twisted.internet import protocol
 from twisted.logger import Logger
 
 from protocols.rdp.connection import RDPServerConfig, RDPServerConnection
+from protocols.rdp.tls_alert import access_denied_record, records_in
 
 log = Logger(namespace="rdp")
 
@@ -18,6 +19,7 @@ class RDPProtocol(protocol.Protocol):
         self.tls_context = tls_context
         self.core: RDPServerConnection | None = None
         self._closing = False
+        self._tls_records = 0  # records the server sent under TLS: the alert's sequence
 
     def connectionMade(self) -> None:
         transport: Any = self.transport
@@ -42,15 +44,30 @@ class RDPProtocol(protocol.Protocol):
         out = core.data_to_send()
         if out:
             transport.write(out)
+            if getattr(transport, "TLS", False):
+                self._tls_records += records_in(len(out))
         if core.tls_requested and not core.close_requested:
             transport.startTLS(self.tls_context)
             core.tls_started()
         if core.close_requested:
             self._closing = True
-            if core.close_abruptly:
+            if core.deny_with_tls_alert:
+                self._send_access_denied(transport)
+            elif core.close_abruptly:
                 transport.abortConnection()
             else:
                 transport.loseConnection()
+
+    def _send_access_denied(self, transport: Any) -> None:
+        """The fatal alert SChannel ends a failed CredSSP v2 logon with, written beneath
+        the TLS layer (which cannot be asked for it); the Finished was record 0."""
+        tls = transport.getHandle()  # the pyOpenSSL connection
+        record = access_denied_record(tls.get_cipher_name(), tls.master_key(),
+                                      tls.client_random(), tls.server_random(),
+                                      1 + self._tls_records)
+        raw = transport.protocol.transport  # beneath TLSMemoryBIOProtocol: bytes as they are
+        raw.write(record)
+        raw.loseConnection()  # after the buffer drains; a fatal alert has no close_notify
 
     def connectionLost(self, reason: object = None) -> None:
         if self.core is not None:
