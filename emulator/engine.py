@@ -318,8 +318,13 @@ class SessionEngine:
             return
         self._cancel_setup_timer(session)
         if session.state == PENDING:
-            self.counters["logon_errors"] += 1
-            self._record(session, reason, status, failed_logon=True)
+            # A half-done logon: bad credentials are a failed logon (4625); a stall past
+            # the timeout counts as a logon error too; a client that just leaves does not.
+            if reason in ("auth-failed", "setup-timeout"):
+                self.counters["logon_errors"] += 1
+            event = {"auth-failed": "failed-logon",
+                     "setup-timeout": "setup-timeout"}.get(reason, "setup-abandoned")
+            self._record(session, reason, status, event=event)
         else:
             for counter, reasons in (("timed_out", TIMED_OUT_REASONS),
                                      ("forced_off", FORCED_OFF_REASONS),
@@ -469,9 +474,11 @@ class SessionEngine:
 
     # -- internals ----------------------------------------------------------------------------
     def _record(self, session: Session, reason: str, status: int | None, *,
-                failed_logon: bool = False) -> None:
+                event: str | None = None) -> None:
+        """One event for a session's end or change; ``event`` picks the record when the
+        outcome (``reason``) alone does not say which."""
         provider, event_id, level, message = REASON_EVENTS.get(
-            "failed-logon" if failed_logon else reason,
+            event or reason,
             (EMULATOR_PROVIDER, 199, LEVEL_INFORMATION, f"Session ended ({reason})."))
         self.events.record(
             provider=provider, event_id=event_id, level=level, message=message,

@@ -52,6 +52,8 @@ REASON_EVENTS: dict[str, tuple[str, int, str, str]] = {
                     "A session was reset by an administrator (rwinsta)."),
     "setup-timeout": (EMULATOR_PROVIDER, 104, LEVEL_WARNING,
                       "A session setup stalled and gave its slot back."),
+    "setup-abandoned": (EMULATOR_PROVIDER, 105, LEVEL_INFORMATION,
+                        "A client left before its logon completed; the slot is free."),
 }
 
 

@@ -1,5 +1,6 @@
 """The session engine's counting rules, on a task.Clock (nothing sleeps)."""
 
+import pytest
 from twisted.internet.task import Clock
 
 from emulator.editions import get_edition
@@ -238,3 +239,16 @@ def test_the_rdp_idle_limit_disconnects_and_keeps_the_session_counted():
     assert told == ["idle-limit"] and adm.session.state == "disconnected"
     assert engine.counted("rdp") == 1
     assert events.records[-1]["outcome"] == "idle-limit" and events.records[-1]["id"] == 4779
+
+
+@pytest.mark.parametrize("reason, event_id, logon_errors", [
+    ("auth-failed", 4625, 1),  # bad credentials: a failed logon
+    ("setup-timeout", 104, 1),  # a stall past the timeout
+    ("connection-closed", 105, 0),  # the client left before its logon completed
+])
+def test_how_a_half_done_logon_ends_is_recorded(reason, event_id, logon_errors):
+    engine, _, events = make_engine()
+    pending = engine.request_session("smb", "127.0.0.1").session
+    engine.release(pending, reason)
+    assert (events.records[-1]["id"], events.records[-1]["outcome"]) == (event_id, reason)
+    assert engine.counters["logon_errors"] == logon_errors
