@@ -36,6 +36,7 @@ from emulator.admin.client import AdminError
 from emulator.hosts import EmulatedHost
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+FILE_GENERIC_READ_WRITE = 0x0012019F
 
 
 class ScenarioError(ValueError):
@@ -240,7 +241,8 @@ def _smb_open_pipe(run: Run, step: dict[str, Any]) -> str:
         conn = run.smb[client]
         try:
             tid = conn.connectTree("IPC$")
-            conn.openFile(tid, "\\" + step["pipe"], desiredAccess=0x12019F)
+            conn.openFile(tid, "\\" + step["pipe"],
+                          desiredAccess=FILE_GENERIC_READ_WRITE)  # what a print client asks
             outcomes.append("opened")
         except SessionError as err:
             outcomes.append(status_name(err.getErrorCode()))
