@@ -58,6 +58,7 @@ from bench_smb import (  # noqa: E402
     tree_cpu_seconds,
     tree_pss_kb,
     wait_port,
+    write_json,
 )
 
 from emulator.hosts import ServerProcess  # noqa: E402
@@ -394,10 +395,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  xrdp failed: {type(e).__name__}: {e}")
                 results["xrdp"] = {"skipped": f"{type(e).__name__}: {e}"}
     report(results, args)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(to_json(results), indent=2, default=str) + "\n")
-        print(f"wrote {args.json}")
+    write_json(args.json, to_json(results))
     return 0
 
 

@@ -633,11 +633,17 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 server.stop()
     report(results, args)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(to_json(results), indent=2, default=str) + "\n")
-        print(f"wrote {args.json}")
+    write_json(args.json, to_json(results))
     return 0
+
+
+def write_json(path: Path | None, data: dict[str, Any]) -> None:
+    """`--json FILE`: the figures, for a machine to read."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ from protocols.auth.ntlm import (
     STATUS_LOGON_FAILURE,
     AuthFailure,
 )
+from protocols.rdp.client import read_tpkt
 
 USERS = {"alice": "Secret1", "bob": "Hunter2", "carol": "Secret1"}
 FIXED_NOW = 1_700_000_000.0
@@ -654,23 +655,12 @@ def test_rdp_check_structures_both_ways(rdp_check_module):
 X224_CONFIRM_HYBRID = bytes.fromhex("030000130ed000001234000200080002000000")
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return data
-
-
 def _serve_once(listener: socket.socket, cert: Cert, acceptor: CredSSPAcceptor, outcome: dict):
     conn, _ = listener.accept()
     conn.settimeout(10)
     sock: socket.socket = conn
     try:
-        header = _recv_exact(conn, 4)  # TPKT: X.224 Connection Request with RDP_NEG_REQ
-        request = _recv_exact(conn, struct.unpack(">H", header[2:])[0] - 4)
+        request = read_tpkt(conn)  # X.224 Connection Request with RDP_NEG_REQ
         outcome["requested_protocols"] = struct.unpack("<I", request[-4:])[0]
         conn.sendall(X224_CONFIRM_HYBRID)
         sock = tls = server_context(cert).wrap_socket(conn, server_side=True)
