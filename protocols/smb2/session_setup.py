@@ -1,0 +1,116 @@
+"""SESSION_SETUP, LOGOFF and ECHO: where a session asks the engine for its slot, and the
+handlers that end it."""
+
+from __future__ import annotations
+
+from protocols.auth.ntlm import AuthFailure, NTLMAcceptor
+from protocols.auth.spnego import SpnegoAcceptor
+from protocols.errors import StatusError
+from protocols.smb2 import bodies, crypto
+from protocols.smb2.messages import HEADER_SIZE, Header, buffer_at
+from protocols.smb2.state import (
+    SESSION_FLAG_ENCRYPT_DATA, SESSION_FLAG_IS_NULL, SESSION_ID_BASE, SESSION_SETUP_FLAG_BINDING,
+    SIGNING_REQUIRED, STATUS_MORE_PROCESSING_REQUIRED, STATUS_REQUEST_NOT_ACCEPTED,
+    STATUS_SUCCESS, STATUS_USER_SESSION_DELETED, ConnectionState, Request, SMBSession,
+)
+
+
+class SessionSetupHandlers(ConnectionState):
+    def _session_setup(self, request: Request, response: Header) -> tuple[int, bytes]:
+        req = bodies.SESSION_SETUP.parse(request.message, HEADER_SIZE)
+        token = buffer_at(request.message, req.SecurityBufferOffset, req.SecurityBufferLength)
+        if req.Flags & SESSION_SETUP_FLAG_BINDING:
+            # No multichannel here, so no binding (3.3.5.5 step 3).
+            raise StatusError(STATUS_REQUEST_NOT_ACCEPTED, "session binding")
+        session = self.sessions.get(request.header.session_id)
+        if request.header.session_id == 0:
+            session = self._new_session()
+        elif session is None or session.valid:
+            # Re-authentication of a live session is not offered; an unknown id is deleted.
+            raise StatusError(STATUS_USER_SESSION_DELETED, "no session in progress")
+        request.session = session
+        response.session_id = session.id
+        if session.preauth is not None:
+            session.preauth.update(request.message)
+        try:
+            step = session.auth.step(token)
+        except AuthFailure as failure:
+            self._end_session(session, "auth-failed", failure.status)
+            raise StatusError(failure.status, "authentication failed") from None
+        if not step.complete:
+            data = _session_setup_body(0, step.token)
+            if session.preauth is not None:
+                response.status = STATUS_MORE_PROCESSING_REQUIRED
+                session.preauth.update(response.pack() + data)
+            return STATUS_MORE_PROCESSING_REQUIRED, data
+        result = step.result
+        assert result is not None
+        session.anonymous = result.anonymous
+        session.keys = crypto.derive_session_keys(
+            self.dialect or 0, result.session_key,
+            session.preauth.value if session.preauth is not None else None,
+            self.cipher or crypto.AES_128_CCM)  # the cipher only sizes 3.1.1 keys
+        if not session.anonymous:
+            session.signing_required = bool(self.config.signing_required
+                                            or req.SecurityMode & SIGNING_REQUIRED)
+            session.encrypt_data = self.config.encrypt_data and self.cipher != 0
+        flags = SESSION_FLAG_IS_NULL if session.anonymous else 0
+        if session.encrypt_data:
+            flags |= SESSION_FLAG_ENCRYPT_DATA
+        refused = self.config.gate.logon(session.slot, user=result.user,
+                                         client=result.workstation, anonymous=result.anonymous)
+        if refused:  # per-client grouping judged the limit only now; the engine let go
+            self._drop_session(session)
+            raise StatusError(refused, "session limit reached")
+        session.valid = True
+        return STATUS_SUCCESS, _session_setup_body(flags, step.token)
+
+    def _session_setup_key(self, request: Request, status: int) -> bytes | None:
+        """The final SESSION_SETUP response is signed: always on 3.1.1, else when signing is
+        required (3.3.5.5.3); nothing before it can be."""
+        session = request.session
+        if status != STATUS_SUCCESS or session is None or session.signing_key is None:
+            return None
+        if self.dialect == 0x0311 or session.signing_required or request.header.signed:
+            return session.signing_key
+        return None
+
+    def _new_session(self) -> SMBSession:
+        """Ask the engine for a slot: the first round of a new session is where Windows
+        refuses at the limit (a session is allocated for SessionId 0, 3.3.5.5.1)."""
+        admission = self.config.gate.request_session("smb", self.address)
+        if not admission.admitted:
+            raise StatusError(admission.status, "session limit reached")
+        ntlm = NTLMAcceptor(
+            self.config.lookup_password, netbios_name=self.config.netbios_name,
+            netbios_domain=self.config.netbios_domain, dns_name=self.config.dns_name,
+            dns_domain=self.config.dns_domain, now=self.config.now,
+            allow_anonymous=self.config.allow_anonymous)
+        preauth = self.preauth.copy() if self.preauth is not None else None
+        session = SMBSession(SESSION_ID_BASE + admission.session.id, admission.session,
+                             SpnegoAcceptor(ntlm), preauth)
+        self.sessions[session.id] = session
+        admission.session.close_hook = lambda reason: self._ended_by_engine(session)
+        admission.session.file_closer = lambda index: self._close_nth_open(session, index)
+        return session
+
+    def _ended_by_engine(self, session: SMBSession) -> None:
+        """Admin delete, autodisconnect, null-session expiry, setup timeout: later requests
+        on the session get STATUS_USER_SESSION_DELETED, signed as a signing client expects."""
+        if session.signing_key is not None:
+            self._deleted_keys[session.id] = session.signing_key
+        self._drop_session(session)
+
+    def _logoff(self, request: Request, response: Header) -> tuple[int, bytes]:
+        assert request.session is not None
+        self._end_session(request.session, "logoff")
+        return STATUS_SUCCESS, bodies.EMPTY_RESPONSE
+
+    def _echo(self, request: Request, response: Header) -> tuple[int, bytes]:
+        return STATUS_SUCCESS, bodies.EMPTY_RESPONSE
+
+
+def _session_setup_body(flags: int, token: bytes) -> bytes:
+    return bodies.SESSION_SETUP_RESPONSE.pack(
+        SessionFlags=flags, SecurityBufferOffset=HEADER_SIZE + bodies.SESSION_SETUP_RESPONSE.size,
+        SecurityBufferLength=len(token)) + token
