@@ -95,12 +95,17 @@ class AdminRequest(Request):
 
     _cap = 0
     _refused = False
+    _held: io.BytesIO  # set by gotLength; `content` is this buffer
+
+    def _hold(self) -> None:
+        self._held = io.BytesIO()
+        self.content = self._held  # type: ignore[assignment]  # twisted types it None
 
     def gotLength(self, length: int | None) -> None:
-        self.content = io.BytesIO()
+        self._hold()
         if length == 0:
             return  # no body: the request is checked whole, in AdminAPI.handle
-        channel = self.channel
+        channel: Any = self.channel  # an HTTPChannel of AdminSite (.site, ._command)
         # twisted.web parses the request line first but hands it to the Request only with
         # the body (requestReceived); until then it is on the channel.
         method, uri = getattr(channel, "_command", b""), getattr(channel, "_path", b"")
@@ -117,12 +122,12 @@ class AdminRequest(Request):
     def handleContentChunk(self, data: bytes) -> None:
         if self._refused:
             return
-        if self.content.tell() + len(data) > self._cap:
+        if self._held.tell() + len(data) > self._cap:
             reply = error_reply(ApiError(413, f"request body too large: more than "
                                              f"{self._cap} bytes"))
             self._refuse(reply)
             return
-        self.content.write(data)
+        self._held.write(data)
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         if not self._refused:
@@ -130,13 +135,14 @@ class AdminRequest(Request):
 
     def _refuse(self, reply: Reply) -> None:
         self._refused = True
-        self.content = io.BytesIO()
+        self._hold()
+        channel: Any = self.channel
         self.requestHeaders.removeHeader(b"expect")  # no "100 Continue" after the answer
         head = [b"HTTP/1.1 %d %s" % (reply.status, _status_line(reply.status))]
         head += [f"{name}: {value}".encode("latin-1") for name, value in reply.headers]
         head += [b"Content-Length: %d" % len(reply.body), b"Connection: close", b"", b""]
-        self.channel.transport.write(b"\r\n".join(head) + reply.body)
-        self.channel.loseConnection()
+        channel.transport.write(b"\r\n".join(head) + reply.body)
+        channel.loseConnection()
 
 
 class AdminSite(Site):
