@@ -68,7 +68,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "rdp_idle_limit": args.rdp_idle_limit, "limit_event_id": args.limit_event_id,
             "virtual_clock": True if args.virtual_clock else None,
             "admin_port": args.admin_port, "admin_token": args.admin_token,
-            "admin_users": args.admin_user,
+            "admin_users": args.admin_user, "admin_hosts": args.admin_host,
+            "admin_max_body": args.admin_max_body,
+            "admin_auth_free_failures": args.admin_auth_free_failures,
+            "admin_auth_backoff": args.admin_auth_backoff,
+            "admin_auth_backoff_max": args.admin_auth_backoff_max,
+            "allow_insecure_exposure": True if args.allow_insecure_exposure else None,
             "denial_status": parse_status(args.denial_status) if args.denial_status else None,
             "users": dict(parse_pair(u, ":", "--user") for u in args.user or []) or None,
             "shares": dict(parse_pair(s, "=", "--share") for s in args.share or []) or None,
@@ -218,6 +223,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="bearer token for the admin API (default: generated, on stderr)")
     serve.add_argument("--admin-user", action="append", metavar="NAME",
                        help="an account that is an administrator (repeatable)")
+    serve.add_argument("--admin-host", action="append", metavar="NAME",
+                       help="a Host name the admin API answers to besides its listen address "
+                       "(and localhost on loopback); repeatable")
+    serve.add_argument("--admin-max-body", type=int, metavar="BYTES",
+                       help="largest admin request body (1048576); larger is refused with 413")
+    serve.add_argument("--admin-auth-free-failures", type=int, metavar="N",
+                       help="wrong admin tokens per client address before back-off (5)")
+    serve.add_argument("--admin-auth-backoff", type=float, metavar="SECONDS",
+                       help="first back-off after those, doubling per failure (1)")
+    serve.add_argument("--admin-auth-backoff-max", type=float, metavar="SECONDS",
+                       help="longest back-off (60)")
+    serve.add_argument("--allow-insecure-exposure", action="store_true",
+                       help="on a non-loopback --host, serve the built-in account and a "
+                       "generated admin token anyway")
     serve.set_defaults(func=cmd_serve)
 
     editions = sub.add_parser("editions", help="print the editions table")

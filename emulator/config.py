@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -23,6 +24,18 @@ DENIAL_STATUSES = {
 
 class ConfigError(ValueError):
     pass
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or a localhost name: reachable from this machine only. Anything
+    else (a wildcard such as 0.0.0.0, "" or ::, another address, a host name) is exposed."""
+    name = host.strip().strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass
@@ -61,6 +74,13 @@ class Config:
     admin_port: int | None = None  # None: no admin listener
     admin_token: str | None = None  # None: generated and printed on stderr
     admin_users: list[str] = field(default_factory=list)
+    admin_hosts: list[str] = field(default_factory=list)  # Host names the API answers to
+    admin_max_body: int = 1024 * 1024  # bytes of request body (authenticated requests)
+    admin_auth_free_failures: int = 5  # wrong tokens per client address before back-off
+    admin_auth_backoff: float = 1.0  # seconds of the first back-off; doubles each failure
+    admin_auth_backoff_max: float = 60.0  # the longest back-off
+    # Serve the built-in account or a generated admin token on a non-loopback address.
+    allow_insecure_exposure: bool = False
 
     def validate(self) -> None:
         get_edition(self.edition)  # raises for an unknown name
@@ -79,6 +99,27 @@ class Config:
         for port in (self.smb_port, self.netbios_port, self.admin_port, self.rdp_port):
             if port is not None and not 0 <= port <= 65535:
                 raise ConfigError(f"port {port} out of range")
+        if self.admin_max_body < 1:
+            raise ConfigError("admin_max_body must be at least 1 byte")
+        if self.admin_auth_free_failures < 0:
+            raise ConfigError("admin_auth_free_failures must not be negative")
+        if not 0 < self.admin_auth_backoff <= self.admin_auth_backoff_max:
+            raise ConfigError("admin_auth_backoff must be positive and at most "
+                              "admin_auth_backoff_max")
+        self.check_exposure()
+
+    def check_exposure(self) -> None:
+        """On a non-loopback address, refuse what anyone could guess or read off a log."""
+        if is_loopback(self.host) or self.allow_insecure_exposure:
+            return
+        where = f"{self.host or '*'} is not a loopback address"
+        if not self.users:
+            raise ConfigError(f"refusing to serve the built-in account {':'.join(DEFAULT_USER)} "
+                              f"({where}): add --user NAME:PASSWORD, or pass "
+                              "--allow-insecure-exposure")
+        if self.admin_port is not None and not self.admin_token:
+            raise ConfigError(f"refusing a generated admin token on plain HTTP ({where}): "
+                              "set --admin-token, or pass --allow-insecure-exposure")
 
 
 def parse_status(value: str | int) -> int:
@@ -126,7 +167,8 @@ def build_config(file_values: dict[str, Any], flag_values: dict[str, Any]) -> Co
                 continue
             if key in ("users", "shares"):
                 getattr(config, key).update(value)
-            elif key in ("null_session_pipes", "null_session_shares", "admin_users"):
+            elif key in ("null_session_pipes", "null_session_shares", "admin_users",
+                         "admin_hosts"):
                 getattr(config, key).extend(v for v in value if v not in getattr(config, key))
             else:
                 setattr(config, key, value)

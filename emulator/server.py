@@ -14,7 +14,7 @@ from typing import Any
 from twisted.internet.error import CannotListenError
 
 from emulator.clock import ClockLike, VirtualClock
-from emulator.config import DEFAULT_USER, Config
+from emulator.config import DEFAULT_USER, Config, is_loopback
 from emulator.editions import get_edition
 from emulator.engine import Rules, SessionEngine
 from emulator.events import EventLog
@@ -79,6 +79,21 @@ class EmulatorServer:
         self.admin_token = config.admin_token or secrets.token_urlsafe(24)
         if config.admin_port is not None and not config.admin_token:
             self.notes.append(f"admin token: {self.admin_token}")
+        if not is_loopback(config.host):
+            self.notes.append(self.exposure_warning())
+
+    def exposure_warning(self) -> str:
+        """One line for stderr: what other machines can reach on a non-loopback address."""
+        c = self.config
+        exposed = ["SMB", *(["NetBIOS"] if c.netbios_port is not None else []),
+                   *(["RDP"] if c.rdp_port is not None and self.edition.rdp_limit != 0 else []),
+                   *(["the admin API (plain HTTP, no TLS)"] if c.admin_port is not None else [])]
+        if not c.users:
+            exposed.append(f"the built-in account {':'.join(DEFAULT_USER)}")
+        if c.admin_port is not None and not c.admin_token:
+            exposed.append("a generated admin token")
+        return (f"warning: {c.host or '*'} is not a loopback address: other machines can "
+                f"reach {', '.join(exposed)}")
 
     def initial_limits(self) -> dict[str, int | None]:
         limits = {"smb": self.edition.smb_limit, "rdp": self.edition.rdp_limit}
@@ -168,7 +183,7 @@ class EmulatorServer:
             self._listen("rdp", self.config.rdp_port,
                          RDPFactory(rdp, self.rdp_certificate.context_factory()))
         if self.config.admin_port is not None:
-            from emulator.admin.api import build_admin_site  # twisted.web only when asked
+            from emulator.admin.web import build_admin_site  # twisted.web only when asked
 
             self._listen("admin", self.config.admin_port, build_admin_site(self))
 

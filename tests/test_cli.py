@@ -68,6 +68,7 @@ def test_no_arguments_serves_the_documented_defaults_as_a_non_root_user(tmp_path
     finally:
         assert srv.stop() == []
     assert "no user configured: serving user:password" in srv.stderr()
+    assert "warning:" not in srv.stderr()  # loopback: nothing is exposed
     assert "Traceback" not in srv.stderr()
 
 
@@ -122,3 +123,41 @@ def test_bad_arguments_exit_2_with_one_clear_line(args, message):
     result = run(args)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+# A network namespace of our own: 0.0.0.0 in it reaches no other machine (its only device
+# is its own loopback), so the exposure checks can bind a wildcard address safely.
+NETNS = ["unshare", "--user", "--net"]
+WILDCARD = ["serve", "--host", "0.0.0.0", "--smb-port", "0", "--netbios-port", "0",
+            "--rdp-port", "0"]
+
+
+@pytest.mark.skipif(not shutil.which("unshare"), reason="util-linux unshare missing")
+@pytest.mark.parametrize("args,message", [
+    ([], "refusing to serve the built-in account user:password"),
+    (["--user", "alice:pw", "--admin-port", "0"], "refusing a generated admin token"),
+])
+def test_defaults_on_a_non_loopback_address_are_refused_exit_2(args, message):
+    result = subprocess.run([*NETNS, sys.executable, "-m", "emulator", *WILDCARD, *args],
+                            capture_output=True, text=True, timeout=20)
+    assert result.returncode == 2 and "ready" not in result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "--allow-insecure-exposure" in lines[0]
+
+
+@pytest.mark.skipif(not shutil.which("unshare"), reason="util-linux unshare missing")
+@pytest.mark.parametrize("args,exposed", [
+    (["--user", "alice:pw", "--admin-port", "0", "--admin-token", "t"],
+     "SMB, NetBIOS, RDP, the admin API (plain HTTP, no TLS)"),
+    (["--allow-insecure-exposure", "--admin-port", "0"],
+     "the built-in account user:password, a generated admin token"),
+])
+def test_a_non_loopback_address_serves_with_a_warning_on_stderr(tmp_path, args, exposed):
+    srv = serve([*WILDCARD, *args], tmp_path, prefix=NETNS)
+    try:
+        assert srv.ready_line.startswith("ready smb=0.0.0.0:")
+    finally:
+        srv.stop()
+    warnings = [line for line in srv.stderr().splitlines() if "warning:" in line]
+    assert len(warnings) == 1 and "0.0.0.0 is not a loopback address" in warnings[0]
+    assert exposed in warnings[0]

@@ -5,8 +5,12 @@ without touching twisted.web, so unit tests drive it directly; `AdminResource` i
 thin adapter that serves it.
 
 Security model (docs/admin.md): the listener is on loopback unless `--host` says
-otherwise; every /api/ and /metrics request needs `Authorization: Bearer TOKEN` or the
-console's login cookie. A cookie is sent by the browser on its own, so a request that
+otherwise, and answers only a Host that names it (no DNS rebinding); every /api/ and
+/metrics request needs `Authorization: Bearer TOKEN` or the console's login cookie, and
+wrong tokens back off per client address (`guard.py`). `AdminRequest` decides from the
+request head, before any body is read, whether a body may follow and how much of it
+(`AdminAPI.check_head`): only an authenticated request or a login has one, and never
+more than the cap, always in memory. A cookie is sent by the browser on its own, so a request that
 relies on it and is not a GET must also carry the CSRF token bound to that login
 (X-CSRF-Token) and come from this origin. A bearer token is never sent on its own,
 so bearer requests need neither. Any request with a foreign Origin is refused.
@@ -29,14 +33,17 @@ from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from importlib import resources
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from twisted.logger import Logger
-from twisted.web.resource import Resource
-from twisted.web.server import Site
 
 from emulator import metrics
 from emulator.admin.client import NO_SUCH_CLIENT
+from emulator.admin.guard import AuthThrottle, HostCheck
+from emulator.admin.inputs import (
+    ADVANCE, DIRECTORY, LIMIT, NAME, OPTIONAL_TEXT, RULES, SERVER_SETTINGS, SHARE_NAME, TEXT,
+    ApiError, changes, field_value, json_object, path_id, query_int, shorten,
+)
 from emulator.engine import CONSOLE_SESSION_ID, DISCONNECTED, Session, file_id
 from emulator.events import iso_time, parse_time
 
@@ -62,9 +69,7 @@ SECURITY_HEADERS = [
     ("Cache-Control", "no-store"),
 ]
 UNAUTHORIZED_HEADERS = [("WWW-Authenticate", 'Bearer realm="smbrdp-emu"')]
-# The most one POST /api/clock/advance moves: past any timer, and far from where a
-# timestamp overflows.
-MAX_ADVANCE_SECONDS = 10 * 365 * 86400
+MAX_LOGIN_BODY = 4096  # POST /login's form (`token=...`): the one body read unauthenticated
 
 
 @dataclass
@@ -74,6 +79,7 @@ class Call:
     query: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
     body: bytes = b""
+    client: str = ""  # the peer's address: what failed tokens are counted by
 
 
 @dataclass
@@ -83,16 +89,6 @@ class Reply:
     headers: list[tuple[str, str]] = field(default_factory=list)
 
 
-class ApiError(Exception):
-    """Answered as JSON `{"error": message}` with this status (and these headers)."""
-
-    def __init__(self, status: int, message: str,
-                 headers: list[tuple[str, str]] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.headers = headers or []
-
-
 def json_reply(status: int, obj: Any, headers: list[tuple[str, str]] | None = None) -> Reply:
     return Reply(status, (json.dumps(obj) + "\n").encode(),
                  [("Content-Type", JSON_TYPE), *(headers or [])])
@@ -100,7 +96,7 @@ def json_reply(status: int, obj: Any, headers: list[tuple[str, str]] | None = No
 
 Handler = Callable[..., Any]
 _ROUTES: list[tuple[str, re.Pattern[str], Handler]] = []
-SESSION_ID = r"(\d+)"  # handlers get the text; `AdminAPI._session` reads it
+SESSION_ID = r"(\d+)"  # handlers get the text; `AdminAPI._session` reads it (path_id)
 
 
 def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
@@ -111,136 +107,65 @@ def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
     return register
 
 
-# -- request body validation -----------------------------------------------------------------
-@dataclass(frozen=True)
-class Accepts:
-    """What a JSON value may be: a test, and the words an error message uses for it."""
-
-    test: Callable[[Any], bool]
-    what: str
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    # Python ints are exact (and may be too large for a float): finite by nature.
-    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
-
-
-def number(low: float, high: float, what: str, *, integer: bool = False,
-           null: bool = False) -> Accepts:
-    """A JSON number in [low, high] (an integer if `integer`), or null if `null`."""
-    def test(value: Any) -> bool:
-        if value is None:
-            return null
-        return (_is_int(value) if integer else _is_number(value)) and low <= value <= high
-    return Accepts(test, what)
-
-
-TEXT = Accepts(lambda v: isinstance(v, str), "a string")
-OPTIONAL_TEXT = Accepts(lambda v: v is None or isinstance(v, str), "a string or null")
-NAME = Accepts(lambda v: isinstance(v, str) and v != "", "a non-empty string")
-SHARE_NAME = Accepts(lambda v: NAME.test(v) and v.lower() != "ipc$" and "\\" not in v
-                     and "/" not in v, "a share name (not IPC$, no slashes)")
-DIRECTORY = Accepts(lambda v: isinstance(v, str) and os.path.isdir(v),
-                    "an existing directory on the emulator's machine")
-FLAG = Accepts(lambda v: isinstance(v, bool), "true or false")
-NAMES = Accepts(lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v),
-                "a list of strings")
-# Windows takes `net config server /autodisconnect:` from -1 to 65535 minutes.
-AUTODISCONNECT = number(-1, 65535, "minutes from 0 to 65535 (0 = within seconds), or -1 (off)",
-                        integer=True)
-LIMIT = number(0, math.inf, "a number of sessions >= 0, or null for unlimited",
-               integer=True, null=True)
-ADVANCE = number(0, MAX_ADVANCE_SECONDS,
-                 f"a number of seconds from 0 to {MAX_ADVANCE_SECONDS} (ten years)")
-
-# Every field of engine.Rules, as PATCH /api/rules accepts it (a unit test checks that
-# this names them all).
-RULES: dict[str, Accepts] = {
-    "autodisconnect_minutes": AUTODISCONNECT,
-    "null_session_timeout": number(1, 3600, "a number of seconds from 1 to 3600"),
-    "restrict_anonymous": FLAG,
-    "null_session_pipes": NAMES,
-    "null_session_shares": NAMES,
-    "group_by_client": FLAG,
-    "rdp_idle_limit": number(0, math.inf, "a number of seconds >= 0, or null (off)", null=True),
-    "idle_after": number(0, math.inf, "a number of seconds >= 0"),
-}
-SERVER_SETTINGS: dict[str, Accepts] = {"autodisconnect": AUTODISCONNECT, "comment": TEXT}
-
-
-def _field(body: dict[str, Any], name: str, accepts: Accepts, required: bool = True) -> Any:
-    """body[name], checked; a missing optional field is None."""
-    if name not in body:
-        if required:
-            raise ApiError(400, f"{name!r} is missing: it must be {accepts.what}")
-        return None
-    if not accepts.test(body[name]):
-        raise ApiError(400, f"{name!r} must be {accepts.what}")
-    return body[name]
-
-
-def _changes(body: dict[str, Any], fields: dict[str, Accepts]) -> dict[str, Any]:
-    """A PATCH body: every key must be one of `fields`, and every value what it accepts.
-    All are checked before anything changes."""
-    unknown = sorted(set(body) - set(fields))
-    if unknown:
-        raise ApiError(400, f"cannot change {', '.join(map(repr, unknown))} "
-                       f"(changeable: {', '.join(fields)})")
-    return {name: _field(body, name, fields[name]) for name in body}
-
-
-def _body(call: Call) -> dict[str, Any]:
-    try:
-        body = json.loads(call.body or b"{}")
-    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
-        raise ApiError(400, f"request body is not JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "request body must be a JSON object")
-    return body
-
-
-def _query_int(call: Call, name: str, low: int | None = None) -> int | None:
-    text = call.query.get(name)
-    if not text:
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise ApiError(400, f"{name} must be an integer, got {text!r}") from None
-    if low is not None and value < low:
-        raise ApiError(400, f"{name} must be at least {low}, got {value}")
-    return value
-
-
 def _cookie(value: str, extra: str = "") -> list[tuple[str, str]]:
     return [("Set-Cookie", f"{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/{extra}")]
 
 
+def error_reply(err: ApiError) -> Reply:
+    """The JSON answer of a refusal, with the security headers every answer carries."""
+    reply = json_reply(err.status, {"error": str(err)}, err.headers)
+    reply.headers += SECURITY_HEADERS
+    return reply
+
+
 class AdminAPI:
-    def __init__(self, server: EmulatorServer) -> None:
+    def __init__(self, server: EmulatorServer, clock: Any = None) -> None:
         self.server = server
         self.engine = server.engine
         self.token = server.admin_token
         self.logins: dict[str, str] = {}  # console login id (the cookie) -> its CSRF token
+        config = server.config
+        self.max_body = config.admin_max_body
+        self.hosts = HostCheck(config.host, config.admin_hosts)
+        # Real time even under --virtual-clock: a back-off that only an authenticated
+        # POST /api/clock/advance could end would never end.
+        clock = clock or server.reactor or server.clock
+        self.throttle = AuthThrottle(clock.seconds, config.admin_auth_free_failures,
+                                     config.admin_auth_backoff, config.admin_auth_backoff_max)
 
-    # -- the one entry point --------------------------------------------------------------
+    # -- the entry points -----------------------------------------------------------------
     def handle(self, call: Call) -> Reply:
         try:
             reply = self._dispatch(call)
         except ApiError as err:
-            reply = json_reply(err.status, {"error": str(err)}, err.headers)
+            return error_reply(err)
         except Exception:  # a bug: log it, answer JSON, keep serving
             log.failure("admin API {method} {path} failed", method=call.method, path=call.path)
             reply = json_reply(500, {"error": "internal error (see the server log)"})
         reply.headers += SECURITY_HEADERS
         return reply
 
+    def check_head(self, call: Call, length: int | None) -> Reply | int:
+        """Before a body is read (`length`: its Content-Length, None when chunked): the
+        Reply that refuses the request, or how many body bytes may follow. A body is read
+        only from a request whose headers authenticate it, or from a login's form."""
+        try:
+            self._check_host(call)
+            if call.method == "POST" and call.path == "/login":
+                self._check_throttle(call.client)
+                cap = MAX_LOGIN_BODY
+            else:
+                self._authenticate(call)
+                cap = self.max_body
+            if length is not None and length > cap:
+                raise ApiError(413, f"request body too large: {length} bytes, at most {cap}")
+            return cap
+        except ApiError as err:
+            return error_reply(err)
+
     def _dispatch(self, call: Call) -> Reply:
         method = "GET" if call.method == "HEAD" else call.method  # twisted.web drops the body
+        self._check_host(call)
         origin = call.headers.get("origin")
         if origin is not None and origin != self._own_origin(call):
             raise ApiError(403, f"cross-origin request from {origin} refused")
@@ -282,16 +207,45 @@ class AdminAPI:
         morsel = cookie.get(COOKIE)
         return morsel.value if morsel is not None and morsel.value in self.logins else None
 
-    def _authorize(self, call: Call, method: str) -> None:
+    def _check_host(self, call: Call) -> None:
+        if not self.hosts.allows(call.headers.get("host")):
+            host = shorten(call.headers.get("host", ""), 64)
+            raise ApiError(421, f"this server does not answer to Host {host!r}: use its "
+                           "listen address (or add the name with --admin-host)")
+
+    def _check_throttle(self, client: str) -> None:
+        wait = self.throttle.retry_after(client)
+        if wait > 0:
+            seconds = math.ceil(wait)
+            raise ApiError(429, f"too many wrong tokens from {client or 'this client'}: "
+                           f"try again in {seconds} s", [("Retry-After", str(seconds))])
+
+    def _right_token(self, client: str, token: str) -> bool:
+        """Compare a token a client offered, under the throttle."""
+        self._check_throttle(client)
+        if hmac.compare_digest(token.encode("utf-8", "surrogateescape"), self.token.encode()):
+            self.throttle.succeeded(client)
+            return True
+        self.throttle.failed(client)
+        return False
+
+    def _authenticate(self, call: Call) -> str | None:
+        """None for the bearer token, else the console login id of the cookie."""
         scheme, _, value = call.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(),
-                                                               self.token.encode()):
-            return
-        login = self._login_id(call)
+        if scheme.lower() == "bearer":
+            if self._right_token(call.client, value.strip()):
+                return None
+            raise ApiError(401, "unauthorized: wrong token in Authorization: Bearer",
+                           UNAUTHORIZED_HEADERS)
+        login = self._login_id(call)  # 256 random bits: nothing to guess, nothing to throttle
         if login is None:
             raise ApiError(401, "unauthorized: send Authorization: Bearer TOKEN",
                            UNAUTHORIZED_HEADERS)
-        if method != "GET":
+        return login
+
+    def _authorize(self, call: Call, method: str) -> None:
+        login = self._authenticate(call)
+        if login is not None and method != "GET":
             # The browser attaches the cookie by itself: prove the page is ours. (A present
             # Origin has been checked against Host already.)
             if call.headers.get("origin") is None:
@@ -303,7 +257,7 @@ class AdminAPI:
     def _login(self, call: Call) -> Reply:
         # The console's form posts the token in the body: never in a URL, never logged.
         token = dict(parse_qsl(call.body.decode("utf-8", "replace"))).get("token", "")
-        if not hmac.compare_digest(token.encode(), self.token.encode()):
+        if not self._right_token(call.client, token):
             return Reply(303, b"", [("Location", "/?login=failed")])
         login = secrets.token_urlsafe(32)
         self.logins[login] = secrets.token_urlsafe(32)
@@ -325,7 +279,9 @@ class AdminAPI:
 
     # -- sessions ---------------------------------------------------------------------------
     def _session(self, session_id: str) -> Session:
-        wanted = int(session_id)
+        wanted = path_id(session_id)
+        if wanted is None:
+            raise ApiError(404, f"no session {shorten(session_id)}")
         if wanted == CONSOLE_SESSION_ID:
             # qwinsta shows the console as session 0, whatever id the engine gave it.
             session = next((s for s in self.engine.sessions("rdp") if s.console), None)
@@ -376,10 +332,10 @@ class AdminAPI:
 
     @route("POST", r"/api/sessions/delete")
     def delete_by_client(self, call: Call) -> Any:
-        body = _body(call)
+        body = json_object(call.body)
         # No client: every SMB session, as `net session /delete` alone does.
-        client = _field(body, "client", OPTIONAL_TEXT, required=False)
-        user = _field(body, "user", OPTIONAL_TEXT, required=False)
+        client = field_value(body, "client", OPTIONAL_TEXT, required=False)
+        user = field_value(body, "user", OPTIONAL_TEXT, required=False)
         deleted = self.engine.delete_matching(client=client or None, user=user or None)
         if not deleted:
             raise ApiError(404, NO_SUCH_CLIENT)
@@ -394,9 +350,10 @@ class AdminAPI:
 
     @route("POST", r"/api/files/(\d+)/close")
     def close_file(self, call: Call, open_id: str) -> Any:
-        if not self.engine.close_file(int(open_id)):
-            raise ApiError(404, f"no open file {open_id}")
-        return {"closed": int(open_id)}
+        wanted = path_id(open_id)
+        if wanted is None or not self.engine.close_file(wanted):
+            raise ApiError(404, f"no open file {shorten(open_id)}")
+        return {"closed": wanted}
 
     # -- events, time, metrics --------------------------------------------------------------
     @route("GET", r"/api/events")
@@ -404,10 +361,14 @@ class AdminAPI:
         since = call.query.get("since") or None
         try:
             since_seconds = parse_time(since) if since else None
-        except ValueError:
-            raise ApiError(400, f"since must be ISO 8601 or POSIX seconds, got {since!r}") from None
-        last = _query_int(call, "last", low=1)  # as Get-WinEvent -MaxEvents: 1 or more
-        found = self.server.events.query(event_id=_query_int(call, "id"), since=since_seconds,
+        except (ValueError, OverflowError):
+            since_seconds = math.nan
+        if since_seconds is not None and not math.isfinite(since_seconds):
+            raise ApiError(400, "since must be ISO 8601 or POSIX seconds, got "
+                           f"{shorten(since or '')!r}")
+        last = query_int(call.query, "last", low=1)  # as Get-WinEvent -MaxEvents: 1 or more
+        found = self.server.events.query(event_id=query_int(call.query, "id"),
+                                         since=since_seconds,
                                          provider=call.query.get("provider") or None)
         return found[-last:] if last else found
 
@@ -422,7 +383,7 @@ class AdminAPI:
         if clock is None:
             raise ApiError(409, "the clock is real: start the server with serve --virtual-clock "
                            "to move it")
-        seconds = _field(_body(call), "seconds", ADVANCE)
+        seconds = field_value(json_object(call.body), "seconds", ADVANCE)
         clock.advance(seconds)  # runs every timer that falls due (autodisconnect, expiry...)
         return {"now": iso_time(self.engine.now()), "advanced": seconds}
 
@@ -445,7 +406,7 @@ class AdminAPI:
         known = self.engine.limits()
         if protocol not in known:
             raise ApiError(404, f"no protocol {protocol!r} (known: {', '.join(known)})")
-        self.engine.set_limit(protocol, _field(_body(call), "limit", LIMIT))
+        self.engine.set_limit(protocol, field_value(json_object(call.body), "limit", LIMIT))
         return self._limit_row(protocol)  # a lower limit refuses new sessions, ends none
 
     @route("GET", r"/api/server")
@@ -459,11 +420,11 @@ class AdminAPI:
 
     @route("PATCH", r"/api/server")
     def patch_server(self, call: Call) -> Any:
-        changes = _changes(_body(call), SERVER_SETTINGS)
-        if "comment" in changes:
-            self.server.comment = changes["comment"]
-        if "autodisconnect" in changes:
-            self.engine.set_autodisconnect(changes["autodisconnect"])  # re-plans the timers
+        update = changes(json_object(call.body), SERVER_SETTINGS)
+        if "comment" in update:
+            self.server.comment = update["comment"]
+        if "autodisconnect" in update:
+            self.engine.set_autodisconnect(update["autodisconnect"])  # re-plans the timers
         return self.server_info(call)
 
     @route("GET", r"/api/shares")
@@ -478,7 +439,7 @@ class AdminAPI:
 
     @route("PATCH", r"/api/rules")
     def patch_rules(self, call: Call) -> Any:
-        for name, value in _changes(_body(call), RULES).items():
+        for name, value in changes(json_object(call.body), RULES).items():
             setattr(self.engine.rules, name, value)
         self.engine.rules_changed()  # the timing rules feed one expiry timer: re-plan it
         return self.get_rules(call)
@@ -486,15 +447,15 @@ class AdminAPI:
     # -- test harness: accounts, shares, reset (the pytest plugin's host methods) ----------------
     @route("POST", r"/api/users")
     def add_user(self, call: Call) -> Any:
-        body = _body(call)
-        name = _field(body, "name", NAME)
-        self.server.add_user(name, _field(body, "password", TEXT))
+        body = json_object(call.body)
+        name = field_value(body, "name", NAME)
+        self.server.add_user(name, field_value(body, "password", TEXT))
         return {"name": name}
 
     @route("POST", r"/api/shares")
     def add_share(self, call: Call) -> Any:
-        body = _body(call)
-        name, path = _field(body, "name", SHARE_NAME), _field(body, "path", DIRECTORY)
+        body = json_object(call.body)
+        name, path = field_value(body, "name", SHARE_NAME), field_value(body, "path", DIRECTORY)
         self.server.add_share(name, path)
         return {"name": name, "path": os.path.abspath(path)}
 
@@ -504,41 +465,3 @@ class AdminAPI:
         rules and (empty) server comment. Console logins stay."""
         self.server.reset()
         return {"reset": True}
-
-
-class AdminResource(Resource):
-    """twisted.web adapter: request -> Call -> AdminAPI.handle -> response."""
-
-    isLeaf = True
-
-    def __init__(self, api: AdminAPI) -> None:
-        super().__init__()
-        self.api = api
-
-    def render(self, request: Any) -> bytes:
-        url = urlsplit(request.uri.decode("utf-8", "replace"))
-        call = Call(
-            method=request.method.decode("ascii", "replace"), path=url.path,
-            query=dict(parse_qsl(url.query)),
-            headers={name.decode("latin-1").lower(): values[-1].decode("latin-1")
-                     for name, values in request.requestHeaders.getAllRawHeaders()},
-            body=request.content.read() if request.content is not None else b"")
-        reply = self.api.handle(call)
-        request.setResponseCode(reply.status)
-        for name, value in reply.headers:
-            request.responseHeaders.addRawHeader(name, value)
-        return reply.body
-
-
-class AdminSite(Site):
-    """No access log: the console polls every two seconds, and a line per request would
-    bury the server's own log."""
-
-    noisy = False
-
-    def log(self, request: Any) -> None:
-        pass
-
-
-def build_admin_site(server: EmulatorServer) -> Site:
-    return AdminSite(AdminResource(AdminAPI(server)))

@@ -360,3 +360,83 @@ def test_metrics_move_when_a_client_is_denied_at_the_limit(admin):
         assert metric(emu, "smbrdp_sessions_logged_off_total") == 1
     finally:
         close(alice)
+
+
+# -- hostile clients (issue 14, finding 6) ----------------------------------------------------
+def raw_request(emu, head: bytes, body_chunks=(), timeout=20.0) -> bytes:
+    """Send a request head (and maybe body chunks) on a raw socket; the answer until the
+    server closes or 20 s pass."""
+    host, port = emu.listeners["admin"]
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(head)
+        for chunk in body_chunks:
+            with contextlib.suppress(OSError):  # the server may already have closed
+                sock.sendall(chunk)
+        answer = b""
+        with contextlib.suppress(OSError):
+            while data := sock.recv(65536):
+                answer += data
+    return answer
+
+
+def deleted_files(emu) -> list[str]:
+    """Temporary files the server holds open (twisted.web's spooled bodies are such)."""
+    fd_dir = f"/proc/{emu.pid}/fd"
+    links = []
+    for name in os.listdir(fd_dir):
+        with contextlib.suppress(OSError):
+            links.append(os.readlink(os.path.join(fd_dir, name)))
+    return [link for link in links if link.endswith("(deleted)")]
+
+
+def test_unauthenticated_uploads_are_refused_from_their_head_and_nothing_is_spooled(admin):
+    emu = admin()
+    host = emu.admin_url.split("://", 1)[1].encode()
+    heads = [b"POST /api/users HTTP/1.1\r\nHost: " + host +
+             b"\r\nTransfer-Encoding: chunked\r\n\r\n",
+             b"POST /api/users HTTP/1.1\r\nHost: " + host +
+             b"\r\nContent-Length: 104857600\r\n\r\n"]
+    for head in heads * 2:  # four uploads, the attack as measured
+        answer = raw_request(emu, head)  # no body sent: the answer must not wait for one
+        assert answer.startswith(b"HTTP/1.1 401 "), answer[:80]
+    assert deleted_files(emu) == []
+
+
+def test_an_authenticated_upload_past_the_cap_is_413_and_held_in_memory_only(admin):
+    emu = admin(args=("--admin-max-body", "65536"))
+    host = emu.admin_url.split("://", 1)[1].encode()
+    head = (b"POST /api/users HTTP/1.1\r\nHost: " + host + b"\r\nAuthorization: Bearer " +
+            TOKEN.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunk = b"8000\r\n" + b"x" * 0x8000 + b"\r\n"  # 32 KiB each; the third passes the cap
+    answer = raw_request(emu, head, [chunk] * 4)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:80]
+    assert deleted_files(emu) == []
+    assert http(emu, "POST", "/api/users", {"name": "dave", "password": "pw"})[0] == 200
+
+
+def test_a_rebound_host_name_is_421(admin):
+    emu = admin()
+    answer = raw_request(emu, b"GET /api/sessions HTTP/1.1\r\nHost: rebound.example\r\n"
+                         b"Authorization: Bearer " + TOKEN.encode() +
+                         b"\r\nConnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 421 ")
+
+
+def test_oversized_ids_are_404_json(admin):
+    emu = admin()
+    status, text = http(emu, "GET", "/api/sessions/" + "9" * 5000)
+    assert status == 404 and "no session" in json.loads(text)["error"]
+
+
+def test_wrong_tokens_are_throttled_with_429_and_retry_after(admin):
+    # A 30 s first back-off: the right token is still refused when it arrives.
+    emu = admin(args=("--admin-auth-free-failures", "3", "--admin-auth-backoff", "30"))
+    statuses = [http(emu, "GET", "/api/sessions", token="guess")[0] for _ in range(4)]
+    assert statuses == [401, 401, 401, 401]
+    request = urllib.request.Request(emu.admin_url + "/api/sessions",
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request, timeout=20)
+    assert info.value.code == 429 and 0 < int(info.value.headers["Retry-After"]) <= 30
+    result = verb(emu, "net", "session")  # the CLI says it in one line, exit 2
+    assert result.returncode == 2 and "(429)" in result.stderr

@@ -11,7 +11,8 @@ from twisted.internet.task import Clock
 from twisted.web.test.requesthelper import DummyRequest
 
 from emulator.admin import api as admin_api
-from emulator.admin.api import AdminAPI, AdminResource, Call
+from emulator.admin.api import AdminAPI, Call
+from emulator.admin.web import AdminResource
 from emulator.admin.client import AdminClient, AdminError
 from emulator.config import Config
 from emulator.engine import Rules
@@ -143,6 +144,7 @@ def test_the_twisted_web_adapter_passes_method_path_headers_and_body(api):
     request = DummyRequest([])
     request.method, request.uri = b"POST", b"/api/sessions/delete?unused=1"
     request.requestHeaders.setRawHeaders(b"Authorization", [f"Bearer {TOKEN}".encode()])
+    request.requestHeaders.setRawHeaders(b"Host", [HOST.encode()])
     request.content = io.BytesIO(json.dumps({"client": "\\\\NOPE"}).encode())
     body = AdminResource(api).render(request)
     assert request.responseCode == 404 and json.loads(body)["error"] == admin_api.NO_SUCH_CLIENT
