@@ -448,10 +448,11 @@ class BitmapRect:
 
 
 BITMAP_RECT_HEADER = 18
+MAX_UPDATE_PAYLOAD = 16200  # rectangles per update PDU (PER lengths stop at 16 KB)
 
 
 def bitmap_batches(rects: Iterable[BitmapRect],
-                   max_payload: int = 16200) -> Iterator[list[BitmapRect]]:
+                   max_payload: int = MAX_UPDATE_PAYLOAD) -> Iterator[list[BitmapRect]]:
     """The rectangles, as many per update PDU as fit in ``max_payload`` bytes; lazily, so a
     huge screen is never held whole."""
     batch: list[BitmapRect] = []
@@ -482,13 +483,14 @@ def fastpath_bitmap_update(rects: list[BitmapRect]) -> bytes:
             + struct.pack(">H", 0x8000 | (len(inner) + 3)) + inner)
 
 
-def bitmap_updates(rects: Iterable[BitmapRect], max_payload: int = 16200) -> list[bytes]:
+def bitmap_updates(rects: Iterable[BitmapRect],
+                   max_payload: int = MAX_UPDATE_PAYLOAD) -> list[bytes]:
     """Share data PDUs packing as many rectangles as fit in ``max_payload`` bytes each."""
     return [bitmap_update(batch) for batch in bitmap_batches(rects, max_payload)]
 
 
 def fastpath_bitmap_updates(rects: Iterable[BitmapRect],
-                            max_payload: int = 16200) -> list[bytes]:
+                            max_payload: int = MAX_UPDATE_PAYLOAD) -> list[bytes]:
     return [fastpath_bitmap_update(batch) for batch in bitmap_batches(rects, max_payload)]
 
 

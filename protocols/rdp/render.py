@@ -147,7 +147,7 @@ def _pixel(color: tuple[int, int, int], bpp: int) -> bytes:
 
 
 @functools.lru_cache(maxsize=64)  # at most 64 tiles of at most 8 KB
-def _solid_tile(color: tuple[int, int, int], bpp: int, w: int, h: int) -> bytes:
+def solid_tile(color: tuple[int, int, int], bpp: int, w: int, h: int) -> bytes:
     row = _pixel(color, bpp) * w
     row += b"\x00" * (_round4(len(row)) - len(row))
     return row * h
@@ -162,7 +162,7 @@ def iter_solid_rects(color: tuple[int, int, int], width: int, height: int,
         for x in range(0, width, TILE):
             visible = min(TILE, width - x)
             w, h = _round4(visible), min(th, height - y)
-            yield BitmapRect(x, y, w, h, visible, bpp, _solid_tile(color, bpp, w, h))
+            yield BitmapRect(x, y, w, h, visible, bpp, solid_tile(color, bpp, w, h))
 
 
 def solid_rects(color: tuple[int, int, int], width: int, height: int,

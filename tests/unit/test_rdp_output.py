@@ -9,6 +9,8 @@ import gc
 import struct
 import tracemalloc
 
+import pytest
+
 from protocols.rdp import mcs, output, pdu, render
 from protocols.rdp.x224 import x224_data
 from tests.unit.test_rdp_connection import DISPLAY, Host, covered
@@ -102,14 +104,19 @@ def test_an_ending_drops_what_is_left_of_a_screen_and_keeps_the_stream_aligned()
     assert not carol.core.output_pending and carol.core.close_requested
 
 
-def test_screens_match_the_plain_encoding():
-    rects = render.solid_rects((1, 2, 3), 300, 200, 24)
-    for fastpath in (False, True):
-        fresh = list(output.updates(rects, fastpath))  # headers made, then reused
-        again = list(output.updates(rects, fastpath))
-        expected = (pdu.fastpath_bitmap_updates(rects) if fastpath
-                    else [output.io_pdu(p) for p in pdu.bitmap_updates(rects)])
-        assert fresh == again == expected
+@pytest.mark.parametrize("bpp", [15, 16, 24, 32])
+@pytest.mark.parametrize("fastpath", [False, True])
+@pytest.mark.parametrize("width, height", [(200, 200), (301, 203), (1024, 768)])
+def test_screens_match_the_plain_encoding(bpp, fastpath, width, height):
+    rects = render.solid_rects((1, 2, 3), width, height, bpp)
+    expected = (pdu.fastpath_bitmap_updates(rects) if fastpath
+                else [output.io_pdu(p) for p in pdu.bitmap_updates(rects)])
+    output._PREFIXES.clear()
+    assert list(output.updates(rects, fastpath)) == expected  # headers made, then reused
+    assert list(output.updates(rects, fastpath)) == expected
+    output._PREFIXES.clear()
+    assert list(output.desktop((1, 2, 3), width, height, bpp, fastpath)) == expected
+    assert list(output.screen(None, width, height, bpp, fastpath, (1, 2, 3))) == expected
 
 
 def test_the_message_box_cache_is_bounded_in_bytes():
