@@ -470,7 +470,8 @@ class RDPServerConnection:
 
     def _draw(self) -> None:
         assert self._screen is not None
-        self._out.add_screen(output.screen(*self._screen))
+        text = self._screen[0]
+        self._out.add_screen(output.screen(*self._screen), bounded=text is not None)
 
     def _touch(self) -> None:
         if self.session is not None and self._session_live:
@@ -517,7 +518,9 @@ class RDPServerConnection:
         if why and not quiet:
             self.log(f"rdp {self.address}: {why}; disconnecting")
         self._cancel_timer()
-        self._out.drop_screens()  # what is left of a screen no longer matters
+        # What is left of a desktop no longer matters; a message box is finished first
+        # (its size does not grow with the desktop), unless the connection is aborted.
+        self._out.drop_screens(keep_bounded=not self.close_abruptly)
         self.close_requested = True
 
     def _cancel_timer(self) -> None:

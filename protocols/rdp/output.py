@@ -38,11 +38,17 @@ def io_pdu(payload: bytes) -> bytes:
     return x224_data(mcs.send_data_indication(mcs.IO_CHANNEL, payload))
 
 
+class _Screen:
+    def __init__(self, pdus: Iterator[bytes], bounded: bool) -> None:
+        self.pdus = pdus
+        self.bounded = bounded  # a message box: small whatever the desktop size
+
+
 class Output:
     """Bytes to send, in order; a screen in the queue is drawn only as it is taken."""
 
     def __init__(self) -> None:
-        self._parts: deque[bytearray | Iterator[bytes]] = deque()
+        self._parts: deque[bytearray | _Screen] = deque()
 
     def __iadd__(self, data: bytes) -> Output:
         if data:
@@ -52,16 +58,18 @@ class Output:
                 self._parts.append(bytearray(data))
         return self
 
-    def add_screen(self, pdus: Iterator[bytes]) -> None:
+    def add_screen(self, pdus: Iterator[bytes], *, bounded: bool) -> None:
         """A newer screen replaces one not yet sent (a redraw costs nothing while the
         client has not read the last one)."""
         self.drop_screens()
-        self._parts.append(pdus)
+        self._parts.append(_Screen(pdus, bounded))
 
-    def drop_screens(self) -> None:
-        """Forget what is left of any screen (whole PDUs were sent: the stream stays
-        aligned); the bytes queued around it stay, in order."""
-        self._parts = deque(p for p in self._parts if isinstance(p, bytearray))
+    def drop_screens(self, *, keep_bounded: bool = False) -> None:
+        """Forget what is left of a screen (whole PDUs were sent: the stream stays
+        aligned), or only of a desktop (``keep_bounded``: a message box is finished);
+        the bytes queued around it stay, in order."""
+        self._parts = deque(p for p in self._parts if isinstance(p, bytearray)
+                            or (keep_bounded and p.bounded))
 
     @property
     def pending(self) -> bool:
@@ -78,7 +86,7 @@ class Output:
                 out += head
                 parts.popleft()
                 continue
-            chunk = next(head, None)
+            chunk = next(head.pdus, None)
             if chunk is None:
                 parts.popleft()
             else:

@@ -86,7 +86,7 @@ def test_a_redraw_replaces_a_screen_not_yet_sent():
     assert 640 * 480 <= covered(client.report.rects) < 2 * 640 * 480
 
 
-def test_an_ending_drops_what_is_left_of_a_screen_and_keeps_the_stream_aligned():
+def test_a_refusal_finishes_its_message_box_before_the_teardown():
     host = Host("whs")
     host.connect().logon("alice", "pw-a")
     host.connect().logon("bob", "pw-b")
@@ -94,14 +94,28 @@ def test_an_ending_drops_what_is_left_of_a_screen_and_keeps_the_stream_aligned()
     carol.logon("carol", "pw-c", read_limit=1)  # refused: the finalization PDUs only
     carol.pump(1)  # one update PDU of the message box
     box = render.render_message_box(host.config.refusal_text)
-    drawn = covered(carol.report.rects)
-    assert 0 < drawn < box.width * box.height
-    host.clock.advance(DISPLAY)
-    carol.pump()  # the rest: the teardown PDUs, no more bitmaps, all parsed
-    assert covered(carol.report.rects) == drawn
+    assert 0 < covered(carol.report.rects) < box.width * box.height
+    host.clock.advance(DISPLAY)  # the teardown comes while most of the box is unread
+    carol.pump()
+    assert covered(carol.report.rects) == box.width * box.height  # then the teardown
     assert carol.report.errinfo == [pdu.ERRINFO_SERVER_DENIED_CONNECTION]
     assert carol.report.deactivated and carol.report.dpum_reason == mcs.RN_USER_REQUESTED
     assert not carol.core.output_pending and carol.core.close_requested
+
+
+def test_an_ending_drops_what_is_left_of_a_desktop_and_keeps_the_stream_aligned():
+    host = Host("whs")
+    alice = host.connect()
+    alice.logon("alice", "pw-a", width=4096, height=4096, bpp=32, read_limit=1)
+    alice.pump(1)
+    drawn = covered(alice.report.rects)
+    assert 0 < drawn < 4096 * 4096
+    (session,) = host.engine.sessions("rdp")
+    host.engine.end(session.id, "admin-reset")
+    alice.pump()  # the rest: the teardown PDUs, no more bitmaps, all parsed
+    assert covered(alice.report.rects) == drawn
+    assert alice.report.errinfo == [pdu.ERRINFO_RPC_INITIATED_LOGOFF]
+    assert alice.report.deactivated and not alice.core.output_pending
 
 
 @pytest.mark.parametrize("bpp", [15, 16, 24, 32])
