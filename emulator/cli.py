@@ -52,6 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         flags: dict[str, Any] = {
             "edition": args.edition, "host": args.host, "smb_port": args.smb_port,
             "netbios_port": args.netbios_port, "event_log": args.event_log,
+            "event_log_max_kb": args.event_log_max_kb,
             "rdp_port": args.rdp_port, "tls_cert": args.tls_cert, "tls_key": args.tls_key,
             "refusal_display_seconds": args.refusal_display_seconds,
             "rdp_denial_errinfo": args.rdp_denial_errinfo,
@@ -187,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a disk share (repeatable; default: public=<a temp dir>)")
     serve.add_argument("--event-log", metavar="FILE",
                        help="append JSON-lines events to FILE ('-' = stdout)")
+    serve.add_argument("--event-log-max-kb", type=int, metavar="KB",
+                       help="the event log's maximum size; the oldest records are then "
+                       "overwritten (20480, Windows' Security log default)")
     serve.add_argument("--denial-status", metavar="STATUS",
                        help="status at the limit: STATUS_REQUEST_NOT_ACCEPTED (default), "
                        "STATUS_REMOTE_SESSION_LIMIT, or a number")

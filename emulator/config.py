@@ -9,6 +9,7 @@ from typing import Any
 
 from emulator.editions import DEFAULT_EDITION, get_edition
 from emulator.engine import STATUS_REMOTE_SESSION_LIMIT, STATUS_REQUEST_NOT_ACCEPTED
+from emulator.events import DEFAULT_MAX_KB, MIN_MAX_KB
 
 # Served when neither flags nor a config file name a user: documented in the README.
 DEFAULT_USER = ("user", "password")
@@ -53,6 +54,7 @@ class Config:
     users: dict[str, str] = field(default_factory=dict)
     shares: dict[str, str] = field(default_factory=dict)
     event_log: str | None = None  # a path, or "-" for stdout after the ready line
+    event_log_max_kb: int = DEFAULT_MAX_KB  # then the oldest records are overwritten
     denial_status: int = STATUS_REQUEST_NOT_ACCEPTED
     smb_limit: int | None = None  # overrides the edition's limit when set (-1 = unlimited)
     signing_required: bool = False
@@ -90,6 +92,8 @@ class Config:
             raise ConfigError("null_session_timeout must be 1 to 3600 seconds")
         if self.autodisconnect < -1:
             raise ConfigError("autodisconnect is minutes, 0, or -1 (off)")
+        if self.event_log_max_kb < MIN_MAX_KB:
+            raise ConfigError(f"event_log_max_kb must be at least {MIN_MAX_KB}")
         if self.refusal_display_seconds < 0:
             raise ConfigError("refusal_display_seconds must not be negative")
         if not 0 <= self.rdp_denial_errinfo <= 0xFFFFFFFF:

@@ -1,9 +1,18 @@
-"""Windows-style event records, written as JSON lines and kept in memory for the admin API."""
+"""Windows-style event records, written as JSON lines and kept in memory for the admin API.
+
+The log has Windows' shape: a maximum size, and when it is reached the oldest records are
+overwritten ("Overwrite events as needed", EventLogMode.Circular: "each new incoming event
+replaces the oldest event in the log"), so nothing a client sends can grow it without
+bound. The default is Windows' default for the Security log since Vista, 20 MB (the
+"Specify the maximum log file size (KB)" policy: "it defaults to 20 megabytes"; XP kept
+512 KB). The count of overwritten records is kept (`dropped`, /metrics).
+"""
 
 from __future__ import annotations
 
 import datetime
 import json
+import os
 import sys
 from collections import deque
 from typing import IO, Any
@@ -73,22 +82,44 @@ def parse_time(text: str) -> float:
         return stamp.timestamp()
 
 
-class EventLog:
-    """Appends records; each one is flushed to the sink at once so nothing is lost on stop."""
+DEFAULT_MAX_KB = 20480  # Windows' Security log since Vista: 20 MB
+MIN_MAX_KB = 64  # the smallest log Windows XP's Event Viewer allows (sizes step by 64 KB)
 
-    def __init__(self, now: Callable[[], float], sink: IO[str] | None = None,
-                 keep: int = 10_000, limit_event_id: int = SRV_LIMIT_EVENT_ID) -> None:
+# One record kept in memory: (POSIX time, event id, provider, its JSON line). The line is
+# what the file holds and what the size counts; it is decoded only when a query wants it.
+_Entry = tuple[float, int, str, str]
+
+
+class EventLog:
+    """Appends records to a log of at most ``max_bytes`` (the JSON lines' bytes), dropping
+    the oldest as needed. Each record is flushed to the sink at once so nothing is lost on
+    stop. A file sink given by path is kept under the same cap in two halves: PATH holds
+    the newest records, PATH.1 the half before; when PATH would pass half the cap it
+    becomes PATH.1 (the older PATH.1 is overwritten)."""
+
+    def __init__(self, now: Callable[[], float], sink: IO[str] | None = None, *,
+                 max_bytes: int = DEFAULT_MAX_KB * 1024,
+                 limit_event_id: int = SRV_LIMIT_EVENT_ID, path: str | None = None) -> None:
+        if max_bytes <= 0:
+            raise ValueError("the event log's maximum size must be positive")
         self._now = now
         self._sink = sink
+        self._path = path  # set when the sink is a file this log may rotate
+        self._file_size = os.path.getsize(path) if path is not None else 0
+        self.max_bytes = max_bytes
         self.limit_event_id = limit_event_id
-        self.records: deque[dict[str, Any]] = deque(maxlen=keep)
+        self._entries: deque[_Entry] = deque()
+        self.size = 0  # bytes of the records kept in memory, at most max_bytes
+        self.dropped = 0  # records overwritten (dropped oldest-first) since start
 
     @classmethod
     def to_path(cls, now: Callable[[], float], path: str | None, **kw: Any) -> EventLog:
         if path is None:
             return cls(now, **kw)
-        sink = sys.stdout if path == "-" else open(path, "a", encoding="utf-8")  # noqa: SIM115
-        return cls(now, sink, **kw)
+        if path == "-":
+            return cls(now, sys.stdout, **kw)
+        sink = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
+        return cls(now, sink, path=path, **kw)
 
     def record(self, *, provider: str, event_id: int, level: str, message: str,
                **data: Any) -> dict[str, Any]:
@@ -97,20 +128,57 @@ class EventLog:
         now = self._now()
         rec = {"time": iso_time(now), "provider": provider, "id": event_id, "level": level,
                "message": message, **data}
-        rec["_t"] = now
-        self.records.append(rec)
+        line = json.dumps(rec) + "\n"  # ASCII (non-ASCII is escaped): len() is the byte count
+        self._entries.append((now, event_id, provider, line))
+        self.size += len(line)
+        while self.size > self.max_bytes:  # overwrite events as needed: oldest first
+            _t, _id, _provider, old = self._entries.popleft()
+            self.size -= len(old)
+            self.dropped += 1
         if self._sink is not None:
-            self._sink.write(json.dumps({k: v for k, v in rec.items() if k != "_t"}) + "\n")
-            self._sink.flush()
+            self._write(line)
         return rec
+
+    def _write(self, line: str) -> None:
+        assert self._sink is not None
+        if self._path is not None:
+            half = self.max_bytes // 2
+            if len(line) > half:
+                return  # larger than the file may hold: kept in memory only, while it fits
+            if self._file_size + len(line) > half:
+                self._rotate()
+            self._file_size += len(line)
+        self._sink.write(line)
+        self._sink.flush()
+
+    def _rotate(self) -> None:
+        """PATH becomes PATH.1 (the older half is overwritten) and a new PATH starts."""
+        assert self._sink is not None and self._path is not None
+        self._sink.close()
+        try:
+            os.replace(self._path, self._path + ".1")
+        except OSError:
+            pass  # cannot rename: start PATH over instead (still under the cap)
+        self._sink = open(self._path, "w", encoding="utf-8")  # noqa: SIM115
+        self._file_size = 0
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """Every record kept, oldest first."""
+        return [json.loads(line) for _t, _id, _provider, line in self._entries]
 
     def query(self, *, event_id: int | None = None, since: float | None = None,
               provider: str | None = None) -> list[dict[str, Any]]:
         """Filter like Get-WinEvent -FilterHashtable @{Id=..; StartTime=..; ProviderName=..}."""
-        return [{k: v for k, v in r.items() if k != "_t"} for r in self.records
-                if (event_id is None or r["id"] == event_id)
-                and (since is None or r["_t"] >= since)
-                and (provider is None or r["provider"] == provider)]
+        return [json.loads(line) for t, eid, prov, line in self._entries
+                if (event_id is None or eid == event_id)
+                and (since is None or t >= since)
+                and (provider is None or prov == provider)]
+
+    def clear(self) -> None:
+        """Forget the records kept in memory (the file and the dropped count stay)."""
+        self._entries.clear()
+        self.size = 0
 
     def close(self) -> None:
         if self._sink is not None and self._sink is not sys.stdout:

@@ -79,4 +79,14 @@ def render(engine: SessionEngine) -> str:
     ]
     for name, key, help_text in SERVER_COUNTERS:
         lines += _family(name, "counter", help_text, [({}, counters[key])])
+    events = engine.events
+    lines += [
+        *_family("smbrdp_events_dropped_total", "counter",
+                 "Event records overwritten because the event log reached its maximum size.",
+                 [({}, events.dropped)]),
+        *_family("smbrdp_event_log_bytes", "gauge", "Bytes of the event records kept.",
+                 [({}, events.size)]),
+        *_family("smbrdp_event_log_max_bytes", "gauge", "The event log's maximum size.",
+                 [({}, events.max_bytes)]),
+    ]
     return "\n".join(lines) + "\n"

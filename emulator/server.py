@@ -54,6 +54,7 @@ class EmulatorServer:
         self.clock: ClockLike = clock or self.virtual_clock or reactor
         self.edition = get_edition(config.edition)
         self.events = EventLog.to_path(self.clock.seconds, config.event_log,
+                                       max_bytes=config.event_log_max_kb * 1024,
                                        limit_event_id=config.limit_event_id)
         self.engine = SessionEngine(
             self.edition, self.clock, self.events, denial_status=config.denial_status,
@@ -128,7 +129,7 @@ class EmulatorServer:
         """End every session, restore the configured limits and rules and the empty server
         comment, forget past events."""
         self.engine.reset(self.initial_limits(), self.initial_rules())
-        self.events.records.clear()
+        self.events.clear()
         self.comment = ""
 
     def lookup_password(self, user: str) -> str | None:

@@ -367,10 +367,13 @@ class AdminAPI:
             raise ApiError(400, "since must be ISO 8601 or POSIX seconds, got "
                            f"{shorten(since or '')!r}")
         last = query_int(call.query, "last", low=1)  # as Get-WinEvent -MaxEvents: 1 or more
-        found = self.server.events.query(event_id=query_int(call.query, "id"),
-                                         since=since_seconds,
-                                         provider=call.query.get("provider") or None)
-        return found[-last:] if last else found
+        events = self.server.events
+        found = events.query(event_id=query_int(call.query, "id"), since=since_seconds,
+                             provider=call.query.get("provider") or None)
+        # How many records the full log overwrote (the oldest go first): a header, so the
+        # body stays the list Get-WinEvent would print.
+        return json_reply(200, found[-last:] if last else found,
+                          [("X-Events-Dropped", str(events.dropped))])
 
     @route("GET", r"/api/clock")
     def read_clock(self, call: Call) -> Any:

@@ -13,7 +13,6 @@ Sessions are asked of the session gate (the engine) after logon: the core never 
 
 from __future__ import annotations
 
-import functools
 import struct
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -21,7 +20,8 @@ from collections.abc import Callable
 
 from protocols.auth.credssp import CredSSPAcceptor
 from protocols.auth.ntlm import AuthFailure
-from protocols.rdp import gcc, mcs, pdu, render
+from protocols.rdp import gcc, mcs, output, pdu, render
+from protocols.rdp.output import io_pdu as _io
 from protocols.rdp.x224 import (
     CREDSSP_FRAME,
     FASTPATH_FRAME,
@@ -122,7 +122,7 @@ class RDPServerConnection:
         self.address = address
         self.log = log
         self._decoder = FrameDecoder()
-        self._out = bytearray()
+        self._out = output.Output()
         self.close_requested = False
         self.close_abruptly = False
         self.deny_with_tls_alert = False  # end TLS with a fatal access_denied alert
@@ -147,7 +147,8 @@ class RDPServerConnection:
         self.refused_status: int | None = None
         self.logon_failed = False
         self.demand_sent = False
-        self._picture: tuple[bytes, ...] = ()  # the update PDUs that draw the current screen
+        self.desktop = (1024, 768)  # the session's desktop: the client's ask, clamped
+        self._screen: tuple[Any, ...] | None = None  # what is on screen: output.screen's args
         self.fastpath_output = False
         self._timer: Any = config.clock.callLater(config.handshake_timeout, self._handshake_expired)
         config.gate.note_connection("rdp")
@@ -166,10 +167,14 @@ class RDPServerConnection:
         except BAD_INPUT as exc:
             self._abort(f"bad input in state {self.state}: {exc}")
 
-    def data_to_send(self) -> bytes:
-        out = bytes(self._out)
-        self._out.clear()
-        return out
+    def data_to_send(self, limit: int | None = None) -> bytes:
+        """What is to be sent: all of it, or (``limit``) the queued bytes and about that
+        much of a screen, which is drawn only as it is taken."""
+        return self._out.take(limit)
+
+    @property
+    def output_pending(self) -> bool:
+        return self._out.pending
 
     def tls_started(self) -> None:
         """The adapter started TLS (bytes from now on are the decrypted stream)."""
@@ -275,6 +280,8 @@ class RDPServerConnection:
             raise DecodeError("client core data names another selected protocol")
         self.client = client
         self.bpp = client.core.session_bpp()
+        self.desktop = output.clamp_desktop(client.core.desktop_width,
+                                            client.core.desktop_height)
         self.channels[mcs.IO_CHANNEL] = "I/O"
         ids = [self._add_channel(name) for name, _options in client.channels]
         # Windows' order: core, network, security (aardwolf reads them in that order).
@@ -370,8 +377,7 @@ class RDPServerConnection:
             self._admit(client_name)
         self._out += _io(pdu.license_valid_client())
         session_id = self.session.id if self.session is not None else 0
-        caps = pdu.server_capabilities(self.client.core.desktop_width,
-                                       self.client.core.desktop_height, self.bpp)
+        caps = pdu.server_capabilities(*self.desktop, self.bpp)  # the client follows these
         self._out += _io(pdu.demand_active(caps, session_id))
         self.demand_sent = True
         self.state = CAPABILITIES
@@ -419,7 +425,7 @@ class RDPServerConnection:
                 self._activated()
         elif kind == pdu.PDUTYPE2_SHUTDOWN_REQUEST:
             self._out += _io(pdu.shutdown_denied())  # Windows asks the user instead
-        elif kind == pdu.PDUTYPE2_REFRESH_RECT and self.state == ACTIVE:
+        elif kind == pdu.PDUTYPE2_REFRESH_RECT and self.state == ACTIVE and self._screen:
             self._draw()
         elif kind in (pdu.PDUTYPE2_INPUT, pdu.PDUTYPE2_SUPPRESS_OUTPUT):
             if self.state == ACTIVE:
@@ -456,17 +462,16 @@ class RDPServerConnection:
         self._show(None)
 
     def _show(self, text: str | None) -> None:
-        """Draw the desktop (``text`` None) or a message box; the PDUs are shared by every
-        connection that shows the same picture, so a held session costs no screen copy."""
-        assert self.client is not None
-        core = self.client.core
-        self._picture = _picture(text, core.desktop_width, core.desktop_height, self.bpp,
-                                 self.fastpath_output, self.config.desktop_color)
+        """Draw the desktop (``text`` None) or a message box; the PDUs are made as the
+        adapter takes them, so a held session costs no screen copy."""
+        self._screen = (text, *self.desktop, self.bpp, self.fastpath_output,
+                        self.config.desktop_color)
         self._draw()
 
     def _draw(self) -> None:
-        for chunk in self._picture:
-            self._out += chunk
+        assert self._screen is not None
+        text = self._screen[0]
+        self._out.add_screen(output.screen(*self._screen), bounded=text is not None)
 
     def _touch(self) -> None:
         if self.session is not None and self._session_live:
@@ -513,6 +518,9 @@ class RDPServerConnection:
         if why and not quiet:
             self.log(f"rdp {self.address}: {why}; disconnecting")
         self._cancel_timer()
+        # What is left of a desktop no longer matters; a message box is finished first
+        # (its size does not grow with the desktop), unless the connection is aborted.
+        self._out.drop_screens(keep_bounded=not self.close_abruptly)
         self.close_requested = True
 
     def _cancel_timer(self) -> None:
@@ -523,18 +531,3 @@ class RDPServerConnection:
     def _notify(self) -> None:
         if self.on_output is not None:
             self.on_output()
-
-
-def _io(payload: bytes) -> bytes:
-    """One payload on the I/O channel: TPKT + X.224 DT + MCS Send Data Indication."""
-    return x224_data(mcs.send_data_indication(mcs.IO_CHANNEL, payload))
-
-
-@functools.lru_cache(maxsize=32)
-def _picture(text: str | None, width: int, height: int, bpp: int, fastpath: bool,
-             color: tuple[int, int, int]) -> tuple[bytes, ...]:
-    rects = (render.solid_rects(color, width, height, bpp) if text is None
-             else render.refusal_rects(text, width, height, bpp))
-    if fastpath:
-        return tuple(pdu.fastpath_bitmap_updates(rects))
-    return tuple(_io(p) for p in pdu.bitmap_updates(rects))

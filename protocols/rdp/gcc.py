@@ -194,9 +194,7 @@ def parse_client_core(body: bytes) -> ClientCore:
         (core.early_capability_flags,) = struct.unpack_from("<H", rest, 12)
     if len(rest) >= 84:
         (core.server_selected_protocol,) = struct.unpack_from("<I", rest, 80)
-    if not 200 <= width <= 8192 or not 200 <= height <= 8192:
-        raise DecodeError(f"GCC: desktop size {width}x{height} out of range")
-    return core
+    return core  # the size as asked: the server clamps it (output.clamp_desktop)
 
 
 def parse_client_data(blocks: bytes) -> ClientData:

@@ -5,6 +5,7 @@ deactivation and bitmap updates."""
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from protocols.rdp.mcs import SERVER_CHANNEL, USER_ID
@@ -436,41 +437,61 @@ class BitmapRect:
     bpp: int
     data: bytes  # bottom-up rows, each padded to 4 bytes, uncompressed
 
-    def encode(self) -> bytes:
+    def header(self) -> bytes:
+        """TS_BITMAP_DATA up to the bitmap bytes (18 bytes)."""
         return struct.pack("<HHHHHHHHH", self.left, self.top,
                            self.left + self.visible_width - 1, self.top + self.height - 1,
-                           self.width, self.height, self.bpp, 0,
-                           len(self.data)) + self.data
+                           self.width, self.height, self.bpp, 0, len(self.data))
+
+    def encode(self) -> bytes:
+        return self.header() + self.data
 
 
-def bitmap_updates(rects: list[BitmapRect], max_payload: int = 16200) -> list[bytes]:
-    """Share data PDUs (slow-path Update, UPDATETYPE_BITMAP) packing as many rectangles as
-    fit in ``max_payload`` bytes each."""
-    out: list[bytes] = []
-    batch: list[bytes] = []
+BITMAP_RECT_HEADER = 18
+MAX_UPDATE_PAYLOAD = 16200  # rectangles per update PDU (PER lengths stop at 16 KB)
+
+
+def bitmap_batches(rects: Iterable[BitmapRect],
+                   max_payload: int = MAX_UPDATE_PAYLOAD) -> Iterator[list[BitmapRect]]:
+    """The rectangles, as many per update PDU as fit in ``max_payload`` bytes; lazily, so a
+    huge screen is never held whole."""
+    batch: list[BitmapRect] = []
     size = 0
     for rect in rects:
-        enc = rect.encode()
-        if batch and size + len(enc) > max_payload:
-            out.append(_bitmap_update(batch))
+        n = BITMAP_RECT_HEADER + len(rect.data)
+        if batch and size + n > max_payload:
+            yield batch
             batch, size = [], 0
-        batch.append(enc)
-        size += len(enc)
+        batch.append(rect)
+        size += n
     if batch:
-        out.append(_bitmap_update(batch))
-    return out
+        yield batch
 
 
-def fastpath_bitmap_updates(rects: list[BitmapRect], max_payload: int = 16200) -> list[bytes]:
-    """The same rectangles as fast-path output PDUs (MS-RDPBCGR 2.2.9.1.2): what clients
+def bitmap_update(rects: list[BitmapRect]) -> bytes:
+    """One share data PDU (slow-path Update, UPDATETYPE_BITMAP)."""
+    return _bitmap_update([rect.encode() for rect in rects])
+
+
+def fastpath_bitmap_update(rects: list[BitmapRect]) -> bytes:
+    """The same rectangles as one fast-path output PDU (MS-RDPBCGR 2.2.9.1.2): what clients
     that announced FASTPATH_OUTPUT_SUPPORTED get (aardwolf draws nothing else)."""
-    out: list[bytes] = []
-    for update in bitmap_updates(rects, max_payload):
-        body = update[18:]  # the TS_UPDATE_BITMAP_DATA after the share headers
-        inner = bytes([FASTPATH_UPDATETYPE_BITMAP]) + struct.pack("<H", len(body)) + body
-        out.append(bytes([FASTPATH_OUTPUT_ACTION_FASTPATH])
-                   + struct.pack(">H", 0x8000 | (len(inner) + 3)) + inner)
-    return out
+    body = struct.pack("<HH", UPDATETYPE_BITMAP, len(rects)) + b"".join(
+        rect.encode() for rect in rects)  # TS_UPDATE_BITMAP_DATA
+    inner = bytes([FASTPATH_UPDATETYPE_BITMAP]) + struct.pack("<H", len(body)) + body
+    return (bytes([FASTPATH_OUTPUT_ACTION_FASTPATH])
+            + struct.pack(">H", 0x8000 | (len(inner) + 3)) + inner)
+
+
+def bitmap_updates(rects: Iterable[BitmapRect],
+                   max_payload: int = MAX_UPDATE_PAYLOAD) -> list[bytes]:
+    """Share data PDUs packing as many rectangles as fit in ``max_payload`` bytes each."""
+    return [bitmap_update(batch) for batch in bitmap_batches(rects, max_payload)]
+
+
+def fastpath_bitmap_updates(rects: Iterable[BitmapRect],
+                            max_payload: int = MAX_UPDATE_PAYLOAD) -> list[bytes]:
+    return [fastpath_bitmap_update(batch) for batch in bitmap_batches(rects, max_payload)]
 
 
 def parse_fastpath_output(data: bytes) -> list[tuple[int, bytes]]:

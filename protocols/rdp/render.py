@@ -8,6 +8,7 @@ rows, 64-pixel-wide tiles, each row a multiple of 4 bytes.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from typing import Any
 
 from protocols.rdp.pdu import BitmapRect
@@ -145,24 +146,28 @@ def _pixel(color: tuple[int, int, int], bpp: int) -> bytes:
     return value.to_bytes(2, "little")
 
 
-def solid_rects(color: tuple[int, int, int], width: int, height: int,
-                bpp: int) -> list[BitmapRect]:
-    """The whole screen in one colour (the plain desktop), as tiles."""
-    px = _pixel(color, bpp)
-    rects = []
-    cache: dict[tuple[int, int], bytes] = {}
+@functools.lru_cache(maxsize=64)  # at most 64 tiles of at most 8 KB
+def solid_tile(color: tuple[int, int, int], bpp: int, w: int, h: int) -> bytes:
+    row = _pixel(color, bpp) * w
+    row += b"\x00" * (_round4(len(row)) - len(row))
+    return row * h
+
+
+def iter_solid_rects(color: tuple[int, int, int], width: int, height: int,
+                     bpp: int) -> Iterator[BitmapRect]:
+    """The whole screen in one colour (the plain desktop), tile by tile as they are taken:
+    a screen's worth of bitmaps is never held at once (the tiles share their bytes)."""
     th = tile_height(bpp)
     for y in range(0, height, th):
         for x in range(0, width, TILE):
             visible = min(TILE, width - x)
             w, h = _round4(visible), min(th, height - y)
-            key = (w, h)
-            if key not in cache:
-                row = px * w
-                row += b"\x00" * (_round4(len(row)) - len(row))
-                cache[key] = row * h
-            rects.append(BitmapRect(x, y, w, h, visible, bpp, cache[key]))
-    return rects
+            yield BitmapRect(x, y, w, h, visible, bpp, solid_tile(color, bpp, w, h))
+
+
+def solid_rects(color: tuple[int, int, int], width: int, height: int,
+                bpp: int) -> list[BitmapRect]:
+    return list(iter_solid_rects(color, width, height, bpp))
 
 
 def refusal_rects(text: str, screen_w: int, screen_h: int, bpp: int) -> list[BitmapRect]:

@@ -1,24 +1,34 @@
-"""The thin Twisted adapter: bytes between a TCP (then TLS) transport and the sans-IO core."""
+"""The thin Twisted adapter: bytes between a TCP (then TLS) transport and the sans-IO core.
+
+The adapter is the transport's streaming producer: a screen is taken from the core only
+while the transport's write buffer is below its mark (Twisted pauses the producer past
+64 KiB), so a client that does not read holds that much, not a frame."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from twisted.internet import protocol
+from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from protocols.rdp.connection import RDPServerConfig, RDPServerConnection
 from protocols.rdp.tls_alert import access_denied_record, records_in
 
 log = Logger(namespace="rdp")
 
+CHUNK = 16 * 1024  # screen bytes taken from the core per write
 
+
+@implementer(IPushProducer)
 class RDPProtocol(protocol.Protocol):
     def __init__(self, config: RDPServerConfig, tls_context: Any) -> None:
         self.config = config
         self.tls_context = tls_context
         self.core: RDPServerConnection | None = None
         self._closing = False
+        self._paused = False  # the transport's write buffer is full
         self._tls_records = 0  # records the server sent under TLS: the alert's sequence
 
     def connectionMade(self) -> None:
@@ -28,6 +38,18 @@ class RDPProtocol(protocol.Protocol):
         self.core = RDPServerConnection(self.config, address=address,
                                         log=lambda line: log.info("{line}", line=line))
         self.core.on_output = self._flush  # timers and the engine's close hook
+        transport.registerProducer(self, True)  # startTLS carries it over to the TLS layer
+
+    # -- IPushProducer: the transport says when its write buffer fills and drains ---------------
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._flush()
+
+    def stopProducing(self) -> None:
+        self._paused = True
 
     def dataReceived(self, data: bytes) -> None:
         assert self.core is not None  # connectionMade comes first
@@ -41,22 +63,28 @@ class RDPProtocol(protocol.Protocol):
         transport: Any = self.transport  # ITransport + ITLSTransport: startTLS, abortConnection
         if core is None or transport is None or self._closing:
             return
-        out = core.data_to_send()
-        if out:
-            transport.write(out)
-            if getattr(transport, "TLS", False):
-                self._tls_records += records_in(len(out))
+        self._write(transport, core.data_to_send(CHUNK))
+        while core.output_pending and not self._paused and not core.close_requested:
+            self._write(transport, core.data_to_send(CHUNK))  # a screen, as the buffer drains
         if core.tls_requested and not core.close_requested:
             transport.startTLS(self.tls_context)
             core.tls_started()
         if core.close_requested:
+            self._write(transport, core.data_to_send())  # the ending: a screen is dropped
             self._closing = True
+            transport.unregisterProducer()  # loseConnection waits for no producer
             if core.deny_with_tls_alert:
                 self._send_access_denied(transport)
             elif core.close_abruptly:
                 transport.abortConnection()
             else:
                 transport.loseConnection()
+
+    def _write(self, transport: Any, out: bytes) -> None:
+        if out:
+            transport.write(out)
+            if getattr(transport, "TLS", False):
+                self._tls_records += records_in(len(out))
 
     def _send_access_denied(self, transport: Any) -> None:
         """The fatal alert SChannel ends a failed CredSSP v2 logon with, written beneath

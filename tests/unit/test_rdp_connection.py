@@ -76,9 +76,11 @@ class Client:
     def send(self, data: bytes) -> None:
         self.core.receive_data(data)
 
-    def pump(self) -> list[bytes]:
-        """Parse what the server wrote into TPKT payloads, recording them in the report."""
-        self._pending += self.core.data_to_send()
+    def pump(self, limit: int | None = None) -> list[bytes]:
+        """Parse what the server wrote into TPKT payloads, recording them in the report
+        (with ``limit``: about that much of a screen, as a slow reader would take it)."""
+        self._pending += (self.core.data_to_send() if limit is None
+                          else self.core.data_to_send(limit))
         frames = []
         while len(self._pending) >= 4:
             if self._pending[0] == 3:  # TPKT
@@ -106,7 +108,8 @@ class Client:
 
     def logon(self, user: str, password: str, *, console: bool = False, early_flags: int = 1,
               width: int = 1024, height: int = 768, bpp: int = 16, fastpath: bool = True,
-              channels: tuple[str, ...] = ("rdpdr", "cliprdr", "rdpsnd")) -> ServerReport:
+              channels: tuple[str, ...] = ("rdpdr", "cliprdr", "rdpsnd"),
+              read_limit: int | None = None) -> ServerReport:
         kind, selected = self.negotiate(PROTOCOL_SSL)
         assert (kind, selected) == (TYPE_RDP_NEG_RSP, PROTOCOL_SSL)
         assert self.core.tls_requested
@@ -124,7 +127,7 @@ class Client:
             (joined,) = self.pump()
             assert joined[3:] == mcs.channel_join_confirm(mcs.USER_ID, channel)
         self.send_io(pdu.client_info(user, password))
-        self.pump()
+        self.demand_active = b"".join(self.pump())
         assert self.report.licensed and self.report.session_id is not None
         caps = pdu.server_capabilities(width, height, bpp)
         if not fastpath:  # the General capability set comes first: clear its extraFlags bit
@@ -134,7 +137,7 @@ class Client:
         for message in (pdu.synchronize(), pdu.control(pdu.CTRLACTION_COOPERATE),
                         pdu.control(pdu.CTRLACTION_REQUEST_CONTROL), pdu.font_list()):
             self.send_io(message)
-        self.pump()
+        self.pump(read_limit)
         assert self.report.activated
         return self.report
 
