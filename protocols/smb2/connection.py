@@ -74,7 +74,8 @@ class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers
         if encrypted:
             session, payload = self._decrypt(payload)
         try:
-            messages = split_compound(payload)
+            # No more requests than the client holds credits for: before NEGOTIATE, one.
+            messages = split_compound(payload, max(1, self._outstanding_credits))
         except ValueError as exc:
             raise Disconnect(str(exc)) from None
         responses: list[bytes] = []
@@ -206,16 +207,6 @@ _REQUEST_SIZES: dict[int, tuple[int, ...]] = {
     s2.SMB2_CANCEL: (4,), s2.SMB2_ECHO: (4,), s2.SMB2_QUERY_DIRECTORY: (33,),
     s2.SMB2_CHANGE_NOTIFY: (32,), s2.SMB2_QUERY_INFO: (41,), s2.SMB2_SET_INFO: (33,),
 }
-
-
-def _check_structure_size(command: int, message: bytes) -> None:
-    """Windows fails a request whose StructureSize is wrong or whose fixed part is cut short."""
-    body_length = len(message) - HEADER_SIZE
-    if body_length < 2:
-        raise StatusError(STATUS_INVALID_PARAMETER, "no body")
-    size = struct.unpack_from("<H", message, HEADER_SIZE)[0]
-    if size not in _REQUEST_SIZES.get(command, (size,)) or body_length < size & ~1:
-        raise StatusError(STATUS_INVALID_PARAMETER, f"StructureSize {size}")
 
 
 def _check_structure_size(command: int, message: bytes) -> None:
