@@ -59,6 +59,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "signing_required": True if args.signing_required else None,
             "encrypt_data": True if args.encrypt_data else None,
             "session_setup_timeout": args.session_setup_timeout, "smb_limit": args.smb_limit,
+            "smb_pending_per_connection": args.smb_pending_per_connection,
+            "smb_pending_per_address": args.smb_pending_per_address,
             "autodisconnect": args.autodisconnect,
             "null_session_timeout": args.null_session_timeout,
             "restrict_anonymous": True if args.restrict_anonymous else None,
@@ -193,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="require SMB3 encryption on every session that can do it")
     serve.add_argument("--session-setup-timeout", type=float, metavar="SECONDS",
                        help="a session setup stalled this long gives its slot back (30)")
+    serve.add_argument("--smb-pending-per-connection", type=int, metavar="N",
+                       help="SMB session setups in progress one connection may hold (2)")
+    serve.add_argument("--smb-pending-per-address", type=int, metavar="N",
+                       help="SMB session setups in progress one client address may hold (8)")
     serve.add_argument("--autodisconnect", type=int, metavar="MINUTES",
                        help="drop SMB sessions idle this long with nothing open (15; 0 = "
                        "within seconds; -1 = off)")

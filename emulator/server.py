@@ -58,7 +58,8 @@ class EmulatorServer:
         self.engine = SessionEngine(
             self.edition, self.clock, self.events, denial_status=config.denial_status,
             setup_timeout=config.session_setup_timeout, limits=self.initial_limits(),
-            rules=self.initial_rules())
+            rules=self.initial_rules(), pending_per_connection=config.smb_pending_per_connection,
+            pending_per_address=config.smb_pending_per_address)
         self.notes: list[str] = []  # what defaults were filled in, for the operator
         self._temp_dirs: list[str] = []
         self.users = dict(config.users) or dict([DEFAULT_USER])

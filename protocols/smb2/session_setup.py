@@ -77,8 +77,9 @@ class SessionSetupHandlers(ConnectionState):
 
     def _new_session(self) -> SMBSession:
         """Ask the engine for a slot: the first round of a new session is where Windows
-        refuses at the limit (a session is allocated for SessionId 0, 3.3.5.5.1)."""
-        admission = self.config.gate.request_session("smb", self.address)
+        refuses at the limit (a session is allocated for SessionId 0, 3.3.5.5.1). The
+        engine also bounds the setups in progress per connection and per address."""
+        admission = self.config.gate.request_session("smb", self.address, connection=self)
         if not admission.admitted:
             raise StatusError(admission.status, "session limit reached")
         ntlm = NTLMAcceptor(

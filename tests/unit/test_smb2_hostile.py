@@ -73,3 +73,17 @@ def test_a_compound_within_the_credits_granted_is_served_and_one_more_is_refused
     # Each of those 8 asked for 1 credit back: 8 held again; 9 chained requests are too many.
     conn.receive_data(frame(_chained(s2.SMB2_ECHO, 9, echo, first_message_id=10)))
     assert calls == [] and conn.close_requested
+
+
+# -- finding 2: one unauthenticated connection cannot take every slot --------------------------
+def test_one_connection_looping_session_setup_holds_two_slots_not_twenty():
+    engine, _, config = make("win11")
+    attacker = connection(config)
+    negotiate(attacker)
+    statuses = [first_round(attacker).status for _ in range(25)]
+    assert statuses.count(STATUS_MORE_PROCESSING_REQUIRED) == 2
+    assert set(statuses[2:]) == {0xC00000D0}
+    assert engine.counted("smb") == 2
+    honest = SMB2ServerConnection(config, address="127.0.0.2")
+    negotiate(honest)
+    assert first_round(honest).status == STATUS_MORE_PROCESSING_REQUIRED
