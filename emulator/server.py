@@ -21,6 +21,7 @@ from emulator.events import EventLog
 from emulator.rpcview import EngineServerView
 from protocols.dcerpc.pipes import PipeService
 from protocols.rdp.connection import RDPServerConfig
+from protocols.smb2.budget import PreauthBudget
 from protocols.smb2.connection import SMBServerConfig
 from protocols.smb2.fs import DiskShare
 from protocols.smb2.twisted import SMBFactory
@@ -128,7 +129,10 @@ class EmulatorServer:
             signing_required=self.config.signing_required,
             encrypt_data=self.config.encrypt_data, netbios_name=self.config.netbios_name,
             netbios_domain=self.config.workgroup, dns_name=self.config.netbios_name.lower(),
-            pipes=PipeService(EngineServerView(self)))
+            pipes=PipeService(EngineServerView(self)), clock=self.clock,
+            preauth_timeout=self.config.session_setup_timeout,
+            preauth_budget=PreauthBudget(self.config.smb_preauth_buffer_budget),
+            encrypt_shares=frozenset(n.lower() for n in self.config.encrypt_shares))
 
     def rdp_config(self) -> RDPServerConfig:
         from protocols.auth.credssp import CredSSPAcceptor

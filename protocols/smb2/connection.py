@@ -54,6 +54,19 @@ class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers
                 self._disconnect(str(exc))
             except Exception as exc:  # a bug must cost one connection, never the server
                 self._disconnect(f"internal error {type(exc).__name__}: {exc}")
+        self._after_frames()
+
+    def _after_frames(self) -> None:
+        """Before the first valid session: the partial frame counts against the shared
+        budget. Once a session is valid the post-logon frame cap applies."""
+        if self.authenticated or self.close_requested:
+            return
+        if any(s.valid for s in self.sessions.values()):
+            self.authenticated = True
+            self._decoder.max_payload = self.config.max_frame
+            self._end_preauth()
+        elif self.config.preauth_budget is not None:
+            self.config.preauth_budget.update(self, self._decoder.buffered)
 
     def data_to_send(self) -> bytes:
         out, self._out = bytes(self._out), bytearray()
@@ -61,6 +74,7 @@ class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers
 
     def connection_lost(self) -> None:
         """The transport is gone: every session of this connection gives its slot back."""
+        self._end_preauth()
         for session in list(self.sessions.values()):
             self._end_session(session, "connection-closed")
 
