@@ -82,7 +82,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError, ListenError) as exc:
         print(f"smbrdp-emu: {exc}", file=sys.stderr)
         return 2
-    observer: Any = textFileLogObserver(sys.stderr)
+    from emulator.logfilter import AcceptErrorThrottle
+
+    # Descriptor exhaustion: one line per interval with a count, not three per refusal.
+    observer: Any = AcceptErrorThrottle(textFileLogObserver(sys.stderr), reactor)
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     try:
         server.start()
