@@ -257,3 +257,20 @@ def _login_30_with_encryption(c):
     type3, _ = ntlm.getNTLMSSPType3(type1, challenge, "alice", "pw", "")
     h, _ = c._setup(type3.getData())
     assert h.status == 0
+
+
+def test_the_twisted_adapter_closes_on_the_preauth_timer_and_leaves_no_timer():
+    from twisted.internet.testing import StringTransport
+
+    from protocols.smb2.twisted import SMBFactory
+
+    _, clock, config = _on_clock(budget=PreauthBudget(1_000_000))
+    protocol = SMBFactory(config, netbios=False).buildProtocol(None)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    protocol.dataReceived(b"\x00\x00\x01")  # a slow-loris start
+    assert config.preauth_budget.total == 3
+    clock.advance(30)
+    assert transport.disconnecting
+    protocol.connectionLost(None)
+    assert not clock.getDelayedCalls() and config.preauth_budget.connections == 0
