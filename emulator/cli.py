@@ -203,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="EncryptData on one share: TREE_CONNECT of a client that cannot "
                        "encrypt gets STATUS_ACCESS_DENIED (repeatable)")
     serve.add_argument("--session-setup-timeout", type=float, metavar="SECONDS",
-                       help="a session setup stalled this long gives its slot back (30)")
+                       help="a session setup stalled this long gives its slot back, and an "
+                       "SMB connection with no session by then is closed (30)")
     serve.add_argument("--smb-pending-per-connection", type=int, metavar="N",
                        help="SMB session setups in progress one connection may hold (2)")
     serve.add_argument("--smb-pending-per-address", type=int, metavar="N",
