@@ -60,6 +60,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "signing_required": True if args.signing_required else None,
             "encrypt_data": True if args.encrypt_data else None,
             "session_setup_timeout": args.session_setup_timeout, "smb_limit": args.smb_limit,
+            "smb_pending_per_connection": args.smb_pending_per_connection,
+            "smb_pending_per_address": args.smb_pending_per_address,
+            "smb_preauth_buffer_budget": args.smb_preauth_buffer_budget,
+            "encrypt_shares": args.encrypt_share,
             "autodisconnect": args.autodisconnect,
             "null_session_timeout": args.null_session_timeout,
             "restrict_anonymous": True if args.restrict_anonymous else None,
@@ -84,7 +88,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError, ListenError) as exc:
         print(f"smbrdp-emu: {exc}", file=sys.stderr)
         return 2
-    observer: Any = textFileLogObserver(sys.stderr)
+    from emulator.logfilter import AcceptErrorThrottle
+
+    # Descriptor exhaustion: one line per interval with a count, not three per refusal.
+    observer: Any = AcceptErrorThrottle(textFileLogObserver(sys.stderr), reactor)
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     try:
         server.start()
@@ -199,9 +206,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--signing-required", action="store_true",
                        help="require SMB signing (Windows servers do; clients SKUs do not)")
     serve.add_argument("--encrypt-data", action="store_true",
-                       help="require SMB3 encryption on every session that can do it")
+                       help="EncryptData: require SMB3 encryption on every session; a client "
+                       "that cannot encrypt gets STATUS_ACCESS_DENIED at SESSION_SETUP")
+    serve.add_argument("--encrypt-share", action="append", metavar="NAME",
+                       help="EncryptData on one share: TREE_CONNECT of a client that cannot "
+                       "encrypt gets STATUS_ACCESS_DENIED (repeatable)")
     serve.add_argument("--session-setup-timeout", type=float, metavar="SECONDS",
-                       help="a session setup stalled this long gives its slot back (30)")
+                       help="a session setup stalled this long gives its slot back, and an "
+                       "SMB connection with no session by then is closed (30)")
+    serve.add_argument("--smb-pending-per-connection", type=int, metavar="N",
+                       help="SMB session setups in progress one connection may hold (2)")
+    serve.add_argument("--smb-pending-per-address", type=int, metavar="N",
+                       help="SMB session setups in progress one client address may hold (8)")
+    serve.add_argument("--smb-preauth-buffer-budget", type=int, metavar="BYTES",
+                       help="bytes all SMB connections without a session may buffer together; "
+                       "over it the newest is closed (32 MiB)")
     serve.add_argument("--autodisconnect", type=int, metavar="MINUTES",
                        help="drop SMB sessions idle this long with nothing open (15; 0 = "
                        "within seconds; -1 = off)")

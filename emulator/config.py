@@ -8,7 +8,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from emulator.editions import DEFAULT_EDITION, get_edition
-from emulator.engine import STATUS_REMOTE_SESSION_LIMIT, STATUS_REQUEST_NOT_ACCEPTED
+from emulator.engine import (
+    DEFAULT_PENDING_PER_ADDRESS, DEFAULT_PENDING_PER_CONNECTION, STATUS_REMOTE_SESSION_LIMIT,
+    STATUS_REQUEST_NOT_ACCEPTED,
+)
 from emulator.events import DEFAULT_MAX_KB, MIN_MAX_KB
 
 # Served when neither flags nor a config file name a user: documented in the README.
@@ -59,7 +62,12 @@ class Config:
     smb_limit: int | None = None  # overrides the edition's limit when set (-1 = unlimited)
     signing_required: bool = False
     encrypt_data: bool = False
-    session_setup_timeout: float = 30.0
+    encrypt_shares: list[str] = field(default_factory=list)  # shares with EncryptData
+    session_setup_timeout: float = 30.0  # also: an SMB connection with no session by then
+    # Resource limits against unauthenticated clients (README "Resource limits").
+    smb_pending_per_connection: int = DEFAULT_PENDING_PER_CONNECTION
+    smb_pending_per_address: int = DEFAULT_PENDING_PER_ADDRESS
+    smb_preauth_buffer_budget: int = 32 * 1024 * 1024  # bytes, all such connections together
     netbios_name: str = "EMULATOR"
     workgroup: str = "WORKGROUP"
     # Counting rules (emulator.engine.Rules), changeable at runtime through the admin API.
@@ -88,6 +96,10 @@ class Config:
         get_edition(self.edition)  # raises for an unknown name
         if self.session_setup_timeout <= 0:
             raise ConfigError("session_setup_timeout must be positive")
+        if self.smb_pending_per_connection < 1 or self.smb_pending_per_address < 1:
+            raise ConfigError("smb_pending_per_connection/_per_address must be at least 1")
+        if self.smb_preauth_buffer_budget < 0:
+            raise ConfigError("smb_preauth_buffer_budget must not be negative")
         if not 1 <= self.null_session_timeout <= 3600:
             raise ConfigError("null_session_timeout must be 1 to 3600 seconds")
         if self.autodisconnect < -1:
@@ -172,7 +184,7 @@ def build_config(file_values: dict[str, Any], flag_values: dict[str, Any]) -> Co
             if key in ("users", "shares"):
                 getattr(config, key).update(value)
             elif key in ("null_session_pipes", "null_session_shares", "admin_users",
-                         "admin_hosts"):
+                         "admin_hosts", "encrypt_shares"):
                 getattr(config, key).extend(v for v in value if v not in getattr(config, key))
             else:
                 setattr(config, key, value)

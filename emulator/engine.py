@@ -57,6 +57,12 @@ ERRORED_OUT_REASONS = {"connection-closed"}
 # qwinsta shows the console as session 0.
 CONSOLE_SESSION_ID = 0
 
+# Setups not yet authenticated (SMB's SessionId-0 rounds) that one connection, and one
+# client address, may hold at once: each holds a slot until it finishes or times out.
+# Windows documents no such bound (none found); these keep one client from filling the host.
+DEFAULT_PENDING_PER_CONNECTION = 2
+DEFAULT_PENDING_PER_ADDRESS = 8
+
 # `autodisconnect 0` means "within seconds" on Windows.
 AUTODISCONNECT_ZERO_SECONDS = 10.0
 
@@ -102,6 +108,8 @@ class Session:
     # Set by the protocol: the engine calls it to make the protocol drop (or, for RDP,
     # disconnect) the session: setup timeout, admin delete/reset, autodisconnect...
     close_hook: Callable[[str], None] | None = field(default=None, repr=False)
+    # The connection a not-yet-authenticated setup came on (SMB), for the pending bounds.
+    connection: object | None = field(default=None, repr=False)
 
     @property
     def opens(self) -> int:
@@ -159,12 +167,16 @@ class SessionEngine:
         setup_timeout: float = 30.0,
         limits: dict[str, int | None] | None = None,
         rules: Rules | None = None,
+        pending_per_connection: int = DEFAULT_PENDING_PER_CONNECTION,
+        pending_per_address: int = DEFAULT_PENDING_PER_ADDRESS,
     ) -> None:
         self.edition = edition
         self.clock = clock
         self.events = events
         self.denial_status = denial_status
         self.setup_timeout = setup_timeout
+        self.pending_per_connection = pending_per_connection
+        self.pending_per_address = pending_per_address
         self.rules = rules or Rules()
         self._limits = {"smb": edition.smb_limit, "rdp": edition.rdp_limit}
         self._limits.update(limits or {})
@@ -243,12 +255,19 @@ class SessionEngine:
     def request_session(
         self, protocol: str, address: str, close_hook: Callable[[str], None] | None = None,
         *, console: bool = False, user: str = "", client: str = "",
+        connection: object | None = None,
     ) -> Admission:
         """Take a slot for a session that is starting, or refuse with the denial status.
 
         ``console``: the console (session 0) or an /admin session, which does not count;
         the caller takes an existing console over with ``take_over`` instead.
+        ``connection``: given for a setup that starts before authentication (SMB): such
+        pending setups are bounded per connection and per client address, and one over
+        either bound is refused (counted, no event: nothing was judged against the limit).
         """
+        if connection is not None and self._too_many_pending(protocol, address, connection):
+            self.counters[f"pending_refused:{protocol}"] += 1
+            return Admission(None, self.denial_status)
         # With per-client grouping the computer is known only at logon: judged there.
         if not console and not self.rules.group_by_client and self._full(protocol, None):
             return self._refuse(protocol, address, client, user)
@@ -257,11 +276,19 @@ class SessionEngine:
             self.get(CONSOLE_SESSION_ID) is None else next(self._ids)
         session = Session(session_id, protocol, address, started=now, last_activity=now,
                           no_opens_since=now, close_hook=close_hook, console=console,
-                          user=user, client=client)
+                          user=user, client=client, connection=connection)
         self._sessions[session.id] = session
         self._setup_timers[session.id] = self.clock.callLater(
             self.setup_timeout, self._setup_expired, session)
         return Admission(session)
+
+    def _too_many_pending(self, protocol: str, address: str, connection: object) -> bool:
+        pending = [s for s in self._sessions.values()
+                   if s.state == PENDING and s.protocol == protocol and s.connection is not None]
+        on_connection = sum(1 for s in pending if s.connection is connection)
+        from_address = sum(1 for s in pending if s.address == address)
+        return (on_connection >= self.pending_per_connection
+                or from_address >= self.pending_per_address)
 
     def _full(self, protocol: str, candidate: Session | None) -> bool:
         limit = self.limit(protocol)

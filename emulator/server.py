@@ -21,6 +21,7 @@ from emulator.events import EventLog
 from emulator.rpcview import EngineServerView
 from protocols.dcerpc.pipes import PipeService
 from protocols.rdp.connection import RDPServerConfig
+from protocols.smb2.budget import PreauthBudget
 from protocols.smb2.connection import SMBServerConfig
 from protocols.smb2.fs import DiskShare
 from protocols.smb2.twisted import SMBFactory
@@ -59,7 +60,8 @@ class EmulatorServer:
         self.engine = SessionEngine(
             self.edition, self.clock, self.events, denial_status=config.denial_status,
             setup_timeout=config.session_setup_timeout, limits=self.initial_limits(),
-            rules=self.initial_rules())
+            rules=self.initial_rules(), pending_per_connection=config.smb_pending_per_connection,
+            pending_per_address=config.smb_pending_per_address)
         self.notes: list[str] = []  # what defaults were filled in, for the operator
         self._temp_dirs: list[str] = []
         self.users = dict(config.users) or dict([DEFAULT_USER])
@@ -143,7 +145,10 @@ class EmulatorServer:
             signing_required=self.config.signing_required,
             encrypt_data=self.config.encrypt_data, netbios_name=self.config.netbios_name,
             netbios_domain=self.config.workgroup, dns_name=self.config.netbios_name.lower(),
-            pipes=PipeService(EngineServerView(self)))
+            pipes=PipeService(EngineServerView(self)), clock=self.clock,
+            preauth_timeout=self.config.session_setup_timeout,
+            preauth_budget=PreauthBudget(self.config.smb_preauth_buffer_budget),
+            encrypt_shares=frozenset(n.lower() for n in self.config.encrypt_shares))
 
     def rdp_config(self) -> RDPServerConfig:
         from protocols.auth.credssp import CredSSPAcceptor

@@ -25,8 +25,8 @@ class SessionGate(Protocol):
 
     def request_session(self, protocol: str, address: str,
                         close_hook: Callable[[str], None] | None = None, *,
-                        console: bool = False, user: str = "",
-                        client: str = "") -> AdmissionLike: ...
+                        console: bool = False, user: str = "", client: str = "",
+                        connection: object | None = None) -> AdmissionLike: ...
 
     def logon(self, session: Any, *, user: str, client: str, anonymous: bool,
               console: bool = False) -> int: ...

@@ -54,6 +54,19 @@ class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers
                 self._disconnect(str(exc))
             except Exception as exc:  # a bug must cost one connection, never the server
                 self._disconnect(f"internal error {type(exc).__name__}: {exc}")
+        self._after_frames()
+
+    def _after_frames(self) -> None:
+        """Before the first valid session: the partial frame counts against the shared
+        budget. Once a session is valid the post-logon frame cap applies."""
+        if self.authenticated or self.close_requested:
+            return
+        if any(s.valid for s in self.sessions.values()):
+            self.authenticated = True
+            self._decoder.max_payload = self.config.max_frame
+            self._end_preauth()
+        elif self.config.preauth_budget is not None:
+            self.config.preauth_budget.update(self, self._decoder.buffered)
 
     def data_to_send(self) -> bytes:
         out, self._out = bytes(self._out), bytearray()
@@ -61,6 +74,7 @@ class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers
 
     def connection_lost(self) -> None:
         """The transport is gone: every session of this connection gives its slot back."""
+        self._end_preauth()
         for session in list(self.sessions.values()):
             self._end_session(session, "connection-closed")
 
@@ -74,7 +88,8 @@ class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers
         if encrypted:
             session, payload = self._decrypt(payload)
         try:
-            messages = split_compound(payload)
+            # No more requests than the client holds credits for: before NEGOTIATE, one.
+            messages = split_compound(payload, max(1, self._outstanding_credits))
         except ValueError as exc:
             raise Disconnect(str(exc)) from None
         responses: list[bytes] = []
@@ -206,16 +221,6 @@ _REQUEST_SIZES: dict[int, tuple[int, ...]] = {
     s2.SMB2_CANCEL: (4,), s2.SMB2_ECHO: (4,), s2.SMB2_QUERY_DIRECTORY: (33,),
     s2.SMB2_CHANGE_NOTIFY: (32,), s2.SMB2_QUERY_INFO: (41,), s2.SMB2_SET_INFO: (33,),
 }
-
-
-def _check_structure_size(command: int, message: bytes) -> None:
-    """Windows fails a request whose StructureSize is wrong or whose fixed part is cut short."""
-    body_length = len(message) - HEADER_SIZE
-    if body_length < 2:
-        raise StatusError(STATUS_INVALID_PARAMETER, "no body")
-    size = struct.unpack_from("<H", message, HEADER_SIZE)[0]
-    if size not in _REQUEST_SIZES.get(command, (size,)) or body_length < size & ~1:
-        raise StatusError(STATUS_INVALID_PARAMETER, f"StructureSize {size}")
 
 
 def _check_structure_size(command: int, message: bytes) -> None:

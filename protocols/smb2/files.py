@@ -16,7 +16,7 @@ from protocols.smb2.messages import HEADER_SIZE, Header, buffer_at
 from protocols.smb2.pipe import PipeHandle
 from protocols.smb2.state import (
     FSCTL_DFS_GET_REFERRALS, FSCTL_PIPE_TRANSCEIVE, FSCTL_VALIDATE_NEGOTIATE_INFO, FULL_ACCESS,
-    SHARE_FLAG_NO_CACHING, STATUS_ACCESS_DENIED, STATUS_BAD_NETWORK_NAME,
+    SHARE_FLAG_ENCRYPT_DATA, SHARE_FLAG_NO_CACHING, STATUS_ACCESS_DENIED, STATUS_BAD_NETWORK_NAME,
     STATUS_BUFFER_OVERFLOW, STATUS_END_OF_FILE, STATUS_INVALID_DEVICE_REQUEST,
     STATUS_INVALID_PARAMETER, STATUS_NOT_FOUND, STATUS_NOT_SUPPORTED,
     STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SUCCESS, ConnectionState, Open, Request, Tree,
@@ -40,7 +40,15 @@ class FileHandlers(ConnectionState):
             if session.anonymous and not self.config.gate.anonymous_may_open("share", name):
                 raise StatusError(STATUS_ACCESS_DENIED, "null session to a disk share")
             share_type, flags = s2.SMB2_SHARE_TYPE_DISK, 0
-        tree = Tree(self._next_tree_id, name, share)
+        encrypt = name in self.config.encrypt_shares
+        if encrypt:
+            # A share's EncryptData with RejectUnencryptedAccess (Windows' default): a
+            # session that cannot encrypt (2.x, no ENCRYPTION capability, null) is refused.
+            if not self.cipher or session.anonymous or session.keys is None:
+                raise StatusError(STATUS_ACCESS_DENIED, f"EncryptData share {name}: this "
+                                  "session cannot encrypt")
+            flags |= SHARE_FLAG_ENCRYPT_DATA
+        tree = Tree(self._next_tree_id, name, share, encrypt_data=encrypt)
         self._next_tree_id += 1
         session.trees[tree.id] = tree
         self._update_opens(session)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
 import stat
 import uuid
 import zlib
@@ -26,8 +25,12 @@ from impacket import nt_errors as nt
 from protocols.errors import StatusError
 from protocols.smb2 import fileinfo as fi
 from protocols.smb2.fileinfo import FileInfoClass, FsInfoClass, NetworkOpenInfo
+from protocols.smb2.names import ILLEGAL as _ILLEGAL
+from protocols.smb2.names import short_name
+from protocols.smb2.names import split_path as _split
+from protocols.smb2.names import wildcard_regex as _wildcard_regex
 
-__all__ = ["DiskShare", "NetworkOpenInfo", "OpenFile"]
+__all__ = ["DiskShare", "NetworkOpenInfo", "OpenFile", "short_name"]
 
 # CreateDisposition / CreateAction / CreateOptions (MS-SMB2 2.2.13, 2.2.14).
 FILE_SUPERSEDE, FILE_OPEN, FILE_CREATE, FILE_OPEN_IF, FILE_OVERWRITE, FILE_OVERWRITE_IF = range(6)
@@ -64,10 +67,6 @@ SMB2_INDEX_SPECIFIED = 0x04  # accepted, ignored: FileIndex is 0 in every entry,
 SMB2_REOPEN = 0x10
 
 _CLUSTER = 4096  # reported allocation unit: 8 sectors of 512 bytes
-_ILLEGAL = re.compile(r'[\x00-\x1f"*/:<>?|\\]')  # not allowed in a Windows name component
-_ILLEGAL_IN_PATH = re.compile(r'[\x00-\x1f"*/<>?|]')  # ':' is handled as a stream separator
-_MAX_COMPONENT = 255
-
 
 _ERRNO_STATUS = {
     errno.ENOENT: nt.STATUS_OBJECT_NAME_NOT_FOUND,
@@ -97,73 +96,6 @@ def _os_errors() -> Iterator[None]:
         raise StatusError(_ERRNO_STATUS.get(e.errno or 0, nt.STATUS_UNSUCCESSFUL), str(e)) from e
     except (OverflowError, ValueError) as e:  # offsets/sizes os calls reject
         raise StatusError(nt.STATUS_INVALID_PARAMETER, str(e)) from e
-
-
-def _split(name: str) -> tuple[list[str], bool]:
-    """CREATE name -> normalised components, plus whether a named stream was asked for."""
-    if name.startswith("\\"):
-        raise StatusError(nt.STATUS_OBJECT_NAME_INVALID, "absolute path")
-    if _ILLEGAL_IN_PATH.search(name):
-        raise StatusError(nt.STATUS_OBJECT_NAME_INVALID, "illegal character")
-    comps = name.rstrip("\\").split("\\") if name.rstrip("\\") else []
-    parts: list[str] = []
-    stream = False
-    for k, comp in enumerate(comps):
-        if ":" in comp:
-            base, _, suffix = comp.partition(":")
-            # 'C:' (drive letters), ':x' and streams on directories along the way are invalid
-            if k + 1 < len(comps) or not base or not suffix:
-                raise StatusError(nt.STATUS_OBJECT_NAME_INVALID, "misplaced ':'")
-            stream = suffix.lower() != ":$data"  # 'file::$DATA' is the file itself
-            comp = base
-        if not comp or ":" in comp or len(comp) > _MAX_COMPONENT:
-            raise StatusError(nt.STATUS_OBJECT_NAME_INVALID, "bad component")
-        if comp == ".":
-            continue
-        if comp == "..":
-            if not parts:
-                raise StatusError(nt.STATUS_OBJECT_NAME_INVALID, "'..' leaves the share")
-            parts.pop()
-            continue
-        parts.append(comp)
-    return parts, stream
-
-
-def _wildcard_regex(pattern: str) -> re.Pattern[str]:
-    """Windows name matching (MS-FSA 2.1.4.4): * ? and the DOS forms < > " ; case-insensitive."""
-    out = []
-    for ch in pattern:
-        if ch == "*":
-            out.append(".*")
-        elif ch == "?":
-            out.append(".")
-        elif ch == ">":  # DOS_QM: one character, or nothing before a '.' / the end
-            out.append(r"(?:[^.]|(?=\.|$))")
-        elif ch == '"':  # DOS_DOT: a '.', or nothing at the end
-            out.append(r"(?:\.|$)")
-        elif ch == "<":  # DOS_STAR: up to (not across) the final '.'
-            out.append(r"(?:[^.]*|.*(?=\.[^.]*$))")
-        else:
-            out.append(re.escape(ch))
-    return re.compile("".join(out), re.IGNORECASE | re.DOTALL)
-
-
-_SHORT_CHARS = "!#$%&'()-@^_`{}~"
-_SHORT_OK = re.compile(r"[A-Z0-9!#$%&'()\-@^_`{}~]{1,8}(?:\.[A-Z0-9!#$%&'()\-@^_`{}~]{1,3})?")
-
-
-def short_name(name: str) -> str:
-    """An 8.3 alias: the name itself when it already fits, else 'STEM~1.EXT'."""
-    up = name.upper()
-    if _SHORT_OK.fullmatch(up):
-        return up
-    stem, _, ext = up.rpartition(".") if "." in up.lstrip(".") else (up, "", "")
-
-    def clean(s: str) -> str:
-        return "".join(c for c in s if c.isascii() and (c.isalnum() or c in _SHORT_CHARS))
-
-    ext = clean(ext)[:3]
-    return (clean(stem)[:6] or "_") + "~1" + ("." + ext if ext else "")
 
 
 def _open_info(st: os.stat_result, is_dir: bool) -> NetworkOpenInfo:

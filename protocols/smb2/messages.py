@@ -70,20 +70,39 @@ class Header:
         return bool(self.flags & FLAGS_SIGNED)
 
 
-def split_compound(data: bytes) -> list[bytes]:
-    """Split a compound request into its messages (MS-SMB2 3.3.5.2.7)."""
-    messages = []
+class CompoundError(ValueError):
+    """A compound the server will not run: broken chaining, or more requests than credits."""
+
+
+def split_compound(data: bytes, max_messages: int) -> list[bytes]:
+    """Split a compound request into its messages (MS-SMB2 3.3.5.2.7).
+
+    One pass over the NextCommand offsets (4 bytes read per message), then each message
+    is copied once: the work is linear in the frame. Every request of a compound consumes
+    a credit (MS-SMB2 3.3.1.1, 3.3.5.2.3; Samba's smbd_smb2_request_validate checks each
+    one against the granted credits and drops the connection), so a compound holding
+    more than ``max_messages`` (the credits the client holds) is refused before any of
+    it runs.
+    """
+    bounds: list[tuple[int, int]] = []
+    start, end = 0, len(data)
     while True:
-        if len(data) < HEADER_SIZE:
-            raise ValueError("short SMB2 message in compound")
-        next_command = struct.unpack_from("<I", data, 20)[0]
+        if end - start < HEADER_SIZE:
+            raise CompoundError("short SMB2 message in compound")
+        if len(bounds) >= max_messages:
+            raise CompoundError(f"compound of more than {max_messages} requests "
+                                "(the credits granted)")
+        next_command = struct.unpack_from("<I", data, start + 20)[0]
         if next_command == 0:
-            messages.append(data)
-            return messages
-        if next_command < HEADER_SIZE or next_command > len(data) or next_command % 8:
-            raise ValueError(f"bad NextCommand {next_command}")
-        messages.append(data[:next_command])
-        data = data[next_command:]
+            bounds.append((start, end))
+            break
+        if next_command < HEADER_SIZE or next_command > end - start or next_command % 8:
+            raise CompoundError(f"bad NextCommand {next_command}")
+        bounds.append((start, start + next_command))
+        start += next_command
+    if len(bounds) == 1:
+        return [data]
+    return [data[a:b] for a, b in bounds]
 
 
 def join_compound(messages: list[bytes]) -> list[bytes]:

@@ -10,14 +10,20 @@ from protocols.smb2 import bodies, crypto
 from protocols.smb2.messages import HEADER_SIZE, Header, buffer_at
 from protocols.smb2.state import (
     SESSION_FLAG_ENCRYPT_DATA, SESSION_FLAG_IS_NULL, SESSION_ID_BASE, SESSION_SETUP_FLAG_BINDING,
-    SIGNING_REQUIRED, STATUS_MORE_PROCESSING_REQUIRED, STATUS_REQUEST_NOT_ACCEPTED,
-    STATUS_SUCCESS, STATUS_USER_SESSION_DELETED, ConnectionState, Request, SMBSession,
+    SIGNING_REQUIRED, STATUS_ACCESS_DENIED, STATUS_MORE_PROCESSING_REQUIRED,
+    STATUS_REQUEST_NOT_ACCEPTED, STATUS_SUCCESS, STATUS_USER_SESSION_DELETED, ConnectionState,
+    Request, SMBSession,
 )
 
 
 class SessionSetupHandlers(ConnectionState):
     def _session_setup(self, request: Request, response: Header) -> tuple[int, bytes]:
         req = bodies.SESSION_SETUP.parse(request.message, HEADER_SIZE)
+        if self.config.encrypt_data and not self.cipher:
+            # EncryptData with RejectUnencryptedAccess (Windows' default): a connection that
+            # cannot encrypt (2.x, or 3.x without the client's ENCRYPTION capability or a
+            # common cipher) is refused before a session exists (MS-SMB2 3.3.5.5, 1-2).
+            raise StatusError(STATUS_ACCESS_DENIED, "EncryptData: the connection cannot encrypt")
         token = buffer_at(request.message, req.SecurityBufferOffset, req.SecurityBufferLength)
         if req.Flags & SESSION_SETUP_FLAG_BINDING:
             # No multichannel here, so no binding (3.3.5.5 step 3).
@@ -77,8 +83,9 @@ class SessionSetupHandlers(ConnectionState):
 
     def _new_session(self) -> SMBSession:
         """Ask the engine for a slot: the first round of a new session is where Windows
-        refuses at the limit (a session is allocated for SessionId 0, 3.3.5.5.1)."""
-        admission = self.config.gate.request_session("smb", self.address)
+        refuses at the limit (a session is allocated for SessionId 0, 3.3.5.5.1). The
+        engine also bounds the setups in progress per connection and per address."""
+        admission = self.config.gate.request_session("smb", self.address, connection=self)
         if not admission.admitted:
             raise StatusError(admission.status, "session limit reached")
         ntlm = NTLMAcceptor(

@@ -20,6 +20,7 @@ from protocols.dcerpc.pipes import PipeService
 from protocols.errors import StatusError
 from protocols.sessions import SessionGate
 from protocols.smb2 import crypto
+from protocols.smb2.budget import PREAUTH_MAX_FRAME, PreauthBudget
 from protocols.smb2.framing import (
     FrameDecoder,
 )
@@ -74,6 +75,7 @@ ANY_SESSION = 0xFFFFFFFFFFFFFFFF
 ANY_TREE = 0xFFFFFFFF
 FULL_ACCESS = 0x001F01FF
 SHARE_FLAG_NO_CACHING = 0x30
+SHARE_FLAG_ENCRYPT_DATA = 0x8000
 MAX_CREDITS = 8192
 
 # The session id's high bits, so ids look like Windows' and never collide with 0.
@@ -99,6 +101,13 @@ class SMBServerConfig:
     allow_anonymous: bool = True
     max_transact: int = 8 * 1024 * 1024
     pipes: PipeService | None = None  # named pipes on IPC$ (DCE/RPC); None: no pipe exists
+    # Before its first valid session a connection is cut after preauth_timeout seconds on
+    # this clock (MS-SMB2 3.3.6.3; None: no timer), and its buffered bytes count against
+    # the shared budget.
+    clock: Any = None  # callLater/seconds: the reactor, or task.Clock in tests
+    preauth_timeout: float = 30.0
+    preauth_budget: PreauthBudget | None = None
+    encrypt_shares: frozenset[str] = frozenset()  # lower-case names of EncryptData shares
 
     @property
     def max_frame(self) -> int:
@@ -111,6 +120,7 @@ class Tree:
     id: int
     name: str
     share: Any | None  # None for IPC$
+    encrypt_data: bool = False  # the share's EncryptData: every request on it is encrypted
 
 
 @dataclass
@@ -192,9 +202,19 @@ class ConnectionState:
         self.config = config
         self.address = address
         self.log = log
-        self._decoder = FrameDecoder(netbios=netbios, max_payload=config.max_frame)
+        # Before a session is valid, frames are capped far below the post-logon size.
+        self._decoder = FrameDecoder(netbios=netbios,
+                                     max_payload=min(PREAUTH_MAX_FRAME, config.max_frame))
         self._out = bytearray()
         self.close_requested = False
+        self.on_output: Callable[[], None] | None = None  # output outside receive_data
+        self.authenticated = False  # a session became valid: the pre-auth bounds are lifted
+        self._preauth_timer: Any = None
+        if config.clock is not None:
+            self._preauth_timer = config.clock.callLater(config.preauth_timeout,
+                                                         self._preauth_expired)
+        if config.preauth_budget is not None:
+            config.preauth_budget.join(self, self._closed_from_outside)
         self.dialect: int | None = None
         self._client: dict[str, Any] = {}
         self.cipher = 0
@@ -212,11 +232,35 @@ class ConnectionState:
         self.log(f"smb {self.address}: closing connection: {why}")
         self.close_requested = True
 
+    def _closed_from_outside(self, why: str) -> None:
+        """A timer or the shared budget closes this connection: the adapter is told."""
+        if self.close_requested:
+            return
+        self._disconnect(why)
+        if self.on_output is not None:
+            self.on_output()
+
+    def _preauth_expired(self) -> None:
+        self._preauth_timer = None
+        self._closed_from_outside(
+            f"no session within {self.config.preauth_timeout:g} s of connecting")
+
+    def _end_preauth(self) -> None:
+        """Stop the pre-authentication timer and leave the budget (for good)."""
+        if self._preauth_timer is not None and self._preauth_timer.active():
+            self._preauth_timer.cancel()
+        self._preauth_timer = None
+        if self.config.preauth_budget is not None:
+            self.config.preauth_budget.leave(self)
+
     def _tree(self, request: Request) -> Tree:
         assert request.session is not None
         tree = request.session.trees.get(request.header.tree_id)
         if tree is None:
             raise StatusError(STATUS_NETWORK_NAME_DELETED, "no such tree")
+        if tree.encrypt_data and not request.encrypted:
+            raise StatusError(STATUS_ACCESS_DENIED, "unencrypted request on an EncryptData "
+                              "share (3.3.5.2.11)")
         return tree
 
     def _open(self, request: Request, file_id: Any) -> Open:

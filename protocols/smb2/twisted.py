@@ -17,6 +17,7 @@ class SMBProtocol(protocol.Protocol):
         self.config = config
         self.netbios = netbios
         self.core: SMB2ServerConnection | None = None
+        self._closing = False
 
     def connectionMade(self) -> None:
         transport: Any = self.transport
@@ -24,6 +25,7 @@ class SMBProtocol(protocol.Protocol):
         address = getattr(peer, "host", str(peer))
         self.core = SMB2ServerConnection(self.config, address=address, netbios=self.netbios,
                                          log=lambda line: log.info("{line}", line=line))
+        self.core.on_output = self._flush  # the pre-auth timer and the shared budget
 
     def dataReceived(self, data: bytes) -> None:
         assert self.core is not None
@@ -31,15 +33,20 @@ class SMBProtocol(protocol.Protocol):
         self._flush()
 
     def _flush(self) -> None:
-        assert self.core is not None
+        """Write what the core has and close when it asks; also called from the core's
+        ``on_output`` (a timer, the budget), possibly after the transport closed."""
         transport: Any = self.transport
+        if self.core is None or transport is None or self._closing:
+            return
         out = self.core.data_to_send()
         if out:
             transport.write(out)
         if self.core.close_requested:
+            self._closing = True
             transport.loseConnection()
 
     def connectionLost(self, reason: object = None) -> None:
+        self._closing = True
         if self.core is not None:
             self.core.connection_lost()
 

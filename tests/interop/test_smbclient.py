@@ -162,3 +162,23 @@ def test_anonymous_ipc(emulator, smbclient_conf):
     admitted = emu.wait_events(1, protocol="smb", outcome="admitted")
     assert admitted, emu.events()
     assert admitted[0].get("user") in ("", None), admitted[0]
+
+
+# -- issue 14: EncryptData cannot be stripped -------------------------------------------------
+def test_encrypt_data_refuses_smb2_10_and_serves_an_encrypting_client(
+        emulator, smbclient_conf, tmp_path):
+    emu = emulator("win10", args=["--encrypt-data"])
+    proc = run_smbclient(emu, smbclient_conf, protocol=0x0210, commands="ls")
+    assert proc.returncode != 0 and "NT_STATUS_ACCESS_DENIED" in proc.stdout, proc.stdout
+    assert not emu.events(protocol="smb", outcome="admitted")
+    _file_round_trip(emu, smbclient_conf, tmp_path, protocol=0x0311)
+
+
+def test_an_encrypt_data_share_refuses_smb2_10_at_tree_connect(emulator, smbclient_conf,
+                                                               tmp_path):
+    emu = emulator("win10", args=["--encrypt-share", "docs"])
+    proc = run_smbclient(emu, smbclient_conf, protocol=0x0210, commands="ls")
+    assert proc.returncode != 0 and "NT_STATUS_ACCESS_DENIED" in proc.stdout, proc.stdout
+    assert emu.wait_events(1, protocol="smb", outcome="admitted")  # the session was fine
+    # smbclient's defaults follow SMB2_SHAREFLAG_ENCRYPT_DATA and encrypt on that tree.
+    _file_round_trip(emu, smbclient_conf, tmp_path, protocol=0x0311)

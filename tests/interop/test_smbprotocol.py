@@ -175,3 +175,39 @@ def test_high_level_smbclient(emulator):
     finally:
         smbclient.reset_connection_cache(connection_cache=cache)
     assert list(emu.share_dir.iterdir()) == []
+
+
+# -- issue 14: EncryptData cannot be stripped -------------------------------------------------
+STATUS_ACCESS_DENIED = 0xC0000022
+
+
+def _denied(call) -> None:
+    with pytest.raises(SMBResponseException) as info:
+        call()
+    assert info.value.status == STATUS_ACCESS_DENIED, repr(info.value)
+
+
+def test_encrypt_data_refuses_a_2_1_session_and_serves_3_1_1(emulator):
+    emu = emulator("win10", args=["--encrypt-data"])
+    conn = Connection(uuid.uuid4(), emu.host, emu.smb_port)
+    conn.connect(Dialects.SMB_2_1_0, timeout=20)
+    try:
+        _denied(Session(conn, "alice", PASSWORD, require_encryption=False).connect)
+    finally:
+        conn.disconnect()
+    # An encrypting client that does not insist on it is told to encrypt, and works.
+    _session_round_trip(emu, Dialects.SMB_3_1_1, require_encryption=False)
+
+
+def test_an_encrypt_data_share_refuses_2_1_at_tree_connect_and_serves_3_0(emulator):
+    emu = emulator("win10", args=["--encrypt-share", "docs"])
+    conn = Connection(uuid.uuid4(), emu.host, emu.smb_port)
+    conn.connect(Dialects.SMB_2_1_0, timeout=20)
+    try:
+        session = Session(conn, "alice", PASSWORD, require_encryption=False)
+        session.connect()
+        _denied(TreeConnect(session, rf"\\{emu.host}\docs").connect)
+    finally:
+        conn.disconnect()
+    # The share flag makes smbprotocol encrypt on that tree without being asked.
+    _session_round_trip(emu, Dialects.SMB_3_0_0, require_encryption=False)

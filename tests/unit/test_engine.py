@@ -252,3 +252,44 @@ def test_how_a_half_done_logon_ends_is_recorded(reason, event_id, logon_errors):
     engine.release(pending, reason)
     assert (events.records[-1]["id"], events.records[-1]["outcome"]) == (event_id, reason)
     assert engine.counters["logon_errors"] == logon_errors
+
+
+# -- issue 14: setups not yet authenticated are bounded per connection and per address ------
+def test_pending_setups_are_bounded_per_connection():
+    engine, clock, events = make_engine("win11", pending_per_connection=2, pending_per_address=8)
+    conn = object()
+    held = [engine.request_session("smb", "10.0.0.1", connection=conn) for _ in range(20)]
+    assert [a.admitted for a in held].count(True) == 2
+    assert held[2].status == STATUS_REQUEST_NOT_ACCEPTED
+    assert engine.counted("smb") == 2
+    assert engine.counters["pending_refused:smb"] == 18
+    assert not [e for e in events.records if e["outcome"] == "denied"]  # not a limit refusal
+    # Another connection from elsewhere still gets in; one that finishes frees its place.
+    assert engine.request_session("smb", "10.0.0.2", connection=object()).admitted
+    engine.logon(held[0].session, user="u", client="PC", anonymous=False)
+    assert engine.request_session("smb", "10.0.0.1", connection=conn).admitted
+
+
+def test_pending_setups_are_bounded_per_address():
+    engine, _, _ = make_engine("win11", pending_per_connection=2, pending_per_address=3)
+    conns = [object() for _ in range(10)]
+    admitted = [engine.request_session("smb", "10.0.0.1", connection=c).admitted
+                for c in conns]
+    assert admitted.count(True) == 3
+    assert engine.request_session("smb", "10.0.0.7", connection=object()).admitted
+    assert engine.counted("smb") == 4  # 16 of win11's 20 slots stay free for others
+
+
+def test_a_pending_setup_past_the_timeout_frees_its_place_in_the_bound():
+    engine, clock, _ = make_engine("win11", setup_timeout=30, pending_per_connection=1)
+    conn = object()
+    assert engine.request_session("smb", "10.0.0.1", connection=conn).admitted
+    assert not engine.request_session("smb", "10.0.0.1", connection=conn).admitted
+    clock.advance(30)
+    assert engine.request_session("smb", "10.0.0.1", connection=conn).admitted
+
+
+def test_sessions_asked_without_a_connection_are_not_pending_bounded():
+    """RDP asks after the password was checked: no pending bound applies."""
+    engine, _, _ = make_engine("server-2022", pending_per_connection=1, pending_per_address=1)
+    assert all(engine.request_session("rdp", "10.0.0.1").admitted for _ in range(2))

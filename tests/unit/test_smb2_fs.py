@@ -547,3 +547,31 @@ def test_directory_statuses(share):
 def test_wildcard_regex_is_case_insensitive_and_anchored():
     rx = fs._wildcard_regex("ab*")
     assert rx.fullmatch("ABC") and not rx.fullmatch("xab")
+
+
+# --- issue 14: reserved DOS device names are never files -------------------------------------
+RESERVED = ["CON", "nul", "Aux", "prn", "com1", "LPT9", "nul.txt", "Aux.tar.gz", "CON .txt",
+            "com\u00b9", "sub\\prn", "sub\\lpt1.log", "nul\\x.txt", "con:stream"]
+
+
+@pytest.mark.parametrize("name", RESERVED)
+@pytest.mark.parametrize("opts", [0, fs.FILE_DIRECTORY_FILE])
+def test_reserved_device_names_are_invalid_in_any_component(share, root, name, opts):
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    assert status_of(op, share, name, fs.FILE_OPEN_IF, opts) == nt.STATUS_OBJECT_NAME_INVALID
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+
+
+@pytest.mark.parametrize("name", ["console.txt", "com10", "nul_", "lpt", "auxiliary.c",
+                                  "sub\\connect", "prn2.txt", "xnul"])
+def test_names_that_only_look_reserved_are_files(share, root, name):
+    h, _ = op(share, name, fs.FILE_CREATE)
+    h.close()
+    assert (root / name.replace("\\", "/")).is_file()
+
+
+def test_a_rename_to_a_reserved_name_is_invalid(share, root):
+    h, _ = op(share, "f.txt")
+    assert status_of(h.set_info, C.RENAME, rename_blob("sub\\NUL.txt")) == \
+        nt.STATUS_OBJECT_NAME_INVALID
+    assert (root / "f.txt").exists()

@@ -5,7 +5,9 @@ from impacket import smb3structs as s2
 
 from protocols.errors import StatusError
 from protocols.smb2.framing import FrameDecoder, FramingError, SessionRequest, frame
-from protocols.smb2.messages import ERROR_BODY, Header, buffer_at, join_compound, split_compound
+from protocols.smb2.messages import (
+    ERROR_BODY, CompoundError, Header, buffer_at, join_compound, split_compound,
+)
 
 # A NEGOTIATE response header: credits 1, flags SERVER_TO_REDIR, message id 0.
 NEG_RESPONSE_HEADER = bytes.fromhex(
@@ -52,7 +54,7 @@ def test_compound_split_and_join_round_trip():
     a, b = _msg(5, b"\x01\x02\x03"), _msg(6, b"\x04")
     joined = join_compound([a, b])
     assert len(joined[0]) == 72 and joined[0][20:24] == (72).to_bytes(4, "little")
-    assert split_compound(b"".join(joined)) == [joined[0], joined[1]]
+    assert split_compound(b"".join(joined), 2) == [joined[0], joined[1]]
 
 
 @pytest.mark.parametrize("next_command", [1, 63, 65, 10_000])
@@ -60,7 +62,28 @@ def test_compound_with_a_lying_next_command_is_refused(next_command):
     msg = bytearray(_msg(5, b"\0" * 16))
     msg[20:24] = next_command.to_bytes(4, "little")
     with pytest.raises(ValueError):
-        split_compound(bytes(msg))
+        split_compound(bytes(msg), 8192)
+
+
+def _chain(n):
+    one = bytearray(_msg(13))
+    one[20:24] = (64).to_bytes(4, "little")
+    last = _msg(13)
+    return bytes(one) * (n - 1) + last
+
+
+def test_a_compound_splits_into_slices_that_tile_the_frame():
+    frame = _chain(1000)
+    messages = split_compound(frame, 1000)
+    assert len(messages) == 1000
+    assert sum(map(len, messages)) == len(frame)  # each byte lands in one message, once
+    assert b"".join(messages) == frame
+
+
+def test_a_compound_of_more_requests_than_credits_is_refused():
+    assert len(split_compound(_chain(5), 5)) == 5
+    with pytest.raises(CompoundError, match="more than 4"):
+        split_compound(_chain(5), 4)
 
 
 def test_buffer_at_checks_bounds():
