@@ -6,18 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from emulator.config import (
-    ConfigError,
-    DEFAULT_NETBIOS_PORT,
-    DEFAULT_RDP_PORT,
-    DEFAULT_SMB_PORT,
-    DEFAULT_USER,
-    build_config,
-    load_toml,
-    parse_pair,
-    parse_status,
-)
-from emulator.editions import DEFAULT_EDITION, EDITIONS, format_limit
+from emulator.config import ConfigError, add_flags, build_config, flag_values, load_toml
+from emulator.editions import EDITIONS, format_limit
 
 
 def _rdp_rule(edition: Any) -> str:
@@ -49,40 +39,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     try:
         file_values = load_toml(args.config) if args.config else {}
-        flags: dict[str, Any] = {
-            "edition": args.edition, "host": args.host, "smb_port": args.smb_port,
-            "netbios_port": args.netbios_port, "event_log": args.event_log,
-            "event_log_max_kb": args.event_log_max_kb,
-            "rdp_port": args.rdp_port, "tls_cert": args.tls_cert, "tls_key": args.tls_key,
-            "refusal_display_seconds": args.refusal_display_seconds,
-            "rdp_denial_errinfo": args.rdp_denial_errinfo,
-            "rdp_takeover_other_user": True if args.rdp_takeover_other_user else None,
-            "signing_required": True if args.signing_required else None,
-            "encrypt_data": True if args.encrypt_data else None,
-            "session_setup_timeout": args.session_setup_timeout, "smb_limit": args.smb_limit,
-            "smb_pending_per_connection": args.smb_pending_per_connection,
-            "smb_pending_per_address": args.smb_pending_per_address,
-            "smb_preauth_buffer_budget": args.smb_preauth_buffer_budget,
-            "encrypt_shares": args.encrypt_share,
-            "autodisconnect": args.autodisconnect,
-            "null_session_timeout": args.null_session_timeout,
-            "restrict_anonymous": True if args.restrict_anonymous else None,
-            "null_session_pipes": args.null_session_pipe,
-            "null_session_shares": args.null_session_share,
-            "group_by_client": True if args.group_by_client else None,
-            "rdp_idle_limit": args.rdp_idle_limit, "limit_event_id": args.limit_event_id,
-            "virtual_clock": True if args.virtual_clock else None,
-            "admin_port": args.admin_port, "admin_token": args.admin_token,
-            "admin_users": args.admin_user, "admin_hosts": args.admin_host,
-            "admin_max_body": args.admin_max_body,
-            "admin_auth_free_failures": args.admin_auth_free_failures,
-            "admin_auth_backoff": args.admin_auth_backoff,
-            "admin_auth_backoff_max": args.admin_auth_backoff_max,
-            "allow_insecure_exposure": True if args.allow_insecure_exposure else None,
-            "denial_status": parse_status(args.denial_status) if args.denial_status else None,
-            "users": dict(parse_pair(u, ":", "--user") for u in args.user or []) or None,
-            "shares": dict(parse_pair(s, "=", "--share") for s in args.share or []) or None,
-        }
+        flags = flag_values(args)
         config = build_config(file_values, flags)
         server = EmulatorServer(config, reactor)
     except (ConfigError, ValueError, ListenError) as exc:
@@ -167,99 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the emulator (the default command)")
     serve.add_argument("--config", metavar="FILE", help="TOML file; flags override it")
-    serve.add_argument("--edition", help=f"edition name (default {DEFAULT_EDITION}); "
-                       "see `smbrdp-emu editions`")
-    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--smb-port", type=int, help=f"direct-TCP SMB port (default "
-                       f"{DEFAULT_SMB_PORT}; 0 = any free port; 445 needs root)")
-    serve.add_argument("--netbios-port", type=int, help=f"NetBIOS session port (default "
-                       f"{DEFAULT_NETBIOS_PORT}; 0 = any free port; 139 needs root)")
-    serve.add_argument("--rdp-port", type=int, help=f"Remote Desktop port (default "
-                       f"{DEFAULT_RDP_PORT}; 0 = any free port; none on editions without "
-                       "an RDP host)")
-    serve.add_argument("--tls-cert", metavar="PEM", help="RDP TLS certificate (default: "
-                       "self-signed, generated on first run)")
-    serve.add_argument("--tls-key", metavar="PEM",
-                       help="its private key (default: in the --tls-cert file)")
-    serve.add_argument("--refusal-display-seconds", type=float, metavar="SECONDS",
-                       help="how long the RDP refusal message stays on screen (30)")
-    serve.add_argument("--rdp-denial-errinfo", type=lambda v: int(v, 0), metavar="CODE",
-                       help="Set Error Info code sent with the refusal (0x7 "
-                       "SERVER_DENIED_CONNECTION)")
-    serve.add_argument("--rdp-takeover-other-user", action="store_true",
-                       help="single-session editions: another user's logon ends the session "
-                       "in use instead of being refused")
-    serve.add_argument("--user", action="append", metavar="NAME:PASSWORD",
-                       help=f"an account (repeatable; default {':'.join(DEFAULT_USER)})")
-    serve.add_argument("--share", action="append", metavar="NAME=DIR",
-                       help="a disk share (repeatable; default: public=<a temp dir>)")
-    serve.add_argument("--event-log", metavar="FILE",
-                       help="append JSON-lines events to FILE ('-' = stdout)")
-    serve.add_argument("--event-log-max-kb", type=int, metavar="KB",
-                       help="the event log's maximum size; the oldest records are then "
-                       "overwritten (20480, Windows' Security log default)")
-    serve.add_argument("--denial-status", metavar="STATUS",
-                       help="status at the limit: STATUS_REQUEST_NOT_ACCEPTED (default), "
-                       "STATUS_REMOTE_SESSION_LIMIT, or a number")
-    serve.add_argument("--smb-limit", type=int, metavar="N",
-                       help="override the edition's SMB session limit (-1 = unlimited)")
-    serve.add_argument("--signing-required", action="store_true",
-                       help="require SMB signing (Windows servers do; clients SKUs do not)")
-    serve.add_argument("--encrypt-data", action="store_true",
-                       help="EncryptData: require SMB3 encryption on every session; a client "
-                       "that cannot encrypt gets STATUS_ACCESS_DENIED at SESSION_SETUP")
-    serve.add_argument("--encrypt-share", action="append", metavar="NAME",
-                       help="EncryptData on one share: TREE_CONNECT of a client that cannot "
-                       "encrypt gets STATUS_ACCESS_DENIED (repeatable)")
-    serve.add_argument("--session-setup-timeout", type=float, metavar="SECONDS",
-                       help="a session setup stalled this long gives its slot back, and an "
-                       "SMB connection with no session by then is closed (30)")
-    serve.add_argument("--smb-pending-per-connection", type=int, metavar="N",
-                       help="SMB session setups in progress one connection may hold (2)")
-    serve.add_argument("--smb-pending-per-address", type=int, metavar="N",
-                       help="SMB session setups in progress one client address may hold (8)")
-    serve.add_argument("--smb-preauth-buffer-budget", type=int, metavar="BYTES",
-                       help="bytes all SMB connections without a session may buffer together; "
-                       "over it the newest is closed (32 MiB)")
-    serve.add_argument("--autodisconnect", type=int, metavar="MINUTES",
-                       help="drop SMB sessions idle this long with nothing open (15; 0 = "
-                       "within seconds; -1 = off)")
-    serve.add_argument("--null-session-timeout", type=float, metavar="SECONDS",
-                       help="a null session holding no open expires after this (60)")
-    serve.add_argument("--restrict-anonymous", action="store_true",
-                       help="RestrictNullSessAccess=1: null sessions open only the allowed pipes")
-    serve.add_argument("--null-session-pipe", action="append", metavar="NAME",
-                       help="NullSessionPipes entry (repeatable)")
-    serve.add_argument("--null-session-share", action="append", metavar="NAME",
-                       help="NullSessionShares entry (repeatable)")
-    serve.add_argument("--group-by-client", action="store_true",
-                       help="count all sessions of one workstation name once")
-    serve.add_argument("--rdp-idle-limit", type=float, metavar="SECONDS",
-                       help="disconnect idle RDP sessions (off by default)")
-    serve.add_argument("--limit-event-id", type=int, metavar="ID",
-                       help="event id of the SMB limit refusal (2003)")
-    serve.add_argument("--virtual-clock", action="store_true",
-                       help="time moves only when told (POST /api/clock/advance)")
-    serve.add_argument("--admin-port", type=int, metavar="N",
-                       help="serve the admin API and web console (0 = any free port)")
-    serve.add_argument("--admin-token", metavar="TOKEN",
-                       help="bearer token for the admin API (default: generated, on stderr)")
-    serve.add_argument("--admin-user", action="append", metavar="NAME",
-                       help="an account that is an administrator (repeatable)")
-    serve.add_argument("--admin-host", action="append", metavar="NAME",
-                       help="a Host name the admin API answers to besides its listen address "
-                       "(and localhost on loopback); repeatable")
-    serve.add_argument("--admin-max-body", type=int, metavar="BYTES",
-                       help="largest admin request body (1048576); larger is refused with 413")
-    serve.add_argument("--admin-auth-free-failures", type=int, metavar="N",
-                       help="wrong admin tokens per client address before back-off (5)")
-    serve.add_argument("--admin-auth-backoff", type=float, metavar="SECONDS",
-                       help="first back-off after those, doubling per failure (1)")
-    serve.add_argument("--admin-auth-backoff-max", type=float, metavar="SECONDS",
-                       help="longest back-off (60)")
-    serve.add_argument("--allow-insecure-exposure", action="store_true",
-                       help="on a non-loopback --host, serve the built-in account and a "
-                       "generated admin token anyway")
+    add_flags(serve)  # one flag per config key, from its declaration
     serve.set_defaults(func=cmd_serve)
 
     editions = sub.add_parser("editions", help="print the editions table")

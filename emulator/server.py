@@ -14,7 +14,7 @@ from typing import Any
 from twisted.internet.error import CannotListenError
 
 from emulator.clock import ClockLike, VirtualClock
-from emulator.config import DEFAULT_USER, Config, is_loopback
+from emulator.config import DEFAULT_USER, Config, initial_rules, is_loopback
 from emulator.editions import get_edition
 from emulator.engine import Rules, SessionEngine
 from emulator.events import EventLog
@@ -105,13 +105,7 @@ class EmulatorServer:
         return limits
 
     def initial_rules(self) -> Rules:
-        c = self.config
-        return Rules(autodisconnect_minutes=c.autodisconnect,
-                     null_session_timeout=c.null_session_timeout,
-                     restrict_anonymous=c.restrict_anonymous,
-                     null_session_pipes=list(c.null_session_pipes),
-                     null_session_shares=list(c.null_session_shares),
-                     group_by_client=c.group_by_client, rdp_idle_limit=c.rdp_idle_limit)
+        return Rules(**initial_rules(self.config))
 
     def add_user(self, name: str, password: str) -> None:
         """Add or re-password an account (names are case-insensitive, as on Windows)."""
