@@ -20,7 +20,7 @@ from impacket.smbconnection import SMBConnection
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_smb  # noqa: E402
 
-from emulator.hosts import EmulatedHost  # noqa: E402
+from emulator.harness.hosts import EmulatedHost  # noqa: E402
 
 
 def first_logon(port: int, user: str, password: str, deadline: float) -> None:

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from emulator.config import ConfigError, add_flags, build_config, flag_values, load_toml
-from emulator.editions import EDITIONS, format_limit
+from emulator.core.editions import EDITIONS, format_limit
 
 
 def _rdp_rule(edition: Any) -> str:
@@ -67,7 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_scenario_list(args: argparse.Namespace) -> int:
-    from emulator.scenarios import ScenarioError, describe, find_scenarios
+    from emulator.harness.scenarios import ScenarioError, describe, find_scenarios
 
     try:
         scenarios = find_scenarios()
@@ -83,7 +83,7 @@ def cmd_scenario_list(args: argparse.Namespace) -> int:
 
 
 def cmd_scenario_run(args: argparse.Namespace) -> int:
-    from emulator.scenarios import ScenarioError, StepResult, find_scenarios, resolve, \
+    from emulator.harness.scenarios import ScenarioError, StepResult, find_scenarios, resolve, \
         run_scenario
 
     try:

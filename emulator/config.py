@@ -9,12 +9,12 @@ from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, get_args, get_origin, get_type_hints
 
-from emulator.editions import DEFAULT_EDITION, get_edition
-from emulator.engine import (
+from emulator.core.editions import DEFAULT_EDITION, get_edition
+from emulator.core.engine import (
     DEFAULT_PENDING_PER_ADDRESS, DEFAULT_PENDING_PER_CONNECTION, STATUS_REMOTE_SESSION_LIMIT,
     STATUS_REQUEST_NOT_ACCEPTED,
 )
-from emulator.events import DEFAULT_MAX_KB, MIN_MAX_KB
+from emulator.core.events import DEFAULT_MAX_KB, MIN_MAX_KB
 
 # Served when neither flags nor a config file name a user: documented in the README.
 DEFAULT_USER = ("user", "password")
@@ -347,7 +347,7 @@ def add_flags(parser: argparse.ArgumentParser, scopes: tuple[str, ...] = ("host"
     for spec in KEYS.values():
         if not spec.flag or spec.scope not in scopes:
             continue
-        dest, metavar = "cfg_" + spec.name, spec.metavar or spec.name.upper()
+        dest, metavar = spec.name, spec.metavar or spec.name.upper()
         if spec.kind is bool:
             parser.add_argument(spec.flag, dest=dest, action="store_true", default=None,
                                 help=spec.help)
@@ -376,7 +376,7 @@ def flag_values(args: argparse.Namespace) -> dict[str, Any]:
     """The keys given on the command line (the rest None), as `build_config` takes them."""
     values: dict[str, Any] = {}
     for name, spec in KEYS.items():
-        value = getattr(args, "cfg_" + name, None)
+        value = getattr(args, name, None)
         if value is not None and spec.kind is dict:
             value = dict(value)
         values[name] = value

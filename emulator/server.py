@@ -13,12 +13,12 @@ from typing import Any
 
 from twisted.internet.error import CannotListenError
 
-from emulator.clock import ClockLike, VirtualClock
+from emulator.core.clock import ClockLike, VirtualClock
 from emulator.config import DEFAULT_USER, Config, initial_rules, is_loopback
-from emulator.editions import get_edition
-from emulator.engine import Rules, SessionEngine
-from emulator.events import EventLog
-from emulator.rpcview import EngineServerView
+from emulator.core.editions import get_edition
+from emulator.core.engine import Rules, SessionEngine
+from emulator.core.events import EventLog
+from emulator.core.rpcview import EngineServerView
 from protocols.dcerpc.pipes import PipeService
 from protocols.rdp.connection import RDPServerConfig
 from protocols.smb2.budget import PreauthBudget

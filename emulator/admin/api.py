@@ -37,15 +37,15 @@ from urllib.parse import parse_qsl
 
 from twisted.logger import Logger
 
-from emulator import metrics
+from emulator.core import metrics
 from emulator.admin.client import NO_SUCH_CLIENT
 from emulator.admin.guard import AuthThrottle, HostCheck
 from emulator.admin.inputs import (
     ADVANCE, DIRECTORY, LIMIT, NAME, OPTIONAL_TEXT, RULES, SERVER_SETTINGS, SHARE_NAME, TEXT,
     ApiError, changes, field_value, json_object, path_id, query_int, shorten,
 )
-from emulator.engine import CONSOLE_SESSION_ID, DISCONNECTED, Session, file_id
-from emulator.events import iso_time, parse_time
+from emulator.core.engine import CONSOLE_SESSION_ID, DISCONNECTED, Session, file_id
+from emulator.core.events import iso_time, parse_time
 
 if TYPE_CHECKING:
     from emulator.server import EmulatorServer

@@ -115,7 +115,7 @@ _assoc_groups = itertools.count(0x5A10)
 
 class ServerView(Protocol):
     """The host as the RPC services see it; the emulator implements it over its engine
-    (``emulator.rpcview``). Handlers only read through it; what ends a session or closes
+    (``emulator.core.rpcview``). Handlers only read through it; what ends a session or closes
     a file is the engine's doing, asked for here.
 
     File ids (NetrFileEnum, NetrFileClose) are ``(session id << 16) | (1 + index)`` in 32

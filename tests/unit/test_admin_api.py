@@ -15,7 +15,7 @@ from emulator.admin.api import AdminAPI, Call
 from emulator.admin.web import AdminResource
 from emulator.admin.client import AdminClient, AdminError
 from emulator.config import Config
-from emulator.engine import Rules
+from emulator.core.engine import Rules
 from emulator.server import EmulatorServer
 
 TOKEN = "s3cret-token"

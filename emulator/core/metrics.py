@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from emulator.engine import ACTIVE, DISCONNECTED, IDLE, PENDING, SessionEngine
+from emulator.core.engine import ACTIVE, DISCONNECTED, IDLE, PENDING, SessionEngine
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 STATES = (PENDING, ACTIVE, IDLE, DISCONNECTED)

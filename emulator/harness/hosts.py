@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.admin.client import AdminClient
-from emulator.editions import DEFAULT_EDITION, get_edition
+from emulator.core.editions import DEFAULT_EDITION, get_edition
 
 READY_TIMEOUT = 20.0
 

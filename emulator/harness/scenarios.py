@@ -33,9 +33,9 @@ from impacket import nt_errors
 from impacket.smbconnection import SessionError, SMBConnection
 
 from emulator.admin.client import AdminError
-from emulator.hosts import EmulatedHost
+from emulator.harness.hosts import EmulatedHost
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 FILE_GENERIC_READ_WRITE = 0x0012019F
 
 
@@ -93,7 +93,7 @@ class RdpClients:
     def connect(self, label: str, host: str, port: int, user: str, password: str,
                 console: bool) -> None:
         if console:
-            from protocols.rdp.client import RDPTestClient
+            from emulator.harness.rdp_client import RDPTestClient
 
             client = RDPTestClient(host, port)
             client.negotiate()
