@@ -29,41 +29,112 @@ def cmd_editions(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from twisted.internet import reactor as _reactor
+def _write_ready_file(path: str | None, lines: list[str]) -> None:
+    """--ready-file: the ready lines as JSON, written whole (then renamed) so a poller
+    never reads half of it."""
+    if not path:
+        return
+    import json
+    import os
+
+    def parse(line: str) -> dict[str, str]:
+        return dict(word.split("=", 1) for word in line.split()[1:] if "=" in word)
+
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump({"ready": lines[-1], **parse(lines[-1]),
+                   "hosts": [parse(line) for line in lines[:-1]]}, fh)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def _run(lab: Any, reactor: Any, ready: list[str], ready_file: str | None) -> int:
+    """Print the ready lines, run until stopped (SIGTERM, Ctrl-C)."""
+    for line in ready:
+        print(line, flush=True)
+    _write_ready_file(ready_file, ready)
+    # Connections are dropped during shutdown and log their logoffs; close the logs after.
+    reactor.addSystemEventTrigger("before", "shutdown", lab.stop_listening)
+    reactor.addSystemEventTrigger("after", "shutdown", lab.close)
+    reactor.run()
+    return 0
+
+
+def _begin_logging(reactor: Any) -> None:
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
-    from emulator.server import EmulatorServer, ListenError
-
-    reactor: Any = _reactor
-
-    try:
-        file_values = load_toml(args.config) if args.config else {}
-        flags = flag_values(args)
-        config = build_config(file_values, flags)
-        server = EmulatorServer(config, reactor)
-    except (ConfigError, ValueError, ListenError) as exc:
-        print(f"smbrdp-emu: {exc}", file=sys.stderr)
-        return 2
     from emulator.logfilter import AcceptErrorThrottle
 
     # Descriptor exhaustion: one line per interval with a count, not three per refusal.
     observer: Any = AcceptErrorThrottle(textFileLogObserver(sys.stderr), reactor)
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """A lab of one host, whose ready line names its listeners and the admin URL."""
+    from twisted.internet import reactor as _reactor
+
+    from emulator.lab import Lab
+    from emulator.server import ListenError
+
+    reactor: Any = _reactor
     try:
-        server.start()
+        file_values = load_toml(args.config) if args.config else {}
+        config = build_config(file_values, flag_values(args))
+        lab = Lab(reactor, config)
+        host = lab.add_unstarted(config)
+    except (ConfigError, ValueError, ListenError) as exc:
+        print(f"smbrdp-emu: {exc}", file=sys.stderr)
+        return 2
+    _begin_logging(reactor)
+    try:
+        host.start()
+        lab.start_admin(config.host)
     except ListenError as exc:
         print(f"smbrdp-emu: {exc}", file=sys.stderr)
-        server.close()
+        lab.stop_listening()
+        lab.close()
         return 2
-    for note in server.notes:
+    for note in [*host.notes, *lab.notes]:
         print(f"smbrdp-emu: {note}", file=sys.stderr)
-    print(server.ready_line(), flush=True)
-    # Connections are dropped during shutdown and log their logoffs; close the log after.
-    reactor.addSystemEventTrigger("before", "shutdown", server.stop_listening)
-    reactor.addSystemEventTrigger("after", "shutdown", server.close)
-    reactor.run()
-    return 0
+    admin = f" admin={lab.admin_url}" if lab.admin_url else ""
+    return _run(lab, reactor, [f"ready {host.ready_words()}{admin}"], args.ready_file)
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    """Every [[host]] of FILE in one process: a ready line each, then `ready lab ...`."""
+    from twisted.internet import reactor as _reactor
+
+    from emulator.lab import Lab, load_lab, standard_ports
+    from emulator.server import ListenError
+
+    reactor: Any = _reactor
+    try:
+        process, defaults, tables = load_lab(args.file)
+        flags = {"admin_port": args.admin_port, "admin_token": args.admin_token}
+        settings = build_config(process, flags)
+        lab = Lab(reactor, settings, {**standard_ports(), **defaults})
+        configs = [lab.config_for(values) for values in tables]
+    except (ConfigError, ValueError) as exc:
+        print(f"smbrdp-emu: {exc}", file=sys.stderr)
+        return 2
+    _begin_logging(reactor)
+    try:
+        for config in configs:
+            lab.add(config)
+        lab.start_admin(settings.host)
+    except (ConfigError, ListenError) as exc:
+        print(f"smbrdp-emu: {exc}", file=sys.stderr)
+        lab.stop_listening()
+        lab.close()
+        return 2
+    for host in lab.hosts.values():
+        for note in host.notes:
+            print(f"smbrdp-emu: host {host.name}: {note}", file=sys.stderr)
+    for note in lab.notes:
+        print(f"smbrdp-emu: {note}", file=sys.stderr)
+    ready = [lab.host_ready_line(h) for h in lab.hosts.values()] + [lab.ready_line()]
+    return _run(lab, reactor, ready, args.ready_file)
 
 
 def cmd_scenario_list(args: argparse.Namespace) -> int:
@@ -125,7 +196,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the emulator (the default command)")
     serve.add_argument("--config", metavar="FILE", help="TOML file; flags override it")
     add_flags(serve)  # one flag per config key, from its declaration
+    serve.add_argument("--ready-file", metavar="FILE",
+                       help="also write the ready line to FILE as JSON (for other "
+                       "languages' test suites)")
     serve.set_defaults(func=cmd_serve)
+
+    lab = sub.add_parser("lab", help="run many emulated hosts in one process")
+    lab.add_argument("file", metavar="FILE.toml", help="[[host]] tables; top-level keys are "
+                     "every host's defaults")
+    lab.add_argument("--admin-port", type=int, metavar="N",
+                     help="serve the lab's admin API (0 = any free port)")
+    lab.add_argument("--admin-token", metavar="TOKEN",
+                     help="bearer token for the admin API (default: generated, on stderr)")
+    lab.add_argument("--ready-file", metavar="FILE",
+                     help="also write the ready lines to FILE as JSON")
+    lab.set_defaults(func=cmd_lab)
 
     editions = sub.add_parser("editions", help="print the editions table")
     editions.set_defaults(func=cmd_editions)

@@ -1,4 +1,10 @@
-"""Wires the listeners to one engine: the only module that knows both sides."""
+"""One emulated host: its engine, rules, users, shares, clock, event log, persona and
+listeners, wired to the protocols (the only module that knows both sides).
+
+A `Host` is a value a `emulator.lab.Lab` holds; nothing in it is shared with another host.
+`shutdown` takes it apart while the reactor runs: listeners closed, live connections
+dropped (their sessions end and log), every timer it scheduled cancelled.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +17,11 @@ from dataclasses import dataclass
 
 from typing import Any
 
+from twisted.internet import defer
 from twisted.internet.error import CannotListenError
+from twisted.internet.protocol import Factory
 
-from emulator.core.clock import ClockLike, VirtualClock
+from emulator.core.clock import ClockLike, OwnedClock, VirtualClock
 from emulator.config import DEFAULT_USER, Config, initial_rules, is_loopback
 from emulator.core.editions import get_edition
 from emulator.core.engine import Rules, SessionEngine
@@ -46,13 +54,70 @@ class Listener:
         return _format_address(addr.host, addr.port)
 
 
-class EmulatorServer:
+class TrackingFactory(Factory):
+    """A listener's factory around the protocol's own: it knows the live connections, so
+    a host being removed can drop them."""
+
+    noisy = False
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.live: set[Any] = set()
+        self._empty: list[defer.Deferred[None]] = []
+
+    def logPrefix(self) -> str:
+        return str(self.inner.logPrefix())
+
+    def doStart(self) -> None:
+        self.inner.doStart()
+
+    def doStop(self) -> None:
+        self.inner.doStop()
+
+    def buildProtocol(self, addr: Any) -> Any:
+        proto = self.inner.buildProtocol(addr)
+        if proto is None:
+            return None
+        live, lost = self.live, proto.connectionLost
+
+        def connection_lost(reason: Any) -> None:
+            live.discard(proto)
+            try:
+                lost(reason)
+            finally:
+                if not live:
+                    waiting, self._empty = self._empty, []
+                    for d in waiting:
+                        d.callback(None)
+
+        proto.connectionLost = connection_lost
+        live.add(proto)
+        return proto
+
+    def drop_all(self) -> defer.Deferred[None]:
+        """Abort every live connection; fires once the last one is gone."""
+        d: defer.Deferred[None] = defer.Deferred()
+        if not self.live:
+            d.callback(None)
+            return d
+        self._empty.append(d)
+        for proto in list(self.live):
+            transport = getattr(proto, "transport", None)
+            if transport is not None:
+                transport.abortConnection()
+        return d
+
+
+class Host:
     def __init__(self, config: Config, reactor: Any, clock: ClockLike | None = None) -> None:
         self.config = config
         self.reactor = reactor
+        self.name = config.netbios_name
         # --virtual-clock: the engine's time moves only when told (POST /api/clock/advance).
         self.virtual_clock = VirtualClock() if config.virtual_clock and clock is None else None
-        self.clock: ClockLike = clock or self.virtual_clock or reactor
+        base = clock or self.virtual_clock or reactor
+        # Every timer of this host goes through its own clock: removing it cancels them all.
+        self.clock: Any = OwnedClock(base) if base is not None else None
         self.edition = get_edition(config.edition)
         self.events = EventLog.to_path(self.clock.seconds, config.event_log,
                                        max_bytes=config.event_log_max_kb * 1024,
@@ -78,10 +143,10 @@ class EmulatorServer:
         self.share_dirs = share_dirs
         self.shares = {name.lower(): DiskShare(name, path) for name, path in share_dirs.items()}
         self.listeners: list[Listener] = []
+        self.factories: list[TrackingFactory] = []
         self.comment = ""  # `net config server /srvcomment`; srvsvc's sv101_comment
+        # Served by the lab's admin listener (`emulator.lab`); kept here for a lone host.
         self.admin_token = config.admin_token or secrets.token_urlsafe(24)
-        if config.admin_port is not None and not config.admin_token:
-            self.notes.append(f"admin token: {self.admin_token}")
         if not is_loopback(config.host):
             self.notes.append(self.exposure_warning())
 
@@ -182,14 +247,11 @@ class EmulatorServer:
             rdp = self.rdp_config()
             self._listen("rdp", self.config.rdp_port,
                          RDPFactory(rdp, self.rdp_certificate.context_factory()))
-        if self.config.admin_port is not None:
-            from emulator.admin.web import build_admin_site  # twisted.web only when asked
-
-            self._listen("admin", self.config.admin_port, build_admin_site(self))
 
     def _listen(self, name: str, port: int, factory: Any) -> None:
+        tracked = TrackingFactory(factory)
         try:
-            listening = self.reactor.listenTCP(port, factory, interface=self.config.host)
+            listening = self.reactor.listenTCP(port, tracked, interface=self.config.host)
         except CannotListenError as exc:
             sock_err = getattr(exc, "socketError", None)
             if port < 1024 and getattr(sock_err, "errno", None) == errno.EACCES:
@@ -200,20 +262,44 @@ class EmulatorServer:
             raise ListenError(f"cannot bind {name} port {port} on {self.config.host}: "
                               f"{sock_err or exc}") from None
         self.listeners.append(Listener(name, listening))
+        self.factories.append(tracked)
 
-    def ready_line(self) -> str:
-        return "ready " + " ".join(
-            f"{lst.name}=http://{lst.address}" if lst.name == "admin" else
-            f"{lst.name}={lst.address}" for lst in self.listeners)
+    def addresses(self) -> dict[str, str]:
+        """Where each listener is: {"smb": "127.0.0.2:445", ...}."""
+        return {lst.name: lst.address for lst in self.listeners}
 
-    def stop_listening(self) -> None:
-        for lst in self.listeners:
-            lst.port.stopListening()
+    def ready_words(self) -> str:
+        return " ".join(f"{name}={address}" for name, address in self.addresses().items())
+
+    @property
+    def connections(self) -> int:
+        return sum(len(f.live) for f in self.factories)
+
+    def stop_listening(self) -> defer.Deferred[Any]:
+        stopped = [defer.maybeDeferred(lst.port.stopListening) for lst in self.listeners]
         self.listeners.clear()
+        return defer.gatherResults(stopped)
+
+    def shutdown(self) -> defer.Deferred[None]:
+        """Take the host apart while the reactor runs: no more listeners, every live
+        connection dropped (each session ends and is logged), then every timer it still
+        has cancelled, the log closed and its temporary shares removed."""
+        stopped = self.stop_listening()
+        dropped = [f.drop_all() for f in self.factories]
+        done = defer.gatherResults([stopped, *dropped])
+        done.addBoth(lambda _: self.close())
+        return done
 
     def close(self) -> None:
-        """After the connections are gone (their logoff events are written), close the log."""
+        """After the connections are gone (their logoff events are written), close the log
+        and cancel what timers are left."""
         self.stop_listening()
+        self.factories.clear()
+        if self.clock is not None:
+            self.clock.cancel_all()
         self.events.close()
         for path in self._temp_dirs:
             shutil.rmtree(path, ignore_errors=True)
+
+
+EmulatorServer = Host  # the name before labs held many hosts

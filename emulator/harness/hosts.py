@@ -66,6 +66,7 @@ class ServerProcess:
                      *args]
         self.stderr_path = stderr_path
         self.stdout_lines: list[str] = []
+        self.host_lines: list[str] = []
         self._stopped = False
         with open(stderr_path, "w", encoding="utf-8") as stderr:
             self.proc = subprocess.Popen(
@@ -94,7 +95,9 @@ class ServerProcess:
                 continue
             if line is None:
                 break
-            if line.startswith("ready"):
+            if line.startswith("ready host="):  # a lab: one line per host, then its own
+                self.host_lines.append(line)
+            elif line.startswith("ready"):
                 return line
         self.stop()
         raise StartError(f"no ready line from {shlex.join(self.argv)} (exit "
