@@ -50,9 +50,9 @@ def _write_ready_file(path: str | None, lines: list[str]) -> None:
 
 def _run(lab: Any, reactor: Any, ready: list[str], ready_file: str | None) -> int:
     """Print the ready lines, run until stopped (SIGTERM, Ctrl-C)."""
+    _write_ready_file(ready_file, ready)  # first: whoever saw the line finds the file
     for line in ready:
         print(line, flush=True)
-    _write_ready_file(ready_file, ready)
     # Connections are dropped during shutdown and log their logoffs; close the logs after.
     reactor.addSystemEventTrigger("before", "shutdown", lab.stop_listening)
     reactor.addSystemEventTrigger("after", "shutdown", lab.close)
