@@ -111,8 +111,6 @@ def load_lab(path: str) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, 
                               f"#{addresses[values['host']]}'s address")
         names[key], addresses[values["host"]] = number, number
         hosts.append(values)
-    if not hosts:
-        raise ConfigError(f"{path}: no [[host]] table")
     return process, defaults, hosts
 
 

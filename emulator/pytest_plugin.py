@@ -2,6 +2,3 @@
 still names this module in its pytest11 entry point (reinstall to drop it)."""
 
 from emulator.harness.pytest_plugin import *  # noqa: F401,F403
-from emulator.harness.pytest_plugin import (  # noqa: F401
-    emulated_host, emulated_host_factory, pytest_configure,
-)

@@ -83,3 +83,30 @@ def test_deferred_access_for_pytest_twisted(emulated_host):
     assert limits["smb"] == 20
     sessions = yield emulated_host.deferred.sessions()
     assert sessions == []
+
+
+def test_hosts_share_the_workers_lab_and_each_starts_empty(emulated_host_factory):
+    first = emulated_host_factory(edition="xp-pro")
+    first.add_user("carol", "pw")
+    first.set_limit("smb", 1)
+    login(first, "carol", "pw")
+    assert first.close() == []
+    second = emulated_host_factory(edition="xp-pro")
+    assert second.process.pid == first.process.pid  # one lab process for the worker
+    assert second.sessions() == [] and second.events() == [] and second.limits()["smb"] == 10
+    with pytest.raises(SessionError):
+        login(second, "carol", "pw")  # nothing carried over from the host before
+    login(second)
+
+
+@pytest.mark.own_process
+def test_the_marker_gives_a_process_of_its_own(emulated_host):
+    assert "admin" in emulated_host.listeners  # a serve process with its own admin listener
+    assert emulated_host.limits()["smb"] == 20
+
+
+def test_own_process_for_one_host_beside_a_lab_host(emulated_host_factory):
+    alone = emulated_host_factory(edition="xp-home", own_process=True)
+    shared = emulated_host_factory(edition="xp-home")
+    assert alone.process.pid != shared.process.pid and "admin" not in shared.listeners
+    assert alone.limits()["smb"] == shared.limits()["smb"] == 5

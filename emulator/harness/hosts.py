@@ -8,6 +8,7 @@ moves only on ``advance``.
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import secrets
@@ -22,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from emulator.admin.client import AdminClient
+from emulator.admin.client import AdminClient, AdminError
 from emulator.core.editions import DEFAULT_EDITION, get_edition
 
 READY_TIMEOUT = 20.0
@@ -144,38 +145,12 @@ class StartError(RuntimeError):
     pass
 
 
-class EmulatedHost:
-    """One emulator process configured by a TOML file. A context manager, or ``close()``."""
+class HostMethods:
+    """What a test asks of a host, over its admin API (``self.admin``), wherever it runs."""
 
-    def __init__(self, edition: str = DEFAULT_EDITION, users: dict[str, str] | None = None,
-                 shares: dict[str, str | os.PathLike[str]] | None = None, *,
-                 virtual_clock: bool = True, host: str = "127.0.0.1",
-                 **config: Any) -> None:
-        get_edition(edition)  # fail fast on a typo, before a process starts
-        self.edition = edition
-        self._dir = Path(tempfile.mkdtemp(prefix="smbrdp-host-"))
-        self.token = secrets.token_urlsafe(16)
-        if shares is None:
-            (self._dir / "public").mkdir()
-            shares = {"public": self._dir / "public"}
-        settings = {
-            "edition": edition, "host": host, "smb_port": 0, "netbios_port": 0,
-            "rdp_port": 0, "admin_port": 0, "admin_token": self.token,
-            "virtual_clock": virtual_clock, "event_log": str(self._dir / "events.jsonl"),
-            **config,
-        }
-        config_path = self._dir / "emulator.toml"
-        write_config(config_path, settings, dict(users or {"user": "password"}),
-                     {name: str(path) for name, path in shares.items()})
-        try:
-            self.process = ServerProcess(["serve", "--config", str(config_path)],
-                                         stderr_path=self._dir / "stderr.log")
-        except BaseException:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            raise
-        self.listeners = self.process.listeners
-        self.host = host
-        self.admin = AdminClient(self.listeners["admin"], self.token)
+    listeners: dict[str, str]
+    admin: AdminClient
+    host: str
 
     # -- where it listens -----------------------------------------------------------
     def _port(self, name: str) -> int | None:
@@ -196,10 +171,6 @@ class EmulatedHost:
     def rdp_port(self) -> int | None:
         """None on an edition without a Remote Desktop host (xp-home)."""
         return self._port("rdp")
-
-    @property
-    def admin_url(self) -> str:
-        return self.listeners["admin"]
 
     # -- what tests ask of it ---------------------------------------------------------
     def add_user(self, name: str, password: str) -> None:
@@ -232,6 +203,45 @@ class EmulatedHost:
         """End every session and restore the edition's limits and rules."""
         self.admin.call("POST", "/api/reset", {})
 
+
+
+class EmulatedHost(HostMethods):
+    """One emulator process configured by a TOML file. A context manager, or ``close()``."""
+
+    def __init__(self, edition: str = DEFAULT_EDITION, users: dict[str, str] | None = None,
+                 shares: dict[str, str | os.PathLike[str]] | None = None, *,
+                 virtual_clock: bool = True, host: str = "127.0.0.1",
+                 **config: Any) -> None:
+        get_edition(edition)  # fail fast on a typo, before a process starts
+        self.edition = edition
+        self._dir = Path(tempfile.mkdtemp(prefix="smbrdp-host-"))
+        self.token = secrets.token_urlsafe(16)
+        if shares is None:
+            (self._dir / "public").mkdir()
+            shares = {"public": self._dir / "public"}
+        settings = {
+            "edition": edition, "host": host, "smb_port": 0, "netbios_port": 0,
+            "rdp_port": 0, "admin_port": 0, "admin_token": self.token,
+            "virtual_clock": virtual_clock, "event_log": str(self._dir / "events.jsonl"),
+            **config,
+        }
+        config_path = self._dir / "emulator.toml"
+        write_config(config_path, settings, dict(users or {"user": "password"}),
+                     {name: str(path) for name, path in shares.items()})
+        try:
+            self.process = ServerProcess(["serve", "--config", str(config_path)],
+                                         stderr_path=self._dir / "stderr.log")
+        except BaseException:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise
+        self.listeners = self.process.listeners
+        self.host = host
+        self.admin = AdminClient(self.listeners["admin"], self.token)
+
+    @property
+    def admin_url(self) -> str:
+        return self.listeners["admin"]
+
     def stderr(self) -> str:
         return self.process.stderr()
 
@@ -249,3 +259,120 @@ class EmulatedHost:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+
+
+class HostClient(AdminClient):
+    """The admin API of one host of a lab: every path under /api/hosts/NAME."""
+
+    def __init__(self, url: str, token: str, name: str) -> None:
+        super().__init__(url, token)
+        self.prefix = f"/api/hosts/{name}"
+
+    def call_raw(self, method: str, path: str, body: Any = None) -> bytes:
+        return super().call_raw(method, self.prefix + path.removeprefix("/api"), body)
+
+
+class LabProcess:
+    """`smbrdp-emu lab` with no host of its own, as a child process: hosts are added to it
+    and removed through its admin API in milliseconds (the pytest plugin holds one per
+    worker process)."""
+
+    def __init__(self) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="smbrdp-lab-"))
+        self.token = secrets.token_urlsafe(16)
+        (self._dir / "lab.toml").write_text("", encoding="utf-8")
+        self._names = itertools.count(1)
+        try:
+            self.process = ServerProcess(
+                ["lab", str(self._dir / "lab.toml"), "--admin-port", "0", "--admin-token",
+                 self.token], stderr_path=self._dir / "stderr.log")
+        except BaseException:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise
+        self.admin = AdminClient(self.process.listeners["admin"], self.token)
+
+    def new_name(self) -> str:
+        return f"T{os.getpid() % 10000:04d}X{next(self._names):05d}"[-15:]
+
+    def stderr_size(self) -> int:
+        try:
+            return (self._dir / "stderr.log").stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def stderr_since(self, offset: int) -> str:
+        with open(self._dir / "stderr.log", "rb") as fh:
+            fh.seek(offset)
+            return fh.read().decode("utf-8", "replace")
+
+    def alive(self) -> bool:
+        return self.process.proc.poll() is None
+
+    def stop(self) -> list[str]:
+        problems = self.process.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)
+        return problems
+
+
+class LabHost(HostMethods):
+    """A host in a `LabProcess`: the same methods as `EmulatedHost`, made and removed with
+    one admin call each. It starts empty: a new engine, users, shares, events, limits and
+    clock, nothing carried over from the host before."""
+
+    def __init__(self, lab: LabProcess, edition: str = DEFAULT_EDITION,
+                 users: dict[str, str] | None = None,
+                 shares: dict[str, str | os.PathLike[str]] | None = None, *,
+                 virtual_clock: bool = True, host: str = "127.0.0.1", **config: Any) -> None:
+        get_edition(edition)
+        self.lab, self.edition, self.host = lab, edition, host
+        self.name = lab.new_name()
+        self._dir = Path(tempfile.mkdtemp(prefix="smbrdp-host-"))
+        if shares is None:
+            (self._dir / "public").mkdir()
+            shares = {"public": self._dir / "public"}
+        table = {"name": self.name, "address": host, "edition": edition, "smb_port": 0,
+                 "netbios_port": 0, "rdp_port": 0, "virtual_clock": virtual_clock,
+                 "users": dict(users or {"user": "password"}),
+                 "shares": {name: str(path) for name, path in shares.items()}, **config}
+        self._stderr_at = lab.stderr_size()
+        try:
+            row = lab.admin.call("POST", "/api/hosts", table)
+        except BaseException:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise
+        self.listeners = dict(row["listeners"])
+        self.admin = HostClient(lab.admin.url, lab.token, self.name)
+        self.process = lab.process  # the lab's: shared by this worker's hosts
+        self._closed = False
+
+    def stderr(self) -> str:
+        """What the lab wrote while this host was in it."""
+        return self.lab.stderr_since(self._stderr_at)
+
+    def close(self) -> list[str]:
+        """Remove the host from the lab (its connections dropped, its timers cancelled)
+        and its temporary directory; the problems seen while it lived (a traceback in the
+        lab's log, the lab gone) for the caller to report."""
+        problems: list[str] = []
+        if self._closed:
+            return problems
+        self._closed = True
+        try:
+            self.lab.admin.call("DELETE", f"/api/hosts/{self.name}")
+            self.lab.admin.call("GET", "/api/hosts")  # the removal's last callbacks ran
+        except AdminError as exc:
+            problems.append(f"the lab could not remove host {self.name}: {exc}")
+        finally:
+            shutil.rmtree(self._dir, ignore_errors=True)
+        if not self.lab.alive():
+            problems.append("the lab process died")
+        log = self.stderr()
+        if "Traceback" in log:
+            problems.append(f"the emulator wrote a traceback:\n{log[-3000:]}")
+        return problems
+
+    def __enter__(self) -> LabHost:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
