@@ -129,6 +129,7 @@ class Lab:
         if self.settings.admin_port is not None and not self.settings.admin_token:
             self.notes.append(f"admin token: {self.admin_token}")
         self.closing: set[defer.Deferred[None]] = set()
+        self.certificates: dict[Any, Any] = {}  # RDP certificates, loaded once (Host)
 
     # -- the hosts ----------------------------------------------------------------------
     def config_for(self, values: dict[str, Any]) -> Config:
@@ -157,7 +158,7 @@ class Lab:
         if log not in (None, "-") and any(h.config.event_log == log
                                           for h in self.hosts.values()):
             raise ConfigError(f"host {name}: event_log: {log} is another host's log")
-        host = Host(config, self.reactor)
+        host = Host(config, self.reactor, certificates=self.certificates)
         self.hosts[name] = host
         return host
 

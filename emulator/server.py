@@ -109,8 +109,12 @@ class TrackingFactory(Factory):
 
 
 class Host:
-    def __init__(self, config: Config, reactor: Any, clock: ClockLike | None = None) -> None:
+    def __init__(self, config: Config, reactor: Any, clock: ClockLike | None = None, *,
+                 certificates: dict[Any, Any] | None = None) -> None:
         self.config = config
+        # The RDP certificates loaded so far, by (tls_cert, tls_key): immutable, so a
+        # lab's hosts share them.
+        self.certificates = {} if certificates is None else certificates
         self.reactor = reactor
         self.name = config.netbios_name
         # --virtual-clock: the engine's time moves only when told (POST /api/clock/advance).
@@ -213,12 +217,18 @@ class Host:
         from protocols.auth.credssp import CredSSPAcceptor
         from protocols.rdp import tls
 
-        try:
-            cert = self.rdp_certificate = tls.load_or_create(
-                self.config.tls_cert, self.config.tls_key, self.config.netbios_name)
-        except (OSError, ValueError) as exc:
-            raise ListenError(f"rdp: cannot load or create the TLS certificate: {exc}") from None
-        public_key = cert.public_key_bytes()
+        where = (self.config.tls_cert, self.config.tls_key)
+        known = self.certificates.get(where)
+        if known is None:
+            try:
+                cert = tls.load_or_create(*where, self.config.netbios_name)
+            except (OSError, ValueError) as exc:
+                raise ListenError(f"rdp: cannot load or create the TLS certificate: {exc}"
+                                  ) from None
+            # Loading a key costs ~0.2 s (its checks): a lab's hosts share what they load.
+            known = self.certificates[where] = (cert, cert.public_key_bytes(),
+                                                cert.context_factory())
+        self.rdp_certificate, public_key, self.rdp_context = known
         ntlm = dict(netbios_name=self.config.netbios_name, netbios_domain=self.config.workgroup,
                     dns_name=self.config.netbios_name.lower(), now=self.clock.seconds)
         return RDPServerConfig(
@@ -245,8 +255,7 @@ class Host:
             from protocols.rdp.twisted import RDPFactory  # xp-home has no RDP host
 
             rdp = self.rdp_config()
-            self._listen("rdp", self.config.rdp_port,
-                         RDPFactory(rdp, self.rdp_certificate.context_factory()))
+            self._listen("rdp", self.config.rdp_port, RDPFactory(rdp, self.rdp_context))
 
     def _listen(self, name: str, port: int, factory: Any) -> None:
         tracked = TrackingFactory(factory)

@@ -8,7 +8,9 @@ moves only on ``advance``.
 
 from __future__ import annotations
 
+import http.client
 import itertools
+import json
 import os
 import queue
 import secrets
@@ -22,6 +24,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from emulator.admin.client import AdminClient, AdminError
 from emulator.core.editions import DEFAULT_EDITION, get_edition
@@ -261,15 +264,60 @@ class EmulatedHost(HostMethods):
 
 
 
-class HostClient(AdminClient):
-    """The admin API of one host of a lab: every path under /api/hosts/NAME."""
+class KeepAliveClient(AdminClient):
+    """The admin client over one kept-alive HTTP/1.1 connection (a lab's hosts come and go
+    a call each: a new TCP connection per call would be most of the cost). A connection
+    the server closed is opened again once."""
 
-    def __init__(self, url: str, token: str, name: str) -> None:
+    def __init__(self, url: str, token: str) -> None:
         super().__init__(url, token)
+        self._netloc = urlsplit(self.url).netloc
+        self._conn: http.client.HTTPConnection | None = None
+
+    def call_raw(self, method: str, path: str, body: Any = None) -> bytes:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Accept": "application/json", "Authorization": f"Bearer {self.token}"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        for attempt in (1, 2):
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection(self._netloc, timeout=self.timeout)
+            try:
+                self._conn.request(method, path, data, headers)
+                response = self._conn.getresponse()
+                answer = response.read()
+                break
+            except (OSError, http.client.HTTPException) as err:
+                self._conn.close()
+                self._conn = None
+                if attempt == 2:
+                    raise AdminError(f"cannot reach the admin API at {self.url}: {err}",
+                                     1) from None
+        if response.status >= 400:
+            try:
+                message = json.loads(answer)["error"]
+            except (ValueError, KeyError, TypeError):
+                message = response.reason
+            raise AdminError(f"{message} ({response.status})")
+        return answer
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class HostClient(AdminClient):
+    """The admin API of one host of a lab: every path under /api/hosts/NAME, over the
+    lab's client."""
+
+    def __init__(self, lab_client: AdminClient, name: str) -> None:
+        super().__init__(lab_client.url, lab_client.token)
+        self.lab_client = lab_client
         self.prefix = f"/api/hosts/{name}"
 
     def call_raw(self, method: str, path: str, body: Any = None) -> bytes:
-        return super().call_raw(method, self.prefix + path.removeprefix("/api"), body)
+        return self.lab_client.call_raw(method, self.prefix + path.removeprefix("/api"), body)
 
 
 class LabProcess:
@@ -289,7 +337,7 @@ class LabProcess:
         except BaseException:
             shutil.rmtree(self._dir, ignore_errors=True)
             raise
-        self.admin = AdminClient(self.process.listeners["admin"], self.token)
+        self.admin = KeepAliveClient(self.process.listeners["admin"], self.token)
 
     def new_name(self) -> str:
         return f"T{os.getpid() % 10000:04d}X{next(self._names):05d}"[-15:]
@@ -309,6 +357,7 @@ class LabProcess:
         return self.process.proc.poll() is None
 
     def stop(self) -> list[str]:
+        self.admin.close()
         problems = self.process.stop()
         shutil.rmtree(self._dir, ignore_errors=True)
         return problems
@@ -341,7 +390,7 @@ class LabHost(HostMethods):
             shutil.rmtree(self._dir, ignore_errors=True)
             raise
         self.listeners = dict(row["listeners"])
-        self.admin = HostClient(lab.admin.url, lab.token, self.name)
+        self.admin = HostClient(lab.admin, self.name)
         self.process = lab.process  # the lab's: shared by this worker's hosts
         self._closed = False
 
