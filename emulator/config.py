@@ -74,6 +74,9 @@ class Config:
                                    "port; 139 needs root)")
     rdp_port: int | None = key(DEFAULT_RDP_PORT, "Remote Desktop port (0 = any free port; "
                                "none on editions without an RDP host)")
+    nbns_port: int | None = key(None, "NetBIOS name service UDP port (unset: 137 when it "
+                                "can be bound, else none; 0 = any free port; -1 = none)",
+                                metavar="N")
     tls_cert: str | None = key(None, "RDP TLS certificate, PEM (default: self-signed, "
                                "generated on first run)", metavar="PEM")
     tls_key: str | None = key(None, "its private key (default: in the tls_cert file)",
@@ -190,6 +193,8 @@ class Config:
         for port in (self.smb_port, self.netbios_port, self.admin_port, self.rdp_port):
             if port is not None and not 0 <= port <= 65535:
                 raise ConfigError(f"port {port} out of range")
+        if self.nbns_port is not None and not -1 <= self.nbns_port <= 65535:
+            raise ConfigError(f"nbns_port {self.nbns_port} out of range")
         if self.admin_max_body < 1:
             raise ConfigError("admin_max_body must be at least 1 byte")
         if self.admin_auth_free_failures < 0:

@@ -9,6 +9,7 @@ dropped (their sessions end and log), every timer it scheduled cancelled.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import secrets
 import shutil
@@ -28,6 +29,7 @@ from emulator.core.engine import Rules, SessionEngine
 from emulator.core.events import EventLog
 from emulator.core.rpcview import EngineServerView
 from protocols.dcerpc.pipes import PipeService
+from protocols.nbns.codec import NodeNames
 from protocols.rdp.connection import RDPServerConfig
 from protocols.smb2.budget import PreauthBudget
 from protocols.smb2.connection import SMBServerConfig
@@ -256,6 +258,36 @@ class Host:
 
             rdp = self.rdp_config()
             self._listen("rdp", self.config.rdp_port, RDPFactory(rdp, self.rdp_context))
+        self._listen_name_service()
+
+    def node_names(self) -> NodeNames:
+        """What the NetBIOS name service answers: Windows' names for this computer and
+        workgroup, and a MAC address made from the name (locally administered, stable)."""
+        digest = hashlib.sha256(self.config.netbios_name.upper().encode()).digest()
+        return NodeNames(self.config.netbios_name, self.config.workgroup,
+                         self.config.host, b"\x02" + digest[:5])
+
+    def _listen_name_service(self) -> None:
+        """UDP 137 on the host's address when it can be bound (root, free), else none and a
+        note; `nbns_port` picks a port (then failing to bind it is an error), -1 none."""
+        port, address = self.config.nbns_port, self.config.host
+        if port == -1 or ":" in address:  # NetBIOS name service is IPv4 only
+            return
+        from protocols.nbns.twisted import NameServiceProtocol
+
+        try:
+            listening = self.reactor.listenUDP(137 if port is None else port,
+                                               NameServiceProtocol(self.node_names()),
+                                               interface=address)
+        except CannotListenError as exc:
+            reason = getattr(exc, "socketError", None) or exc
+            if port is not None:
+                raise ListenError(f"cannot bind nbns port {port} on {address}: {reason}"
+                                  ) from None
+            self.notes.append(f"no NetBIOS name service: UDP 137 on {address}: {reason} "
+                              "(set nbns_port to use another port)")
+            return
+        self.listeners.append(Listener("nbns", listening))
 
     def _listen(self, name: str, port: int, factory: Any) -> None:
         tracked = TrackingFactory(factory)

@@ -224,7 +224,7 @@ class EmulatedHost(HostMethods):
             shares = {"public": self._dir / "public"}
         settings = {
             "edition": edition, "host": host, "smb_port": 0, "netbios_port": 0,
-            "rdp_port": 0, "admin_port": 0, "admin_token": self.token,
+            "rdp_port": 0, "nbns_port": -1, "admin_port": 0, "admin_token": self.token,
             "virtual_clock": virtual_clock, "event_log": str(self._dir / "events.jsonl"),
             **config,
         }
@@ -380,7 +380,8 @@ class LabHost(HostMethods):
             (self._dir / "public").mkdir()
             shares = {"public": self._dir / "public"}
         table = {"name": self.name, "address": host, "edition": edition, "smb_port": 0,
-                 "netbios_port": 0, "rdp_port": 0, "virtual_clock": virtual_clock,
+                 "netbios_port": 0, "rdp_port": 0, "nbns_port": -1,
+                 "virtual_clock": virtual_clock,
                  "users": dict(users or {"user": "password"}),
                  "shares": {name: str(path) for name, path in shares.items()}, **config}
         self._stderr_at = lab.stderr_size()

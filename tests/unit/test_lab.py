@@ -12,7 +12,8 @@ from emulator.lab import Lab, host_values
 
 def make_lab():
     reactor = MemoryReactorClock()
-    lab = Lab(reactor, defaults={"smb_port": 0, "netbios_port": 0, "rdp_port": 0})
+    lab = Lab(reactor, defaults={"smb_port": 0, "netbios_port": 0, "rdp_port": 0,
+                                 "nbns_port": -1})
     return reactor, lab
 
 

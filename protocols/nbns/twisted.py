@@ -1,0 +1,22 @@
+"""The thin Twisted adapter of the NetBIOS name service: a datagram in, the answer back
+to its sender."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.protocol import DatagramProtocol
+
+from protocols.nbns.codec import NodeNames, answer
+
+
+class NameServiceProtocol(DatagramProtocol):
+    noisy = False
+
+    def __init__(self, names: NodeNames) -> None:
+        self.names = names
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        reply = answer(datagram, self.names)
+        if reply is not None and self.transport is not None:
+            self.transport.write(reply, addr)
