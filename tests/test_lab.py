@@ -107,6 +107,14 @@ def test_per_host_admin_routes_and_limits_are_independent(lab):
     metrics = admin.call_text("GET", "/metrics")
     assert 'smbrdp_denied_total{host="HOME",protocol="smb"} 1' in metrics
     assert 'smbrdp_denied_total{host="PC1",protocol="smb"} 0' in metrics
+    verb = [sys.executable, "-m", "emulator", "limit", "smb", "--json", "--admin",
+            lab.listeners["admin"], "--token", TOKEN]
+    for host, limit, used in (("HOME", 1, 1), ("pc1", 10, 3)):
+        out = subprocess.run([*verb, "--host", host], capture_output=True, text=True,
+                             timeout=60)
+        assert json.loads(out.stdout) == [{"protocol": "smb", "limit": limit, "used": used}]
+    unnamed_verb = subprocess.run(verb, capture_output=True, text=True, timeout=60)
+    assert unnamed_verb.returncode == 2 and "name one" in unnamed_verb.stderr
     for conn in [first, *others]:
         conn.logoff()
 
