@@ -23,6 +23,7 @@ from protocols.dcerpc.pipes import PipeService
 from protocols.rdp.connection import RDPServerConfig
 from protocols.smb2.connection import SMBServerConfig
 from protocols.smb2.fs import DiskShare
+from protocols.smb2.leases import LeaseTable
 from protocols.smb2.twisted import SMBFactory
 
 
@@ -74,6 +75,7 @@ class EmulatorServer:
                 raise ListenError(f"share {name}: {path} is not a directory")
         self.share_dirs = share_dirs
         self.shares = {name.lower(): DiskShare(name, path) for name, path in share_dirs.items()}
+        self.leases = LeaseTable(self.clock)  # one object store: every SMB connection shares it
         self.listeners: list[Listener] = []
         self.comment = ""  # `net config server /srvcomment`; srvsvc's sv101_comment
         self.admin_token = config.admin_token or secrets.token_urlsafe(24)
@@ -127,7 +129,7 @@ class EmulatorServer:
             signing_required=self.config.signing_required,
             encrypt_data=self.config.encrypt_data, netbios_name=self.config.netbios_name,
             netbios_domain=self.config.workgroup, dns_name=self.config.netbios_name.lower(),
-            pipes=PipeService(EngineServerView(self)))
+            pipes=PipeService(EngineServerView(self)), leases=self.leases)
 
     def rdp_config(self) -> RDPServerConfig:
         from protocols.auth.credssp import CredSSPAcceptor

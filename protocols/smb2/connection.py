@@ -25,8 +25,8 @@ from protocols.smb2.negotiate import NegotiateHandlers
 from protocols.smb2.session_setup import SessionSetupHandlers
 from protocols.smb2.state import (
     ANY_SESSION, ANY_TREE, MAX_CREDITS, STATUS_ACCESS_DENIED, STATUS_INVALID_PARAMETER,
-    STATUS_SUCCESS, STATUS_USER_SESSION_DELETED, Disconnect, Request, SessionDeleted,
-    SMBServerConfig, SMBSession,
+    STATUS_PENDING, STATUS_SUCCESS, STATUS_USER_SESSION_DELETED, Disconnect, Request,
+    SessionDeleted, SMBServerConfig, SMBSession,
 )
 
 __all__ = ["SMB2ServerConnection", "SMBServerConfig"]
@@ -63,6 +63,7 @@ class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers
         """The transport is gone: every session of this connection gives its slot back."""
         for session in list(self.sessions.values()):
             self._end_session(session, "connection-closed")
+        self._release_caching()
 
     def _handle_frame(self, payload: bytes) -> None:
         magic = payload[:4]
@@ -150,6 +151,8 @@ class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers
             if inherited_status:
                 raise StatusError(inherited_status, "previous related request failed")
             status, body = handler(self, request, response)
+            if status == STATUS_PENDING:
+                key = None  # an interim response is not signed (3.3.4.1.1)
             if h.command == s2.SMB2_SESSION_SETUP:
                 key = self._session_setup_key(request, status)
         except SessionDeleted as deleted:
@@ -247,6 +250,7 @@ _HANDLERS: dict[int, Callable[[SMB2ServerConnection, Request, Header], tuple[int
     s2.SMB2_READ: SMB2ServerConnection._read,
     s2.SMB2_WRITE: SMB2ServerConnection._write,
     s2.SMB2_LOCK: SMB2ServerConnection._lock,
+    s2.SMB2_OPLOCK_BREAK: SMB2ServerConnection._oplock_break,
     s2.SMB2_IOCTL: SMB2ServerConnection._ioctl,
     s2.SMB2_ECHO: SMB2ServerConnection._echo,
     s2.SMB2_QUERY_DIRECTORY: SMB2ServerConnection._query_directory,

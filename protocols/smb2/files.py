@@ -12,19 +12,21 @@ from impacket import smb3structs as s2
 from protocols.dcerpc.pipes import Caller
 from protocols.errors import StatusError
 from protocols.smb2 import bodies
+from protocols.smb2.leases import Grant
 from protocols.smb2.messages import HEADER_SIZE, Header, buffer_at
+from protocols.smb2.oplocks import CachingHandlers
 from protocols.smb2.pipe import PipeHandle
 from protocols.smb2.state import (
     FSCTL_DFS_GET_REFERRALS, FSCTL_PIPE_TRANSCEIVE, FSCTL_VALIDATE_NEGOTIATE_INFO, FULL_ACCESS,
     SHARE_FLAG_NO_CACHING, STATUS_ACCESS_DENIED, STATUS_BAD_NETWORK_NAME,
     STATUS_BUFFER_OVERFLOW, STATUS_END_OF_FILE, STATUS_INVALID_DEVICE_REQUEST,
     STATUS_INVALID_PARAMETER, STATUS_NOT_FOUND, STATUS_NOT_SUPPORTED,
-    STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SUCCESS, ConnectionState, Open, Request, Tree,
+    STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SUCCESS, Open, Request, Tree,
     close_quietly, utf16,
 )
 
 
-class FileHandlers(ConnectionState):
+class FileHandlers(CachingHandlers):
     def _tree_connect(self, request: Request, response: Header) -> tuple[int, bytes]:
         session = request.session
         assert session is not None
@@ -66,6 +68,7 @@ class FileHandlers(ConnectionState):
         req = bodies.CREATE.parse(request.message, HEADER_SIZE)
         name = utf16(buffer_at(request.message, req.NameOffset, req.NameLength))
         handle: Any
+        lease = None
         if tree.share is None:
             pipes = self.config.pipes
             pipe = pipes.known(name) if pipes is not None else None
@@ -84,18 +87,28 @@ class FileHandlers(ConnectionState):
         else:
             if name.startswith("\\"):
                 raise StatusError(STATUS_INVALID_PARAMETER, "leading backslash")
+            lease = self._lease_request(request, req)
+            self._check_lease_key(tree.share.name, name, lease)
             handle, action = tree.share.open(
                 name, desired_access=req.DesiredAccess,
                 create_disposition=req.CreateDisposition, create_options=req.CreateOptions,
                 file_attributes=req.FileAttributes)
         file_id = (self._next_file_id, self._next_file_id)
         self._next_file_id += 1
-        session.opens[file_id] = Open(file_id, tree, handle)
+        op = session.opens[file_id] = Open(file_id, tree, handle)
         self._chain_file_id = file_id
         self._update_opens(session)
-        return STATUS_SUCCESS, bodies.CREATE_RESPONSE.pack(
-            CreateAction=action, FileIdPersistent=file_id[0], FileIdVolatile=file_id[1],
-            **_attributes(handle.network_open_info(), "EndOfFile"))
+        info = handle.network_open_info()
+
+        def finish(grant: Grant) -> bytes:
+            contexts = self._lease_response_context(grant, lease)
+            offset = HEADER_SIZE + bodies.CREATE_RESPONSE.size if contexts else 0
+            return bodies.CREATE_RESPONSE.pack(
+                OplockLevel=grant.oplock, CreateAction=action, FileIdPersistent=file_id[0],
+                FileIdVolatile=file_id[1], CreateContextsOffset=offset,
+                CreateContextsLength=len(contexts), **_attributes(info, "EndOfFile")) + contexts
+
+        return self._grant_caching(request, response, session, op, req, lease, finish)
 
     def _close(self, request: Request, response: Header) -> tuple[int, bytes]:
         session = request.session
@@ -109,6 +122,8 @@ class FileHandlers(ConnectionState):
                 **_attributes(op.handle.network_open_info(), "EndofFile"))
         del session.opens[op.file_id]
         self._update_opens(session)
+        if op.lease is not None:
+            op.lease.close()
         op.handle.close()
         return STATUS_SUCCESS, body
 

@@ -221,6 +221,13 @@ class LeaseTable:
         ref.holder = holder
         return Grant(oplock_level(wanted))
 
+    def grant_now(self, ticket: Ticket) -> Grant:
+        """Grant without waiting for the breaks (what the breaking holders leave is less)."""
+        ticket.cancelled = True
+        if ticket in ticket.ref.file.tickets:
+            ticket.ref.file.tickets.remove(ticket)
+        return self.grant(ticket)
+
     def _lease_of(self, req: GrantRequest) -> Holder | None:
         assert req.lease_key is not None
         return self.leases.get((req.client_guid, req.lease_key))

@@ -99,6 +99,7 @@ class SMBServerConfig:
     allow_anonymous: bool = True
     max_transact: int = 8 * 1024 * 1024
     pipes: PipeService | None = None  # named pipes on IPC$ (DCE/RPC); None: no pipe exists
+    leases: Any = None  # leases.LeaseTable shared by the host's connections; None: no caching
 
     @property
     def max_frame(self) -> int:
@@ -118,6 +119,7 @@ class Open:
     file_id: tuple[int, int]
     tree: Tree
     handle: Any  # fs.OpenFile
+    lease: Any = None  # leases.OpenRef: the open as the host's lease/oplock table sees it
 
 
 @dataclass
@@ -171,6 +173,8 @@ def utf16(data: bytes) -> str:
 
 
 def close_quietly(op: Open) -> None:
+    if op.lease is not None:
+        op.lease.close()
     try:
         op.handle.close()
     except StatusError:
@@ -205,6 +209,8 @@ class ConnectionState:
         self._outstanding_credits = 1
         self._chain_file_id: tuple[int, int] | None = None  # the CREATE of this compound
         self._deleted_keys: dict[int, bytes] = {}  # sessions the engine ended -> signing key
+        self._pending: dict[int, Any] = {}  # AsyncId -> a CREATE waiting for breaks (oplocks.py)
+        self.on_output: Callable[[], None] | None = None  # output made outside receive_data
         config.gate.note_connection("smb")
 
     # -- frames ---------------------------------------------------------------------

@@ -24,6 +24,7 @@ class SMBProtocol(protocol.Protocol):
         address = getattr(peer, "host", str(peer))
         self.core = SMB2ServerConnection(self.config, address=address, netbios=self.netbios,
                                          log=lambda line: log.info("{line}", line=line))
+        self.core.on_output = self._flush  # break notifications, CREATEs that waited
 
     def dataReceived(self, data: bytes) -> None:
         assert self.core is not None
@@ -31,8 +32,9 @@ class SMBProtocol(protocol.Protocol):
         self._flush()
 
     def _flush(self) -> None:
-        assert self.core is not None
         transport: Any = self.transport
+        if self.core is None or transport is None:
+            return
         out = self.core.data_to_send()
         if out:
             transport.write(out)
