@@ -131,6 +131,7 @@ class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers
         """Run one request; returns its response header, body and signing key (or None)."""
         h = request.header
         if h.command == s2.SMB2_CANCEL:
+            self._cancel_pending(h)  # a CREATE waiting for a break (oplocks.py)
             return None
         response = Header(h.command, credit_charge=h.credit_charge, message_id=h.message_id,
                           process_id=h.process_id, tree_id=h.tree_id, session_id=h.session_id,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from collections.abc import Callable
 
+from impacket import nt_errors
 from impacket import smb3structs as s2
 
 from protocols.errors import StatusError
@@ -24,11 +25,12 @@ from protocols.smb2.messages import (
 )
 from protocols.smb2.state import (
     STATUS_INVALID_PARAMETER, STATUS_PENDING, STATUS_SUCCESS, ConnectionState, Open, Request,
-    SMBSession,
+    SMBSession, close_quietly,
 )
 
 LEASE_CONTEXT = b"RqLs"
 LEASE_FLAG_BREAK_IN_PROGRESS = 0x02  # 2.2.14.2.10
+STATUS_CANCELLED = nt_errors.STATUS_CANCELLED
 UNSOLICITED = 0xFFFFFFFFFFFFFFFF  # the MessageId of a break notification (2.2.23)
 CAP_LEASING = s2.SMB2_GLOBAL_CAP_LEASING
 CAP_DIRECTORY_LEASING = s2.SMB2_GLOBAL_CAP_DIRECTORY_LEASING
@@ -163,6 +165,8 @@ class CachingHandlers(ConnectionState):
                                 request.header.credit_charge, session,
                                 self._response_key(request),  # type: ignore[attr-defined]
                                 request.encrypted, op, finish)
+        for stale in [a for a, p in self._pending.items() if p.op.lease.closed]:
+            del self._pending[stale]  # its open went (LOGOFF, TREE_DISCONNECT, file close)
         self._pending[async_id] = pending
         ticket.on_ready = lambda grant: self._complete_pending(pending, grant)
         response.flags |= FLAGS_ASYNC_COMMAND
@@ -170,18 +174,37 @@ class CachingHandlers(ConnectionState):
         return STATUS_PENDING, ERROR_BODY
 
     def _complete_pending(self, pending: PendingCreate, grant: Grant) -> None:
+        self._final_response(pending, STATUS_SUCCESS, pending.finish(grant))
+
+    def _cancel_pending(self, h: Header) -> None:
+        """SMB2 CANCEL of a waiting CREATE (3.3.5.16): the open is undone and the CREATE
+        ends with STATUS_CANCELLED. Any other CANCEL has nothing to stop."""
+        for pending in list(self._pending.values()):
+            if h.flags & FLAGS_ASYNC_COMMAND:
+                match = pending.async_id == h.process_id | h.tree_id << 32
+            else:
+                match = pending.message_id == h.message_id
+            if not match or pending.session.id != h.session_id:
+                continue
+            session, op = pending.session, pending.op
+            if session.opens.pop(op.file_id, None) is not None:
+                close_quietly(op)
+                self._update_opens(session)
+            self._final_response(pending, STATUS_CANCELLED, ERROR_BODY)
+
+    def _final_response(self, pending: PendingCreate, status: int, body: bytes) -> None:
         self._pending.pop(pending.async_id, None)
         session = pending.session
         if self.close_requested or self.sessions.get(session.id) is not session:
             return
-        header = Header(s2.SMB2_CREATE, credit_charge=pending.credit_charge,
+        header = Header(s2.SMB2_CREATE, status=status, credit_charge=pending.credit_charge,
                         flags=FLAGS_SERVER_TO_REDIR | FLAGS_ASYNC_COMMAND,
                         message_id=pending.message_id,
                         process_id=pending.async_id & 0xFFFFFFFF,
                         tree_id=pending.async_id >> 32, session_id=session.id)
         if pending.key is not None:
             header.flags |= FLAGS_SIGNED
-        message = header.pack() + pending.finish(grant)
+        message = header.pack() + body
         if pending.key is not None:
             message = crypto.sign(self.dialect or 0, pending.key, message)
         self._send_unsolicited(message, session if pending.encrypted else None)

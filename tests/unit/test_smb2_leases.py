@@ -22,7 +22,7 @@ from protocols.smb2.connection import SMB2ServerConnection, SMBServerConfig
 from protocols.smb2.framing import frame
 from protocols.smb2.fs import DiskShare
 from protocols.smb2.leases import LeaseTable
-from protocols.smb2.messages import FLAGS_ASYNC_COMMAND, HEADER_SIZE, Header
+from protocols.smb2.messages import FLAGS_ASYNC_COMMAND, HEADER_SIZE, Header, split_compound
 from protocols.smb2.oplocks import create_contexts, response_contexts
 
 STATUS_SUCCESS = 0
@@ -73,8 +73,8 @@ class Client:
         out = self.conn.data_to_send()
         while out:
             length = struct.unpack(">I", out[:4])[0]
-            message = out[4:4 + length]
-            self.inbox.append((Header.parse(message), message))
+            for message in split_compound(out[4:4 + length]):
+                self.inbox.append((Header.parse(message), message))
             out = out[4 + length:]
 
     def send(self, command: int, body: bytes) -> tuple[Header, bytes]:
@@ -458,3 +458,52 @@ def test_waiter_lost_during_a_pending_break_releases_everything(tmp_path):
     assert b.inbox == [] and break_timers(clock) == []
     a.conn.connection_lost()
     assert table.files == {} and table.leases == {}
+
+
+def test_cancel_of_a_waiting_create_undoes_the_open(tmp_path):
+    clock, table, a, b = pair(tmp_path, 0x0300)
+    a.create("f.txt", oplock=0xFF, lease=v2(LEASE1, R | W | H))
+    interim, _ = b.create("f.txt", oplock=0xFF, lease=v2(LEASE2, R | W | H))
+    cancel = Header(s2.SMB2_CANCEL, flags=FLAGS_ASYNC_COMMAND, message_id=interim.message_id,
+                    process_id=interim.process_id, tree_id=interim.tree_id,
+                    session_id=b.session_id)
+    b.conn.receive_data(frame(cancel.pack() + bodies.EMPTY_RESPONSE))
+    b._collect()
+    final, _ = b.take(interim.message_id)
+    assert final.status == 0xC0000120 and final.flags & FLAGS_ASYNC_COMMAND  # STATUS_CANCELLED
+    assert b.conn._pending == {} and (b"B" * 16, LEASE2) not in table.leases
+    assert [len(e.opens) for e in table.files.values()] == [1]
+    assert a.lease_ack(LEASE1, R | H)[0].status == STATUS_SUCCESS
+    assert b.inbox == [] and break_timers(clock) == []
+
+
+def test_logoff_while_waiting_sends_nothing_later(tmp_path):
+    clock, table, a, b = pair(tmp_path, 0x0300)
+    a.create("f.txt", oplock=0xFF, lease=v2(LEASE1, R | W | H))
+    b.create("f.txt", oplock=0xFF, lease=v2(LEASE2, R | W | H))
+    assert b.send(s2.SMB2_LOGOFF, bodies.EMPTY_RESPONSE)[0].status == STATUS_SUCCESS
+    assert a.lease_ack(LEASE1, R | H)[0].status == STATUS_SUCCESS
+    assert b.inbox == [] and [len(e.opens) for e in table.files.values()] == [1]
+
+
+def test_a_create_mid_compound_does_not_wait(tmp_path):
+    clock, table, a, b = pair(tmp_path, 0x0300)
+    a.create("f.txt", oplock=0xFF, lease=v2(LEASE1, R | W | H))
+    create = Header(s2.SMB2_CREATE, credits=1, message_id=b.message_id,
+                    session_id=b.session_id, tree_id=b.tree_id).pack() \
+        + b.create_request("f.txt", oplock=0xFF, lease=v2(LEASE2, R | W | H))
+    create += b"\0" * (-len(create) % 8)
+    create = create[:20] + struct.pack("<I", len(create)) + create[24:]
+    close = Header(s2.SMB2_CLOSE, credits=1, message_id=b.message_id + 1,
+                   session_id=b.session_id, tree_id=b.tree_id, flags=0x4).pack() \
+        + bodies.CLOSE.pack(FileIdPersistent=2**64 - 1, FileIdVolatile=2**64 - 1)
+    b.message_id += 2
+    b.conn.receive_data(frame(create + close))
+    b._collect()
+    first, msg = b.take(b.message_id - 2)
+    assert first.status == STATUS_SUCCESS  # no STATUS_PENDING inside a compound
+    assert bodies.LEASE_V2.parse(created(msg)[2]).LeaseState == R | H  # W is still breaking
+    assert b.take(b.message_id - 1)[0].status == STATUS_SUCCESS
+    assert len(a.notifications()) == 1  # the holder was told all the same
+    assert a.lease_ack(LEASE1, R | H)[0].status == STATUS_SUCCESS
+    assert break_timers(clock) == []
