@@ -174,7 +174,17 @@ class CachingHandlers(ConnectionState):
         return STATUS_PENDING, ERROR_BODY
 
     def _complete_pending(self, pending: PendingCreate, grant: Grant) -> None:
-        self._final_response(pending, STATUS_SUCCESS, pending.finish(grant))
+        # Called from another connection's request or a timer: a bug here costs this
+        # connection, never the one whose acknowledgment or close woke us.
+        try:
+            self._final_response(pending, STATUS_SUCCESS, pending.finish(grant))
+        except Exception as exc:
+            self._fail_unsolicited(exc)
+
+    def _fail_unsolicited(self, exc: Exception) -> None:
+        self._disconnect(f"internal error {type(exc).__name__}: {exc}")
+        if self.on_output is not None:
+            self.on_output()
 
     def _cancel_pending(self, h: Header) -> None:
         """SMB2 CANCEL of a waiting CREATE (3.3.5.16): the open is undone and the CREATE
@@ -240,6 +250,12 @@ class CachingHandlers(ConnectionState):
         encrypted when that session encrypts."""
         if self.close_requested:
             return
+        try:
+            self._send_break(holder, ref, to, ack)
+        except Exception as exc:  # the CREATE of another connection is running this
+            self._fail_unsolicited(exc)
+
+    def _send_break(self, holder: Holder, ref: OpenRef, to: int, ack: bool) -> None:
         session, op = ref.cookie
         if holder.is_lease:
             assert holder.lease_key is not None

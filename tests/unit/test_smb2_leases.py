@@ -507,3 +507,19 @@ def test_a_create_mid_compound_does_not_wait(tmp_path):
     assert len(a.notifications()) == 1  # the holder was told all the same
     assert a.lease_ack(LEASE1, R | H)[0].status == STATUS_SUCCESS
     assert break_timers(clock) == []
+
+
+def test_a_fault_in_the_holders_connection_costs_that_connection_only(tmp_path, monkeypatch):
+    clock, table, a, b = pair(tmp_path, 0x0300)
+    a.create("f.txt", oplock=0xFF, lease=v2(LEASE1, R | W | H))
+
+    def broken(*args):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(a.conn, "_send_break", broken)
+    interim, _ = b.create("f.txt", oplock=0xFF, lease=v2(LEASE2, R | W | H))
+    assert a.conn.close_requested and not b.conn.close_requested
+    a.conn.connection_lost()  # the adapter drops it; its lease goes with it
+    final, msg = b.take(interim.message_id)
+    assert bodies.LEASE_V2.parse(created(msg)[2]).LeaseState == R | W | H
+    assert break_timers(clock) == []
