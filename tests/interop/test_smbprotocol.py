@@ -255,21 +255,26 @@ def _logon(emu, dialect: int | None = None):
     return conn, session, tree
 
 
-def _smbclient_get(emu, conf, local, results: list) -> threading.Thread:
+def _smbclient_get(emu, conf, local, results: list, *args: str) -> threading.Thread:
     from .conftest import run_smbclient
 
     def run() -> None:
-        results.append(run_smbclient(emu, conf, cwd=local, commands="get shared.txt copy.txt"))
+        results.append(run_smbclient(emu, conf, *args, cwd=local,
+                                     commands="get shared.txt copy.txt"))
 
     t = threading.Thread(target=run, daemon=True)
     t.start()
     return t
 
 
-@pytest.mark.parametrize("dialect,version", [(Dialects.SMB_2_1_0, 1), (Dialects.SMB_3_1_1, 2)],
-                         ids=["2.1-v1", "3.1.1-v2"])
+@pytest.mark.parametrize("dialect,version,protection", [
+    (Dialects.SMB_2_1_0, 1, "off"), (Dialects.SMB_3_1_1, 2, "off"),
+    (Dialects.SMB_3_1_1, 2, "sign"), (Dialects.SMB_3_1_1, 2, "encrypt"),
+], ids=["2.1-v1", "3.1.1-v2", "3.1.1-v2-smbclient-signs", "3.1.1-v2-smbclient-encrypts"])
 def test_lease_granted_then_broken_when_smbclient_opens(emulator, smbclient_conf, tmp_path,
-                                                        dialect, version):
+                                                        dialect, version, protection):
+    """smbclient's CREATE waits (STATUS_PENDING) and takes its final response signed or
+    encrypted as it asked; it never asks for an oplock or lease itself (4.17)."""
     from smbprotocol.open import RequestedOplockLevel
 
     emu = emulator("win10")
@@ -285,7 +290,8 @@ def test_lease_granted_then_broken_when_smbclient_opens(emulator, smbclient_conf
         assert granted["lease_key"].get_value() == key
         assert granted["lease_state"].get_value() == R | W | H  # Windows 7+: RWH on a file
         results: list = []
-        worker = _smbclient_get(emu, smbclient_conf, tmp_path, results)
+        worker = _smbclient_get(emu, smbclient_conf, tmp_path, results,
+                                f"--client-protection={protection}")
         assert listener.response_event.wait(30), "no break notification arrived"
         note = listener.response
         body = note["data"].get_value()
