@@ -20,6 +20,7 @@ from protocols.dcerpc.pipes import PipeService
 from protocols.errors import StatusError
 from protocols.sessions import SessionGate
 from protocols.smb2 import crypto
+from protocols.smb2.leases import LeaseTable
 from protocols.smb2.framing import (
     FrameDecoder,
 )
@@ -99,7 +100,7 @@ class SMBServerConfig:
     allow_anonymous: bool = True
     max_transact: int = 8 * 1024 * 1024
     pipes: PipeService | None = None  # named pipes on IPC$ (DCE/RPC); None: no pipe exists
-    leases: Any = None  # leases.LeaseTable shared by the host's connections; None: no caching
+    leases: LeaseTable | None = None  # shared by all the host's connections; None: no caching
 
     @property
     def max_frame(self) -> int:

@@ -523,3 +523,18 @@ def test_a_fault_in_the_holders_connection_costs_that_connection_only(tmp_path, 
     final, msg = b.take(interim.message_id)
     assert bodies.LEASE_V2.parse(created(msg)[2]).LeaseState == R | W | H
     assert break_timers(clock) == []
+
+
+def test_the_twisted_adapter_flushes_output_made_outside_data_received(tmp_path):
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.testing import StringTransport
+
+    from protocols.smb2.twisted import SMBFactory
+
+    _, _, config, _ = make(tmp_path)
+    proto = SMBFactory(config, netbios=False).buildProtocol(None)
+    transport = StringTransport(peerAddress=IPv4Address("TCP", "10.0.0.9", 50000))
+    proto.makeConnection(transport)
+    proto.core._send_unsolicited(b"\xfeSMB" + b"\0" * 60, None)  # e.g. a break notification
+    assert transport.value() == frame(b"\xfeSMB" + b"\0" * 60)
+    proto.connectionLost(None)
