@@ -12,6 +12,7 @@ from impacket import smb3structs as s2
 from protocols.dcerpc.pipes import Caller
 from protocols.errors import StatusError
 from protocols.smb2 import bodies
+from protocols.smb2.fileinfo import FileInfoClass
 from protocols.smb2.leases import Grant
 from protocols.smb2.messages import HEADER_SIZE, Header, buffer_at
 from protocols.smb2.oplocks import CachingHandlers
@@ -152,10 +153,11 @@ class FileHandlers(CachingHandlers):
         op = self._open(request, req)
         data = buffer_at(request.message, req.DataOffset, req.Length)
         written = op.handle.write(req.Offset, data)
+        self._contend_write(op)
         return STATUS_SUCCESS, bodies.WRITE_RESPONSE.pack(Count=written)
 
     def _lock(self, request: Request, response: Header) -> tuple[int, bytes]:
-        self._open(request, bodies.LOCK.parse(request.message, HEADER_SIZE))
+        self._contend_write(self._open(request, bodies.LOCK.parse(request.message, HEADER_SIZE)))
         # Byte-range locks are granted without being enforced: one client per file is the
         # common case in the tests this emulator serves.
         return STATUS_SUCCESS, bodies.EMPTY_RESPONSE
@@ -218,6 +220,8 @@ class FileHandlers(CachingHandlers):
         data = buffer_at(request.message, req.BufferOffset, req.BufferLength)
         if req.InfoType == s2.SMB2_0_INFO_FILE:
             op.handle.set_info(req.FileInfoClass, data)
+            if req.FileInfoClass in (FileInfoClass.ALLOCATION, FileInfoClass.END_OF_FILE):
+                self._contend_write(op)  # the size changed
         elif req.InfoType != s2.SMB2_0_INFO_SECURITY:  # ACL changes are accepted, not kept
             raise StatusError(STATUS_NOT_SUPPORTED, f"set info type {req.InfoType}")
         return STATUS_SUCCESS, bodies.SET_INFO_RESPONSE

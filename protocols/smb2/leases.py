@@ -177,6 +177,16 @@ class LeaseTable:
             entry.tickets.append(ticket)
         return ticket
 
+    def contend_write(self, ref: OpenRef) -> None:
+        """Data written, the size changed or a byte range locked through ``ref``: READ
+        caching under other keys is revoked without waiting (3.3.1.4); an RH lease breaks
+        to none and is asked to acknowledge (MS-FSA 2.1.4.13: RH breaks to R or to none)."""
+        if ref.closed:
+            return
+        for holder in list(ref.file.holders):
+            if holder is not ref.holder and holder.state & R and not holder.breaking:
+                self._break(holder, 0)
+
     def grant(self, ticket: Ticket) -> Grant:
         """The caching the ticket's open gets now (call when ``waiting_on`` is empty)."""
         ref, req = ticket.ref, ticket.request

@@ -173,6 +173,10 @@ class CachingHandlers(ConnectionState):
         response.process_id, response.tree_id = async_id & 0xFFFFFFFF, async_id >> 32
         return STATUS_PENDING, ERROR_BODY
 
+    def _contend_write(self, op: Open) -> None:
+        if op.lease is not None:
+            op.lease.table.contend_write(op.lease)
+
     def _complete_pending(self, pending: PendingCreate, grant: Grant) -> None:
         # Called from another connection's request or a timer: a bug here costs this
         # connection, never the one whose acknowledgment or close woke us.

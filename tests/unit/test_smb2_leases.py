@@ -538,3 +538,66 @@ def test_the_twisted_adapter_flushes_output_made_outside_data_received(tmp_path)
     proto.core._send_unsolicited(b"\xfeSMB" + b"\0" * 60, None)  # e.g. a break notification
     assert transport.value() == frame(b"\xfeSMB" + b"\0" * 60)
     proto.connectionLost(None)
+
+
+# -- READ caching revoked by a write from another key (3.3.1.4: no waiting) ----------------
+
+def write(client, fid, data=b"xy"):
+    return client.send(s2.SMB2_WRITE, bodies.WRITE.pack(
+        DataOffset=HEADER_SIZE + 48, Length=len(data), FileIdPersistent=fid[0],
+        FileIdVolatile=fid[1]) + data)[0].status
+
+
+@pytest.mark.parametrize("held,ack_flag", [(R, 0), (R | H, 1)])
+def test_a_write_by_another_key_breaks_read_caching_to_none(tmp_path, held, ack_flag):
+    clock, table, a, b = pair(tmp_path, 0x0300)
+    a.create("f.txt", oplock=0xFF, lease=v2(LEASE1, held))
+    _, msg = b.create("f.txt")
+    assert write(b, created(msg)[1]) == STATUS_SUCCESS  # the write does not wait
+    (_, raw), = a.notifications()
+    note = bodies.LEASE_BREAK_NOTIFICATION.parse(raw, HEADER_SIZE)
+    assert (note.Flags, note.CurrentLeaseState, note.NewLeaseState) == (ack_flag, held, 0)
+    expected = STATUS_SUCCESS if ack_flag else STATUS_UNSUCCESSFUL  # R alone: no ack wanted
+    assert a.lease_ack(LEASE1, 0)[0].status == expected
+    assert table.leases[(b"A" * 16, LEASE1)].state == 0 and break_timers(clock) == []
+
+
+def test_a_write_under_the_same_lease_breaks_nothing(tmp_path):
+    _, _, a, _ = pair(tmp_path, 0x0300)
+    a.create("f.txt", oplock=0xFF, lease=v2(LEASE1, R | H))
+    _, msg = a.create("f.txt", oplock=0xFF, lease=v2(LEASE1, R | H))
+    assert write(a, created(msg)[1]) == STATUS_SUCCESS and a.notifications() == []
+
+
+def test_a_write_breaks_level_ii_to_none_without_an_ack(tmp_path):
+    clock, _, a, b = pair(tmp_path, 0x0202)
+    fid = created(a.create("f.txt", oplock=s2.SMB2_OPLOCK_LEVEL_II)[1])[1]
+    _, msg = b.create("f.txt")
+    assert write(b, created(msg)[1]) == STATUS_SUCCESS
+    (_, raw), = a.notifications()
+    assert bodies.OPLOCK_BREAK.parse(raw, HEADER_SIZE).OplockLevel == 0
+    # 2.2.24.1: a break from Level II is not acknowledged; one sent anyway finds no break.
+    assert a.oplock_ack(fid, 0)[0].status == STATUS_INVALID_DEVICE_STATE
+    assert break_timers(clock) == []
+
+
+def _set_eof(client, fid):
+    return client.send(s2.SMB2_SET_INFO, bodies.SET_INFO.pack(
+        InfoType=1, FileInfoClass=20, BufferLength=8, BufferOffset=HEADER_SIZE + 32,
+        FileIdPersistent=fid[0], FileIdVolatile=fid[1]) + struct.pack("<Q", 1))[0].status
+
+
+def _lock(client, fid):
+    return client.send(s2.SMB2_LOCK, bodies.LOCK.pack(
+        LockCount=1, FileIdPersistent=fid[0], FileIdVolatile=fid[1])
+        + struct.pack("<QQII", 0, 1, s2.SMB2_LOCKFLAG_EXCLUSIVE_LOCK, 0))[0].status
+
+
+@pytest.mark.parametrize("operation", [_set_eof, _lock], ids=["end-of-file", "byte-range-lock"])
+def test_size_changes_and_locks_break_read_caching_too(tmp_path, operation):
+    _, _, a, b = pair(tmp_path, 0x0300)
+    a.create("f.txt", oplock=0xFF, lease=v2(LEASE1, R))
+    _, msg = b.create("f.txt")
+    assert operation(b, created(msg)[1]) == STATUS_SUCCESS
+    (_, raw), = a.notifications()
+    assert bodies.LEASE_BREAK_NOTIFICATION.parse(raw, HEADER_SIZE).NewLeaseState == 0
