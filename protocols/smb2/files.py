@@ -109,7 +109,10 @@ class FileHandlers(CachingHandlers):
                 FileIdVolatile=file_id[1], CreateContextsOffset=offset,
                 CreateContextsLength=len(contexts), **_attributes(info, "EndOfFile")) + contexts
 
-        return self._grant_caching(request, response, session, op, req, lease, finish)
+        result = self._grant_caching(request, response, session, op, req, lease, finish)
+        if action in (s2.FILE_SUPERSEDED, s2.FILE_OVERWRITTEN):
+            self._contend_write(op)  # overwriting revokes READ caching too (3.3.1.4)
+        return result
 
     def _close(self, request: Request, response: Header) -> tuple[int, bytes]:
         session = request.session

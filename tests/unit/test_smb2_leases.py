@@ -122,7 +122,8 @@ class Client:
             SecurityBufferOffset=HEADER_SIZE + 24, SecurityBufferLength=len(token)) + token)
 
     def create_request(self, name: str, *, oplock: int = 0, lease: bytes | None = None,
-                       options: int = 0, contexts: bytes | None = None) -> bytes:
+                       options: int = 0, contexts: bytes | None = None,
+                       disposition: int = s2.FILE_OPEN) -> bytes:
         raw = name.encode("utf-16-le")
         name_offset = HEADER_SIZE + bodies.CREATE.size
         if contexts is None:
@@ -131,7 +132,7 @@ class Client:
         pad = b"\0" * (ctx_offset - name_offset - len(raw))
         return bodies.CREATE.pack(
             RequestedOplockLevel=oplock, ImpersonationLevel=2, DesiredAccess=0x0012019F,
-            ShareAccess=7, CreateDisposition=s2.FILE_OPEN, CreateOptions=options,
+            ShareAccess=7, CreateDisposition=disposition, CreateOptions=options,
             NameOffset=name_offset, NameLength=len(raw),
             CreateContextsOffset=ctx_offset if contexts else 0,
             CreateContextsLength=len(contexts)) + raw + (pad + contexts if contexts else b"")
@@ -599,5 +600,14 @@ def test_size_changes_and_locks_break_read_caching_too(tmp_path, operation):
     a.create("f.txt", oplock=0xFF, lease=v2(LEASE1, R))
     _, msg = b.create("f.txt")
     assert operation(b, created(msg)[1]) == STATUS_SUCCESS
+    (_, raw), = a.notifications()
+    assert bodies.LEASE_BREAK_NOTIFICATION.parse(raw, HEADER_SIZE).NewLeaseState == 0
+
+
+def test_an_overwriting_open_revokes_read_caching(tmp_path):
+    _, _, a, b = pair(tmp_path, 0x0300)
+    a.create("f.txt", oplock=0xFF, lease=v2(LEASE1, R))
+    h, _ = b.create("f.txt", disposition=s2.FILE_OVERWRITE_IF)
+    assert h.status == STATUS_SUCCESS
     (_, raw), = a.notifications()
     assert bodies.LEASE_BREAK_NOTIFICATION.parse(raw, HEADER_SIZE).NewLeaseState == 0
