@@ -24,6 +24,7 @@ from protocols.rdp.connection import RDPServerConfig
 from protocols.smb2.budget import PreauthBudget
 from protocols.smb2.connection import SMBServerConfig
 from protocols.smb2.fs import DiskShare
+from protocols.smb2.leases import LeaseTable
 from protocols.smb2.twisted import SMBFactory
 
 
@@ -77,6 +78,7 @@ class EmulatorServer:
                 raise ListenError(f"share {name}: {path} is not a directory")
         self.share_dirs = share_dirs
         self.shares = {name.lower(): DiskShare(name, path) for name, path in share_dirs.items()}
+        self.leases = LeaseTable(self.clock)  # one object store: every SMB connection shares it
         self.listeners: list[Listener] = []
         self.comment = ""  # `net config server /srvcomment`; srvsvc's sv101_comment
         self.admin_token = config.admin_token or secrets.token_urlsafe(24)
@@ -148,7 +150,8 @@ class EmulatorServer:
             pipes=PipeService(EngineServerView(self)), clock=self.clock,
             preauth_timeout=self.config.session_setup_timeout,
             preauth_budget=PreauthBudget(self.config.smb_preauth_buffer_budget),
-            encrypt_shares=frozenset(n.lower() for n in self.config.encrypt_shares))
+            encrypt_shares=frozenset(n.lower() for n in self.config.encrypt_shares),
+            leases=self.leases)
 
     def rdp_config(self) -> RDPServerConfig:
         from protocols.auth.credssp import CredSSPAcceptor

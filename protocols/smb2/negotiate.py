@@ -101,6 +101,8 @@ class NegotiateHandlers(ConnectionState):
             caps |= CAP_LARGE_MTU
         if dialect in (0x0300, 0x0302):
             caps |= CAP_ENCRYPTION
+        if dialect in (0x0210, 0x0300, 0x0302, 0x0311) and self.config.leases is not None:
+            caps |= s2.SMB2_GLOBAL_CAP_LEASING  # Windows 7 and later lease on 2.1+
         return caps
 
     def _security_mode(self) -> int:

@@ -21,6 +21,7 @@ from protocols.errors import StatusError
 from protocols.sessions import SessionGate
 from protocols.smb2 import crypto
 from protocols.smb2.budget import PREAUTH_MAX_FRAME, PreauthBudget
+from protocols.smb2.leases import LeaseTable
 from protocols.smb2.framing import (
     FrameDecoder,
 )
@@ -108,6 +109,7 @@ class SMBServerConfig:
     preauth_timeout: float = 30.0
     preauth_budget: PreauthBudget | None = None
     encrypt_shares: frozenset[str] = frozenset()  # lower-case names of EncryptData shares
+    leases: LeaseTable | None = None  # shared by all the host's connections; None: no caching
 
     @property
     def max_frame(self) -> int:
@@ -128,6 +130,7 @@ class Open:
     file_id: tuple[int, int]
     tree: Tree
     handle: Any  # fs.OpenFile
+    lease: Any = None  # leases.OpenRef: the open as the host's lease/oplock table sees it
 
 
 @dataclass
@@ -181,6 +184,8 @@ def utf16(data: bytes) -> str:
 
 
 def close_quietly(op: Open) -> None:
+    if op.lease is not None:
+        op.lease.close()
     try:
         op.handle.close()
     except StatusError:
@@ -225,6 +230,8 @@ class ConnectionState:
         self._outstanding_credits = 1
         self._chain_file_id: tuple[int, int] | None = None  # the CREATE of this compound
         self._deleted_keys: dict[int, bytes] = {}  # sessions the engine ended -> signing key
+        self._pending: dict[int, Any] = {}  # AsyncId -> a CREATE waiting for breaks (oplocks.py)
+        self.on_output: Callable[[], None] | None = None  # output made outside receive_data
         config.gate.note_connection("smb")
 
     # -- frames ---------------------------------------------------------------------
