@@ -1,4 +1,4 @@
-"""The host as srvsvc/wkssvc see it (``protocols.dcerpc.pipes.ServerView``), over the engine.
+"""The host as srvsvc/wkssvc see it (``protocols.dcerpc.service.ServerView``), over the engine.
 
 Everything is read live from the session engine and the server's configuration, so
 ``net session``, ``net share``, ``net files`` and ``net config server`` over RPC agree
