@@ -134,6 +134,11 @@ class Association:
             self.log(f"rpc {self.pipe_name}: internal error {type(exc).__name__}: {exc}")
             return [pack_fault(call_id_of(pdu), NCA_S_FAULT_UNSPEC)]
 
+    def close(self) -> None:
+        self._calls.clear()
+        for service in self.services:
+            service.close()
+
     def _receive(self, pdu: bytes) -> list[bytes]:
         if len(pdu) < HEADER_SIZE or struct.unpack_from("<H", pdu, 8)[0] != len(pdu):
             raise PDUError("not one whole PDU")
@@ -217,7 +222,9 @@ class Association:
         else:
             call = started
         call.stub += pdu[start:body_end]
-        if len(call.stub) > MAX_REQUEST_STUB:
+        service = self.contexts.get(call.context_id)
+        limit = (service.max_request_stub if service else 0) or MAX_REQUEST_STUB
+        if len(call.stub) > limit:
             return [pack_fault(call_id, RPC_X_BAD_STUB_DATA, context_id=context_id)]
         if flags & PFC_LAST_FRAG:
             return self._dispatch(call_id, call)
@@ -312,9 +319,12 @@ class PipeEndpoint:
         return self.read(max_out)
 
     def close(self) -> None:
+        """The pipe open ends (SMB CLOSE, tree or session gone): so do its RPC context
+        handles."""
         self.closed = True
         self._in.clear()
         self._out.clear()
+        self.association.close()
 
 
 def pipe_key(name: str) -> str:
@@ -326,10 +336,14 @@ def pipe_key(name: str) -> str:
 
 
 def _service_classes() -> dict[str, list[type[Service]]]:
-    from protocols.dcerpc import spoolss, srvsvc, wkssvc  # they build on this module
+    from protocols.dcerpc import lsarpc, spoolss, srvsvc, wkssvc
 
+    # lsarpc, samr and lsass are names of one endpoint on Windows (the LSA process): each
+    # serves both interfaces.
+    lsass: list[type[Service]] = [lsarpc.LsarpcService]
     return {"srvsvc": [srvsvc.SrvsvcService], "wkssvc": [wkssvc.WkssvcService],
-            "spoolss": [spoolss.SpoolssService]}
+            "spoolss": [spoolss.SpoolssService], "lsarpc": lsass, "samr": lsass,
+            "lsass": lsass}
 
 
 def known_pipe(name: str) -> str | None:
@@ -340,8 +354,9 @@ def known_pipe(name: str) -> str | None:
 
 def open_pipe(name: str, view: ServerView, caller: Caller, *,
               log: Callable[[str], None] = lambda line: None) -> PipeEndpoint | None:
-    """Open ``srvsvc``, ``wkssvc`` or ``spoolss`` (any case, with or without ``\\PIPE\\``);
-    None for any other name (SMB answers STATUS_OBJECT_NAME_NOT_FOUND)."""
+    """Open ``srvsvc``, ``wkssvc``, ``spoolss``, ``lsarpc``, ``samr`` or ``lsass`` (any
+    case, with or without ``\\PIPE\\``); None for any other name (SMB answers
+    STATUS_OBJECT_NAME_NOT_FOUND)."""
     key = known_pipe(name)
     if key is None:
         return None

@@ -63,6 +63,19 @@ class ServerView(Protocol):
 
     def now(self) -> float: ...
 
+    def local_domain(self) -> dict[str, Any]:
+        """The host's account database (lsarpc, samr): name (the computer name: the
+        account domain), sid (the machine SID, S-1-5-21-a-b-c), workgroup (the primary
+        domain, which has no SID), restrict_anonymous_sam (a null session may not
+        enumerate accounts), anonymous_lookup (a null session may translate SIDs and
+        names), lockout_threshold, lockout_minutes, password_complex."""
+        ...
+
+    def accounts(self) -> list[dict[str, Any]]:
+        """The local accounts (``accounts.Account`` fields): rid, name, enabled, admin,
+        logon_count, last_logon (POSIX seconds or None), in RID order."""
+        ...
+
 
 @dataclass(frozen=True)
 class Caller:
@@ -109,6 +122,8 @@ class Service:
     name: ClassVar[str] = ""
     interface: ClassVar[bytes] = b""  # p_syntax_id_t: UUID (wire order), major, minor (u16)
     operations: ClassVar[dict[int, Operation]] = {}
+    # The largest request stub served (bytes); 0: the pipe's default (``pipes``).
+    max_request_stub: ClassVar[int] = 0
 
     def __init__(self, view: ServerView, caller: Caller) -> None:
         self.view = view
@@ -136,6 +151,9 @@ class Service:
             raise Fault(RPC_X_BAD_STUB_DATA, f"{self.name} opnum {opnum}: stub too short")
         response = handler(self, request)
         return bytes(response.getData())
+
+    def close(self) -> None:
+        """The pipe open is gone: drop what it held (context handles)."""
 
     def permits(self, access: Access) -> bool:
         """May the caller make a call (or ask for an info level) open to ``access``?"""

@@ -252,3 +252,17 @@ def test_how_a_half_done_logon_ends_is_recorded(reason, event_id, logon_errors):
     engine.release(pending, reason)
     assert (events.records[-1]["id"], events.records[-1]["outcome"]) == (event_id, reason)
     assert engine.counters["logon_errors"] == logon_errors
+
+
+def test_logon_history_counts_completed_logons_per_account():
+    engine, clock, _ = make_engine("win10")
+    clock.advance(100)
+    for protocol, user in (("smb", "Alice"), ("rdp", "alice"), ("smb", "")):
+        adm = engine.request_session(protocol, "10.0.0.1")
+        clock.advance(5)
+        engine.logon(adm.session, user=user, client="PC", anonymous=not user)
+    pending = engine.request_session("smb", "10.0.0.2")  # never logs on: not counted
+    assert pending.admitted
+    assert engine.logon_history() == {"alice": (2, 110.0)}
+    engine.reset({"smb": 20, "rdp": 1}, engine.rules)
+    assert engine.logon_history() == {}
