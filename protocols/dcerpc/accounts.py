@@ -264,3 +264,24 @@ class HandleTable:
 
 
 NULL_HANDLE = b"\0" * 20
+
+
+def unicode_text(string: Any) -> str:
+    """An RPC_UNICODE_STRING's text (a NULL buffer: ""); lone surrogates become U+FFFD.
+    impacket hands a structure member over as its text already."""
+    if isinstance(string, (str, bytes)):
+        return string.decode("utf-16-le", "replace") if isinstance(string, bytes) else string
+    data = string.fields["Data"]
+    if "ReferentID" in data.fields and data.fields["ReferentID"] == 0:
+        return ""
+    value = string["Data"]
+    if isinstance(value, bytes):
+        return value.decode("utf-16-le", "replace")
+    return str(value)
+
+
+def handle_bytes(handle: Any) -> bytes:
+    """A context handle field's 20 bytes (impacket gives the bytes, or the struct)."""
+    if isinstance(handle, bytes):
+        return handle
+    return bytes(handle.getData())

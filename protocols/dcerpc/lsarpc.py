@@ -31,12 +31,13 @@ from impacket.dcerpc.v5.ndr import NDRCALL
 from protocols.dcerpc.accounts import (
     NULL_HANDLE,
     SID_TYPE_UNKNOWN,
-    UNKNOWN,
     Handle,
     HandleTable,
     LocalDatabase,
     Resolved,
     grant,
+    handle_bytes,
+    unicode_text,
 )
 from protocols.dcerpc.pdu import RPC_X_BAD_STUB_DATA
 from protocols.dcerpc.service import Caller, Fault, ServerView, Service
@@ -102,7 +103,7 @@ class LsarpcService(Service):
         return POLICY_ALL_ACCESS if self.view.is_admin(self.caller.user) else POLICY_EXECUTE
 
     def _policy(self, request: Any, key: str = "PolicyHandle") -> Handle | None:
-        return self.handles.get(_handle_bytes(request[key]), "policy")
+        return self.handles.get(handle_bytes(request[key]), "policy")
 
     # -- handles ----------------------------------------------------------------------------
     def _open(self, request: Any, response: Any) -> Any:
@@ -123,7 +124,7 @@ class LsarpcService(Service):
 
     def close_handle(self, request: Any) -> Any:
         response = lsad.LsarCloseResponse()
-        closed = self.handles.close(_handle_bytes(request["ObjectHandle"]))
+        closed = self.handles.close(handle_bytes(request["ObjectHandle"]))
         response["ObjectHandle"] = NULL_HANDLE if closed else request["ObjectHandle"]
         response["ErrorCode"] = STATUS_SUCCESS if closed else STATUS_INVALID_HANDLE
         return response
@@ -236,7 +237,7 @@ class LsarpcService(Service):
             response["ErrorCode"] = status if names else STATUS_SUCCESS
             return response
         db = LocalDatabase(self.view)
-        results = [db.lookup_name(_unicode(name)) for name in names]
+        results = [db.lookup_name(unicode_text(name)) for name in names]
         domains = _ReferencedDomains(response)
         for result in results:
             if version == 3:
@@ -312,23 +313,3 @@ def _mapped(response: Any, results: list[Resolved]) -> Any:
                              STATUS_NONE_MAPPED if mapped == 0 else STATUS_SOME_NOT_MAPPED)
     return response
 
-
-def _handle_bytes(handle: Any) -> bytes:
-    """A context handle field (impacket gives its 20 bytes, or the struct holding them)."""
-    if isinstance(handle, bytes):
-        return handle
-    return bytes(handle.getData())
-
-
-def _unicode(string: Any) -> str:
-    """An RPC_UNICODE_STRING's text (NULL buffer: ""), lone surrogates as U+FFFD."""
-    data = string.fields["Data"]
-    if "ReferentID" in data.fields and data.fields["ReferentID"] == 0:
-        return ""
-    value = string["Data"]
-    if isinstance(value, bytes):
-        return value.decode("utf-16-le", "replace")
-    return str(value)
-
-
-__all__ = ["UNKNOWN", "LsarpcService"]

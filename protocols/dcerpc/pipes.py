@@ -336,11 +336,11 @@ def pipe_key(name: str) -> str:
 
 
 def _service_classes() -> dict[str, list[type[Service]]]:
-    from protocols.dcerpc import lsarpc, spoolss, srvsvc, wkssvc
+    from protocols.dcerpc import lsarpc, samr, spoolss, srvsvc, wkssvc
 
     # lsarpc, samr and lsass are names of one endpoint on Windows (the LSA process): each
     # serves both interfaces.
-    lsass: list[type[Service]] = [lsarpc.LsarpcService]
+    lsass: list[type[Service]] = [lsarpc.LsarpcService, samr.SamrService]
     return {"srvsvc": [srvsvc.SrvsvcService], "wkssvc": [wkssvc.WkssvcService],
             "spoolss": [spoolss.SpoolssService], "lsarpc": lsass, "samr": lsass,
             "lsass": lsass}
