@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +50,7 @@ _MACHINE_SID = re.compile(r"^S-1-5-21-(\d{1,10})-(\d{1,10})-(\d{1,10})$")
 def valid_machine_sid(sid: str) -> bool:
     """S-1-5-21-a-b-c with three 32-bit sub-authorities."""
     match = _MACHINE_SID.match(sid)
-    return bool(match) and all(int(part) <= 0xFFFFFFFF for part in match.groups())
+    return match is not None and all(int(part) <= 0xFFFFFFFF for part in match.groups())
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ class Account:
         """The Builtin aliases it is a member of."""
         if self.rid == 501:
             return [RID_GUESTS]
+        if self.rid in (503, 504):  # DefaultAccount, WDAGUtilityAccount: neither alias
+            return []
         return [RID_ADMINISTRATORS] if self.admin else [RID_USERS]
 
 
@@ -171,7 +174,7 @@ class LocalDatabase:
 
 def account_dicts(users: list[str], admins: set[str], edition_builtins: tuple[tuple[int, str,
                   bool], ...], first_rid: int,
-                  logons: dict[str, tuple[int, float | None]]) -> list[dict[str, Any]]:
+                  logons: Mapping[str, tuple[int, float]]) -> list[dict[str, Any]]:
     """The accounts of a host (what ``ServerView.accounts`` returns): the edition's
     built-in accounts (a configured user of the same name is that account, enabled), then
     the other configured users from ``first_rid`` upward in their configured order."""

@@ -10,8 +10,9 @@ SamrLookupDomainInSamServer (5), SamrEnumerateDomainsInSamServer (6), SamrOpenDo
 SamrQueryInformationDomain (8) / 2 (46) (every class), SamrEnumerateGroupsInDomain (11),
 SamrEnumerateUsersInDomain (13), SamrEnumerateAliasesInDomain (15),
 SamrGetAliasMembership (16), SamrLookupNamesInDomain (17), SamrLookupIdsInDomain (18),
-SamrOpenUser (34), SamrQueryInformationUser (36) / 2 (47) classes 1, 3, 5, 6, 7, 8, 12,
-16, 21, SamrGetGroupsForUser (39), SamrQueryDisplayInformation (40) / 2 (48) / 3 (51)
+SamrOpenAlias (27), SamrGetMembersInAlias (33), SamrOpenUser (34),
+SamrQueryInformationUser (36) / 2 (47) classes 1, 3, 5, 6, 7, 8, 12, 16, 21,
+SamrGetGroupsForUser (39), SamrQueryDisplayInformation (40) / 2 (48) / 3 (51)
 classes 1-3, SamrGetUserDomainPasswordInformation (44),
 SamrGetDomainPasswordInformation (56). Other opnums: nca_s_op_rng_error. Other
 information classes: STATUS_INVALID_INFO_CLASS.
@@ -27,7 +28,7 @@ kind, is STATUS_INVALID_HANDLE.
 
 Times: logon counts and last logons are the engine's (this run's logons); a password's
 last change is unknown to the emulator and answered as 0 ("never"); every account has
-"password never expires".
+"password never expires". What the information classes hold is ``samr_info``'s.
 """
 
 from __future__ import annotations
@@ -35,8 +36,7 @@ from __future__ import annotations
 from typing import Any
 
 from impacket.dcerpc.v5 import samr
-from impacket.dcerpc.v5.dtypes import LARGE_INTEGER, NULL, ULONG, USHORT
-from impacket.dcerpc.v5.ndr import NDRCALL, NDRPOINTER, NDRSTRUCT, NDRUNION
+from impacket.dcerpc.v5.dtypes import NULL
 
 from protocols.dcerpc.accounts import (
     BUILTIN_ALIASES,
@@ -57,135 +57,36 @@ from protocols.dcerpc.accounts import (
     unicode_text,
 )
 from protocols.dcerpc.pdu import RPC_X_BAD_STUB_DATA
+from protocols.dcerpc.samr_info import (
+    DOMAIN_LEVELS,
+    DOMAIN_PASSWORD_COMPLEX,
+    GROUP_ATTRIBUTES,
+    MAPPINGS,
+    MAX_LOOKUP,
+    REVISION,
+    STATUS_ACCESS_DENIED,
+    STATUS_INSUFFICIENT_RESOURCES,
+    STATUS_INVALID_HANDLE,
+    STATUS_INVALID_INFO_CLASS,
+    STATUS_INVALID_PARAMETER,
+    STATUS_MORE_ENTRIES,
+    STATUS_NO_SUCH_ALIAS,
+    STATUS_NO_SUCH_DOMAIN,
+    STATUS_NO_SUCH_USER,
+    STATUS_SUCCESS,
+    USER_LEVELS,
+    SamrCloseHandle,
+    SamrQueryInformationDomainResponse,
+    account_control,
+    account_of,
+    enumeration,
+    fill_domain_info,
+    fill_user_info,
+    mapped_status,
+    ulong_arrays,
+    ulongs,
+)
 from protocols.dcerpc.service import Caller, Fault, ServerView, Service
-
-# NTSTATUS values (MS-ERREF 2.3.1)
-STATUS_SUCCESS = 0x00000000
-STATUS_MORE_ENTRIES = 0x00000105
-STATUS_SOME_NOT_MAPPED = 0x00000107
-STATUS_INVALID_HANDLE = 0xC0000008
-STATUS_INVALID_PARAMETER = 0xC000000D
-STATUS_ACCESS_DENIED = 0xC0000022
-STATUS_NO_SUCH_USER = 0xC0000064
-STATUS_NONE_MAPPED = 0xC0000073
-STATUS_INSUFFICIENT_RESOURCES = 0xC000009A
-STATUS_INVALID_INFO_CLASS = 0xC0000003
-STATUS_NO_SUCH_DOMAIN = 0xC00000DF
-
-# Generic mappings (read, write, execute, all) and what each caller is allowed.
-SERVER_MAPPING = (samr.SAM_SERVER_READ, samr.SAM_SERVER_WRITE, samr.SAM_SERVER_EXECUTE,
-                  samr.SAM_SERVER_ALL_ACCESS)
-DOMAIN_MAPPING = (samr.DOMAIN_READ, samr.DOMAIN_WRITE, samr.DOMAIN_EXECUTE,
-                  samr.DOMAIN_ALL_ACCESS)
-USER_MAPPING = (samr.USER_READ, samr.USER_WRITE, samr.USER_EXECUTE, samr.USER_ALL_ACCESS)
-MAPPINGS = {"server": SERVER_MAPPING, "domain": DOMAIN_MAPPING, "user": USER_MAPPING}
-
-# USER_ACCOUNT codes (MS-SAMR 2.2.1.12)
-USER_ACCOUNT_DISABLED = 0x00000001
-USER_PASSWORD_NOT_REQUIRED = 0x00000004
-USER_NORMAL_ACCOUNT = 0x00000010
-USER_DONT_EXPIRE_PASSWORD = 0x00000200
-# Group attributes: mandatory, enabled by default, enabled.
-GROUP_ATTRIBUTES = 0x00000007
-DOMAIN_PASSWORD_COMPLEX = 0x00000001
-
-NEVER = 0x7FFFFFFFFFFFFFFF  # an OLD_LARGE_INTEGER time that never comes
-FORCE_LOGOFF_NEVER = -0x8000000000000000
-MAX_PASSWORD_AGE_DAYS = 42  # Windows' default
-EPOCH_DIFFERENCE = 11_644_473_600  # seconds from 1601-01-01 to 1970-01-01
-# MS-SAMR 3.1.5.11.2: more than 1000 names or RIDs in one lookup.
-MAX_LOOKUP = 1000
-REVISION = 3  # SAMPR_REVISION_INFO_V1.Revision
-
-_USER_LEVELS = {  # class -> (arm, rights needed)
-    1: ("General", samr.USER_READ_GENERAL),
-    3: ("Logon", samr.USER_READ_GENERAL | samr.USER_READ_PREFERENCES | samr.USER_READ_LOGON
-        | samr.USER_READ_ACCOUNT),
-    5: ("Account", samr.USER_READ_GENERAL | samr.USER_READ_PREFERENCES | samr.USER_READ_LOGON
-        | samr.USER_READ_ACCOUNT),
-    6: ("Name", samr.USER_READ_GENERAL),
-    7: ("AccountName", samr.USER_READ_GENERAL),
-    8: ("FullName", samr.USER_READ_GENERAL),
-    12: ("Profile", samr.USER_READ_LOGON),
-    16: ("Control", samr.USER_READ_ACCOUNT),
-    21: ("All", samr.USER_READ_GENERAL),
-}
-_DOMAIN_LEVELS = {  # class -> rights needed
-    1: samr.DOMAIN_READ_PASSWORD_PARAMETERS, 2: samr.DOMAIN_READ_OTHER_PARAMETERS,
-    3: samr.DOMAIN_READ_OTHER_PARAMETERS, 4: samr.DOMAIN_READ_OTHER_PARAMETERS,
-    5: samr.DOMAIN_READ_OTHER_PARAMETERS, 6: samr.DOMAIN_READ_OTHER_PARAMETERS,
-    7: samr.DOMAIN_READ_OTHER_PARAMETERS, 8: samr.DOMAIN_READ_OTHER_PARAMETERS,
-    9: samr.DOMAIN_READ_OTHER_PARAMETERS,
-    11: samr.DOMAIN_READ_OTHER_PARAMETERS | samr.DOMAIN_READ_PASSWORD_PARAMETERS,
-    12: samr.DOMAIN_READ_PASSWORD_PARAMETERS, 13: samr.DOMAIN_READ_OTHER_PARAMETERS,
-}
-
-
-def large(value: int) -> dict[str, int]:
-    """An OLD_LARGE_INTEGER's halves."""
-    value &= 0xFFFFFFFFFFFFFFFF
-    high = value >> 32
-    return {"LowPart": value & 0xFFFFFFFF, "HighPart": high - (1 << 32) if high >> 31 else high}
-
-
-def set_large(target: Any, value: int) -> None:
-    for key, part in large(value).items():
-        target[key] = part
-
-
-def filetime(posix: float | None) -> int:
-    return 0 if posix is None else int((posix + EPOCH_DIFFERENCE) * 10_000_000)
-
-
-def account_control(account: Account) -> int:
-    flags = USER_NORMAL_ACCOUNT | USER_DONT_EXPIRE_PASSWORD
-    if not account.enabled:
-        flags |= USER_ACCOUNT_DISABLED
-    if account.rid == 501:  # Guest
-        flags |= USER_PASSWORD_NOT_REQUIRED
-    return flags
-
-
-class SamrCloseHandle(NDRCALL):
-    """As MS-SAMR 3.1.5.13.1 declares it: the handle alone (impacket 0.13's request class
-    adds a DesiredAccess that Samba does not send; impacket's own four extra bytes are read
-    as surplus)."""
-
-    opnum = 1
-    structure = (("SamHandle", samr.SAMPR_HANDLE),)
-
-
-class _DomainGeneral(NDRSTRUCT):
-    """SAMPR_DOMAIN_GENERAL_INFORMATION with UasCompatibilityRequired (an unsigned char)
-    and its three padding bytes as one ULONG: the same bytes, padded with zeros as Windows
-    pads them (impacket pads with 0xBF, which Samba prints as "Unknown 3: 0xbfbfbf01")."""
-
-    structure = tuple((name, ULONG) if name == "UasCompatibilityRequired" else (name, kind)
-                      for name, kind in samr.SAMPR_DOMAIN_GENERAL_INFORMATION.structure)
-
-
-class _DomainGeneral2(NDRSTRUCT):
-    structure = (
-        ("I1", _DomainGeneral),
-        ("LockoutDuration", LARGE_INTEGER),
-        ("LockoutObservationWindow", LARGE_INTEGER),
-        ("LockoutThreshold", USHORT),
-    )
-
-
-class _DomainInfoBuffer(NDRUNION):
-    union = {**samr.SAMPR_DOMAIN_INFO_BUFFER.union, 2: ("General", _DomainGeneral),
-             11: ("General2", _DomainGeneral2)}
-
-
-class _PDomainInfoBuffer(NDRPOINTER):
-    referent = (("Data", _DomainInfoBuffer),)
-
-
-class SamrQueryInformationDomainResponse(NDRCALL):
-    """impacket's response (opnums 8 and 46) over the zero-padded general information."""
-
-    structure = (("Buffer", _PDomainInfoBuffer), ("ErrorCode", ULONG))
 
 
 class SamrService(Service):
@@ -288,9 +189,9 @@ class SamrService(Service):
         handle = self._handle(request, "ServerHandle", "server",
                               samr.SAM_SERVER_ENUMERATE_DOMAINS)
         if isinstance(handle, int):
-            return _enumeration(response, request, [], handle)
+            return enumeration(response, request, [], handle)
         db = LocalDatabase(self.view)
-        return _enumeration(response, request, [(0, db.name), (0, BUILTIN_NAME)])
+        return enumeration(response, request, [(0, db.name), (0, BUILTIN_NAME)])
 
     def open_domain(self, request: Any) -> Any:
         response = samr.SamrOpenDomainResponse()
@@ -331,75 +232,20 @@ class SamrService(Service):
         status = STATUS_SUCCESS
         if isinstance(handle, int):
             status = handle
-        elif level not in _DOMAIN_LEVELS:
+        elif level not in DOMAIN_LEVELS:
             status = STATUS_INVALID_INFO_CLASS
-        elif handle.granted & _DOMAIN_LEVELS[level] != _DOMAIN_LEVELS[level]:
+        elif handle.granted & DOMAIN_LEVELS[level] != DOMAIN_LEVELS[level]:
             status = STATUS_ACCESS_DENIED
         if status != STATUS_SUCCESS or isinstance(handle, int):
             response["Buffer"] = NULL
             response["ErrorCode"] = status
             return response
         db = LocalDatabase(self.view)
-        info = db.info
         members = self._members(handle, db)
         builtin = handle.domain_sid == BUILTIN_SID
         name = BUILTIN_NAME if builtin else db.name
-        buffer = response["Buffer"]
-        buffer["tag"] = level
-        threshold, minutes = info["lockout_threshold"], info["lockout_minutes"]
-        window = -minutes * 60 * 10_000_000
-
-        def general(target: Any) -> None:
-            set_large(target["ForceLogoff"], FORCE_LOGOFF_NEVER)
-            target["OemInformation"] = ""
-            target["DomainName"] = name
-            target["ReplicaSourceNodeName"] = ""
-            set_large(target["DomainModifiedCount"], 1)
-            target["DomainServerState"] = 1  # DomainServerEnabled
-            target["DomainServerRole"] = 3  # DomainServerRolePrimary
-            target["UasCompatibilityRequired"] = 1
-            target["UserCount"] = len(members["users"])
-            target["GroupCount"] = len(members["groups"])
-            target["AliasCount"] = len(members["aliases"])
-
-        if level == 1:
-            arm = buffer["Password"]
-            arm["MinPasswordLength"] = 0
-            arm["PasswordHistoryLength"] = 0
-            arm["PasswordProperties"] = DOMAIN_PASSWORD_COMPLEX if info["password_complex"] else 0
-            set_large(arm["MaxPasswordAge"], -MAX_PASSWORD_AGE_DAYS * 86400 * 10_000_000)
-            set_large(arm["MinPasswordAge"], 0)
-        elif level == 2:
-            general(buffer["General"])
-        elif level == 3:
-            set_large(buffer["Logoff"]["ForceLogoff"], FORCE_LOGOFF_NEVER)
-        elif level == 4:
-            buffer["Oem"]["OemInformation"] = ""
-        elif level == 5:
-            buffer["Name"]["DomainName"] = name
-        elif level == 6:
-            buffer["Replication"]["ReplicaSourceNodeName"] = ""
-        elif level == 7:
-            buffer["Role"]["DomainServerRole"] = 3
-        elif level in (8, 13):
-            arm = buffer["Modified" if level == 8 else "Modified2"]
-            set_large(arm["DomainModifiedCount"], 1)
-            set_large(arm["CreationTime"], 0)
-            if level == 13:
-                set_large(arm["ModifiedCountAtLastPromotion"], 0)
-        elif level == 9:
-            buffer["State"]["DomainServerState"] = 1
-        elif level == 11:
-            arm = buffer["General2"]
-            general(arm["I1"])
-            arm["LockoutDuration"] = window
-            arm["LockoutObservationWindow"] = window
-            arm["LockoutThreshold"] = threshold
-        else:
-            arm = buffer["Lockout"]
-            arm["LockoutDuration"] = window
-            arm["LockoutObservationWindow"] = window
-            arm["LockoutThreshold"] = threshold
+        counts = (len(members["users"]), len(members["groups"]), len(members["aliases"]))
+        fill_domain_info(response["Buffer"], level, name, counts, db.info)
         response["ErrorCode"] = STATUS_SUCCESS
         return response
 
@@ -412,14 +258,14 @@ class SamrService(Service):
     def _enumerate(self, request: Any, response: Any, what: str) -> Any:
         handle = self._handle(request, "DomainHandle", "domain", samr.DOMAIN_LIST_ACCOUNTS)
         if isinstance(handle, int):
-            return _enumeration(response, request, [], handle)
+            return enumeration(response, request, [], handle)
         db = LocalDatabase(self.view)
         entries = self._members(handle, db)[what]
         if what == "users":
             wanted = request["UserAccountControl"]
             entries = [(rid, name) for rid, name in entries
-                       if not wanted or account_control(_account(db, rid)) & wanted]
-        return _enumeration(response, request, entries)
+                       if not wanted or account_control(account_of(db, rid)) & wanted]
+        return enumeration(response, request, entries)
 
     def enumerate_users(self, request: Any) -> Any:
         return self._enumerate(request, samr.SamrEnumerateUsersInDomainResponse(), "users")
@@ -445,12 +291,16 @@ class SamrService(Service):
             return response
         db = LocalDatabase(self.view)
         members = self._members(handle, db)
+        rows: list[dict[str, Any]] = []  # level 2: no machine (trust) accounts here
         if level == 1:
-            rows = [_account(db, rid) for rid, _name in members["users"]]
-        elif level == 2:
-            rows = []  # no machine (trust) accounts on a workgroup host
-        else:
-            rows = members["groups"]
+            for rid, _name in members["users"]:
+                account = account_of(db, rid)
+                rows.append({"Rid": rid, "AccountControl": account_control(account),
+                             "AccountName": account.name, "AdminComment": account.comment,
+                             "FullName": account.full_name})
+        elif level == 3:
+            rows = [{"Rid": rid, "AccountControl": GROUP_ATTRIBUTES, "AccountName": name,
+                     "AdminComment": ""} for rid, name in members["groups"]]
         start, count = request["Index"], request["EntryCount"]
         page = rows[start:start + count] if count else []
         buffer = response["Buffer"]
@@ -461,15 +311,8 @@ class SamrService(Service):
         for offset, row in enumerate(page):
             entry = entry_class()
             entry["Index"] = start + offset + 1
-            if level == 1:
-                assert isinstance(row, Account)
-                entry["Rid"], entry["AccountControl"] = row.rid, account_control(row)
-                entry["AccountName"], entry["FullName"] = row.name, row.full_name
-                entry["AdminComment"] = row.comment
-            else:
-                rid, name = row  # type: ignore[misc]
-                entry["Rid"], entry["AccountControl"] = rid, GROUP_ATTRIBUTES
-                entry["AccountName"], entry["AdminComment"] = name, ""
+            for key, value in row.items():
+                entry[key] = value
             buffer[arm]["Buffer"].append(entry)
         buffer[arm]["EntriesRead"] = len(page)
         if not page:
@@ -499,19 +342,19 @@ class SamrService(Service):
         status = handle if isinstance(handle, int) else (
             STATUS_INSUFFICIENT_RESOURCES if len(names) > MAX_LOOKUP else STATUS_SUCCESS)
         if status != STATUS_SUCCESS or isinstance(handle, int):
-            return _ulong_arrays(response, ("RelativeIds", "Use"), [], [], status)
+            return ulong_arrays(response, ("RelativeIds", "Use"), [], [], status)
         db = LocalDatabase(self.view)
         members = self._members(handle, db)
         by_name = {name.lower(): (rid, use) for use, key in (
             (SID_TYPE_USER, "users"), (SID_TYPE_GROUP, "groups"), (SID_TYPE_ALIAS, "aliases"))
             for rid, name in members[key]}
         found = [by_name.get(name.lower(), (0, SID_TYPE_UNKNOWN)) for name in names]
-        return _ulong_arrays(response, ("RelativeIds", "Use"), [rid for rid, _ in found],
-                             [use for _, use in found], _mapped_status(found, names))
+        return ulong_arrays(response, ("RelativeIds", "Use"), [rid for rid, _ in found],
+                             [use for _, use in found], mapped_status(found, names))
 
     def lookup_ids(self, request: Any) -> Any:
         response = samr.SamrLookupIdsInDomainResponse()
-        rids = list(request["RelativeIds"])
+        rids = ulongs(request["RelativeIds"])
         if request["Count"] != len(rids):
             raise Fault(RPC_X_BAD_STUB_DATA, f"samr: {request['Count']} RIDs announced, "
                                              f"{len(rids)} sent")
@@ -521,7 +364,7 @@ class SamrService(Service):
         names = response["Names"]
         if status != STATUS_SUCCESS or isinstance(handle, int) or not rids:
             names["Count"], names["Element"] = 0, NULL
-            return _ulong_arrays(response, ("Use",), [], None, status)
+            return ulong_arrays(response, ("Use",), [], None, status)
         db = LocalDatabase(self.view)
         members = self._members(handle, db)
         by_rid = {rid: (name, use) for use, key in (
@@ -533,8 +376,8 @@ class SamrService(Service):
             string["Data"] = name
             names["Element"].append(string)
         names["Count"] = len(found)
-        return _ulong_arrays(response, ("Use",), [use for _, use in found], None,
-                             _mapped_status([(0, use) for _, use in found], rids))
+        return ulong_arrays(response, ("Use",), [use for _, use in found], None,
+                             mapped_status([(0, use) for _, use in found], rids))
 
     def get_alias_membership(self, request: Any) -> Any:
         response = samr.SamrGetAliasMembershipResponse()
@@ -544,7 +387,7 @@ class SamrService(Service):
         handle = self._handle(request, "DomainHandle", "domain",
                               samr.DOMAIN_GET_ALIAS_MEMBERSHIP)
         if isinstance(handle, int):
-            return _ulong_arrays(response, ("Membership",), [], None, handle)
+            return ulong_arrays(response, ("Membership",), [], None, handle)
         db = LocalDatabase(self.view)
         aliases: set[int] = set()
         if handle.domain_sid == BUILTIN_SID:
@@ -553,7 +396,7 @@ class SamrService(Service):
                 account = db.account(int(rid)) if parent == db.sid and rid.isdigit() else None
                 if account is not None:
                     aliases.update(account.aliases)
-        return _ulong_arrays(response, ("Membership",), sorted(aliases), None, STATUS_SUCCESS)
+        return ulong_arrays(response, ("Membership",), sorted(aliases), None, STATUS_SUCCESS)
 
     # -- a user --------------------------------------------------------------------------------
     def open_user(self, request: Any) -> Any:
@@ -580,41 +423,17 @@ class SamrService(Service):
 
     def _query_user(self, request: Any, response: Any) -> Any:
         level = request["UserInformationClass"]
-        if level not in _USER_LEVELS:
+        if level not in USER_LEVELS:
             account, status = self._user(request, 0)
             if status == STATUS_SUCCESS:
                 status = STATUS_INVALID_INFO_CLASS
         else:
-            account, status = self._user(request, _USER_LEVELS[level][1])
+            account, status = self._user(request, USER_LEVELS[level][1])
         if account is None or status != STATUS_SUCCESS:
             response["Buffer"] = NULL
             response["ErrorCode"] = status
             return response
-        arm_name = _USER_LEVELS[level][0]
-        buffer = response["Buffer"]
-        buffer["tag"] = level
-        arm = buffer[arm_name]
-        values = _user_values(account)
-        for field, _type in arm.structure:
-            if field in values:
-                value = values[field]
-                if isinstance(value, tuple):  # an OLD_LARGE_INTEGER
-                    set_large(arm[field], value[0])
-                else:
-                    arm[field] = value
-            elif field in ("LogonHours",):
-                arm[field]["UnitsPerWeek"] = 0
-                arm[field]["LogonHours"] = NULL
-            elif field in ("LmOwfPassword", "NtOwfPassword"):
-                arm[field]["Length"] = arm[field]["MaximumLength"] = 0
-                arm[field]["Buffer"] = NULL
-            elif field == "SecurityDescriptor":
-                arm[field]["Length"] = 0
-                arm[field]["SecurityDescriptor"] = NULL
-            elif _type is samr.RPC_UNICODE_STRING:
-                arm[field] = ""
-            else:
-                arm[field] = 0
+        fill_user_info(response["Buffer"], level, account)
         response["ErrorCode"] = STATUS_SUCCESS
         return response
 
@@ -623,6 +442,42 @@ class SamrService(Service):
 
     def query_user2(self, request: Any) -> Any:
         return self._query_user(request, samr.SamrQueryInformationUser2Response())
+
+    # -- an alias (Builtin's) ---------------------------------------------------------------------
+    def open_alias(self, request: Any) -> Any:
+        response = samr.SamrOpenAliasResponse()
+        handle = self._handle(request, "DomainHandle", "domain", samr.DOMAIN_LOOKUP)
+        rid = request["AliasId"]
+        if isinstance(handle, int):
+            key, status = NULL_HANDLE, handle
+        elif handle.domain_sid != BUILTIN_SID or rid not in BUILTIN_ALIASES:
+            key, status = NULL_HANDLE, STATUS_NO_SUCH_ALIAS
+        else:
+            key, status = self._open("alias", request["DesiredAccess"],
+                                     domain_sid=handle.domain_sid, rid=rid)
+        response["AliasHandle"] = key
+        response["ErrorCode"] = status
+        return response
+
+    def get_members_in_alias(self, request: Any) -> Any:
+        response = samr.SamrGetMembersInAliasResponse()
+        handle = self._handle(request, "AliasHandle", "alias", samr.ALIAS_LIST_MEMBERS)
+        members = response["Members"]
+        if isinstance(handle, int):
+            members["Count"], members["Sids"] = 0, NULL
+            response["ErrorCode"] = handle
+            return response
+        db = LocalDatabase(self.view)
+        accounts = db.alias_members(handle.rid)
+        for account in accounts:
+            info = samr.PSAMPR_SID_INFORMATION()
+            info["SidPointer"].fromCanonical(f"{db.sid}-{account.rid}")
+            members["Sids"].append(info)
+        members["Count"] = len(accounts)
+        if not accounts:
+            members["Sids"] = NULL
+        response["ErrorCode"] = STATUS_SUCCESS
+        return response
 
     def get_groups_for_user(self, request: Any) -> Any:
         response = samr.SamrGetGroupsForUserResponse()
@@ -661,6 +516,8 @@ class SamrService(Service):
         16: (samr.SamrGetAliasMembership, get_alias_membership),
         17: (samr.SamrLookupNamesInDomain, lookup_names),
         18: (samr.SamrLookupIdsInDomain, lookup_ids),
+        27: (samr.SamrOpenAlias, open_alias),
+        33: (samr.SamrGetMembersInAlias, get_members_in_alias),
         34: (samr.SamrOpenUser, open_user),
         36: (samr.SamrQueryInformationUser, query_user),
         39: (samr.SamrGetGroupsForUser, get_groups_for_user),
@@ -675,74 +532,3 @@ class SamrService(Service):
         62: (samr.SamrConnect4, connect4),
         64: (samr.SamrConnect5, connect5),
     }
-
-
-# -- helpers ----------------------------------------------------------------------------------
-
-def _account(db: LocalDatabase, rid: int) -> Account:
-    account = db.account(rid)
-    assert account is not None
-    return account
-
-
-def _user_values(account: Account) -> dict[str, Any]:
-    """The fields of the USER_INFORMATION arms this server fills (times as 1-tuples)."""
-    last = filetime(account.last_logon)
-    return {
-        "UserName": account.name, "FullName": account.full_name, "UserId": account.rid,
-        "PrimaryGroupId": RID_NONE_GROUP, "AdminComment": account.comment,
-        "UserComment": "", "UserAccountControl": account_control(account),
-        "LastLogon": (last,), "LastLogoff": (0,), "PasswordLastSet": (0,),
-        "AccountExpires": (NEVER,), "PasswordCanChange": (0,), "PasswordMustChange": (NEVER,),
-        "LogonCount": min(account.logon_count, 0xFFFF), "BadPasswordCount": 0,
-        "WhichFields": 0x00FFFFFF & ~0x00F00000,  # every field but the password ones
-        "CountryCode": 0, "CodePage": 0, "LmPasswordPresent": 0, "NtPasswordPresent": 1,
-        "PasswordExpired": 0, "PrivateDataSensitive": 0,
-    }
-
-
-def _enumeration(response: Any, request: Any, entries: list[tuple[int, str]],
-                 status: int = STATUS_SUCCESS) -> Any:
-    """Samr*Enumerate*: everything from the EnumerationContext on, at once."""
-    start = request["EnumerationContext"] if status == STATUS_SUCCESS else 0
-    page = entries[start:]
-    if status != STATUS_SUCCESS:
-        response["Buffer"] = NULL
-        response["EnumerationContext"] = request["EnumerationContext"]
-        response["CountReturned"] = 0
-        response["ErrorCode"] = status
-        return response
-    buffer = response["Buffer"]
-    for rid, name in page:
-        entry = samr.SAMPR_RID_ENUMERATION()
-        entry["RelativeId"] = rid
-        entry["Name"] = name
-        buffer["Buffer"].append(entry)
-    buffer["EntriesRead"] = len(page)
-    if not page:
-        buffer["Buffer"] = NULL
-    response["EnumerationContext"] = len(entries)
-    response["CountReturned"] = len(page)
-    response["ErrorCode"] = STATUS_SUCCESS
-    return response
-
-
-def _ulong_arrays(response: Any, keys: tuple[str, ...], first: list[int],
-                  second: list[int] | None, status: int) -> Any:
-    for key, values in zip(keys, (first, second), strict=False):
-        array = response[key]
-        array["Count"] = len(values or [])
-        if values:
-            for value in values:
-                array["Element"].append(value)
-        else:
-            array["Element"] = NULL
-    response["ErrorCode"] = status
-    return response
-
-
-def _mapped_status(found: list[tuple[int, int]], asked: list[Any]) -> int:
-    mapped = sum(1 for _rid, use in found if use != SID_TYPE_UNKNOWN)
-    if mapped == len(asked):
-        return STATUS_SUCCESS
-    return STATUS_NONE_MAPPED if mapped == 0 else STATUS_SOME_NOT_MAPPED
