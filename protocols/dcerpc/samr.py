@@ -40,7 +40,6 @@ from impacket.dcerpc.v5.dtypes import NULL
 
 from protocols.dcerpc.accounts import (
     BUILTIN_ALIASES,
-    BUILTIN_NAME,
     BUILTIN_SID,
     NULL_HANDLE,
     RID_NONE_GROUP,
@@ -87,6 +86,10 @@ from protocols.dcerpc.samr_info import (
     ulongs,
 )
 from protocols.dcerpc.service import Caller, Fault, ServerView, Service
+
+
+# SAM spells the Builtin domain so (LSA says BUILTIN).
+SAM_BUILTIN_NAME = "Builtin"
 
 
 class SamrService(Service):
@@ -191,7 +194,7 @@ class SamrService(Service):
         if isinstance(handle, int):
             return enumeration(response, request, [], handle)
         db = LocalDatabase(self.view)
-        return enumeration(response, request, [(0, db.name), (0, BUILTIN_NAME)])
+        return enumeration(response, request, [(0, db.name), (0, SAM_BUILTIN_NAME)])
 
     def open_domain(self, request: Any) -> Any:
         response = samr.SamrOpenDomainResponse()
@@ -243,7 +246,7 @@ class SamrService(Service):
         db = LocalDatabase(self.view)
         members = self._members(handle, db)
         builtin = handle.domain_sid == BUILTIN_SID
-        name = BUILTIN_NAME if builtin else db.name
+        name = SAM_BUILTIN_NAME if builtin else db.name
         counts = (len(members["users"]), len(members["groups"]), len(members["aliases"]))
         fill_domain_info(response["Buffer"], level, name, counts, db.info)
         response["ErrorCode"] = STATUS_SUCCESS
