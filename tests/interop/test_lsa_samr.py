@@ -3,8 +3,9 @@ clients: Samba's ``net rpc info`` and ``rpcclient``, impacket's ``lookupsid.py``
 cycling) and ``samrdump.py``, nmap's ``smb-enum-users``.
 
 The emulator speaks SMB2 only for now: Samba's clients negotiate SMB2+ by default (their
-``client min protocol`` is SMB2_02; rpcclient is told so explicitly). impacket's example scripts only talk to port 445 or
-139, so they get an emulator on a loopback address of its own, port 445 (root).
+``client min protocol`` is SMB2_02; rpcclient is told so explicitly). impacket's example
+scripts only talk to port 445 or 139, so they get an emulator on a loopback address of
+its own, port 445 (root).
 """
 
 from __future__ import annotations
