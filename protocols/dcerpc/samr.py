@@ -67,7 +67,6 @@ from protocols.dcerpc.samr_info import (
     STATUS_INSUFFICIENT_RESOURCES,
     STATUS_INVALID_HANDLE,
     STATUS_INVALID_INFO_CLASS,
-    STATUS_INVALID_PARAMETER,
     STATUS_MORE_ENTRIES,
     STATUS_NO_SUCH_ALIAS,
     STATUS_NO_SUCH_DOMAIN,
@@ -151,14 +150,9 @@ class SamrService(Service):
 
     def connect5(self, request: Any) -> Any:
         if request["InVersion"] != 1 or request["InRevisionInfo"]["tag"] != 1:
-            response = samr.SamrConnect5Response()
-            response["OutVersion"] = 1
-            response["OutRevisionInfo"]["tag"] = 1
-            response["OutRevisionInfo"]["V1"]["Revision"] = REVISION
-            response["OutRevisionInfo"]["V1"]["SupportedFeatures"] = 0
-            response["ServerHandle"] = NULL_HANDLE
-            response["ErrorCode"] = STATUS_INVALID_PARAMETER  # MS-SAMR 3.1.5.1.1
-            return response
+            # SAMPR_REVISION_INFO has one arm (1): the stub cannot be read otherwise
+            # (Windows' exact fault for it is not verified).
+            raise Fault(RPC_X_BAD_STUB_DATA, f"samr: revision info {request['InVersion']}")
         response = self._connect(request, samr.SamrConnect5Response())
         response["OutVersion"] = 1
         response["OutRevisionInfo"]["tag"] = 1

@@ -145,9 +145,12 @@ class Service:
         try:
             with _impacket_quiet():
                 consumed = request.fromString(stub)
+                # impacket reads a short stub leniently (a SID with fewer sub-authorities
+                # than its count, say); what it read must encode back within the stub.
+                short = consumed > len(stub) or len(request.getData()) > len(stub)
         except Exception as exc:  # impacket raises anything on bad NDR
             raise Fault(RPC_X_BAD_STUB_DATA, f"{self.name} opnum {opnum}: {exc}") from None
-        if consumed > len(stub):  # impacket reads a short stub leniently; Windows does not
+        if short:  # Windows' stubs do not read past the end
             raise Fault(RPC_X_BAD_STUB_DATA, f"{self.name} opnum {opnum}: stub too short")
         response = handler(self, request)
         return bytes(response.getData())

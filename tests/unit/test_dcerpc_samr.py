@@ -7,7 +7,7 @@ import random
 import uuid
 
 import pytest
-from impacket.dcerpc.v5 import ndr, samr
+from impacket.dcerpc.v5 import lsat, ndr, samr
 from impacket.dcerpc.v5.dtypes import MAXIMUM_ALLOWED, ULONG
 
 from protocols.dcerpc import accounts
@@ -27,7 +27,16 @@ from protocols.dcerpc.samr_info import (
     filetime,
 )
 
-from .dcerpc_helpers import ADMIN, ALICE, ANONYMOUS, NOW, Client, FakeView, reassemble
+from .dcerpc_helpers import (
+    ADMIN,
+    ALICE,
+    ANONYMOUS,
+    NOW,
+    Client,
+    FakeView,
+    fault_status,
+    reassemble,
+)
 
 SID = "S-1-5-21-1111111111-2222222222-3333333333"
 
@@ -445,10 +454,39 @@ def test_connect5_revision():
     call["InRevisionInfo"]["V1"]["Revision"] = 3
     r = c.call(call, samr.SamrConnect5Response)
     assert r["ErrorCode"] == 0 and r["OutRevisionInfo"]["V1"]["Revision"] == 3
-    call["InVersion"] = 2
-    assert c.call(call, samr.SamrConnect5Response)["ErrorCode"] != 0
+    call["InVersion"] = 2  # switch_is(InVersion): no such arm
+    assert c.fault(call) == RPC_X_BAD_STUB_DATA
 
 
 def test_lsarpc_and_samr_share_the_pipe():
     c = Client("lsarpc", samr.MSRPC_UUID_SAMR, FakeView(machine_sid=SID), ALICE)
     assert connect(c)["ErrorCode"] == 0
+
+
+def test_every_truncation_and_a_lying_count_of_recorded_requests_is_answered_cleanly(fixed):
+    """No prefix of a real client's request, nor one claiming 2^31 elements, costs more
+    than a fault (rpc_x_bad_stub_data) or a status: never nca_s_fault_unspec (a bug)."""
+    from .test_dcerpc_lsarpc import (
+        RPCCLIENT_LOOKUP_NAMES,
+        RPCCLIENT_LOOKUP_SIDS,
+        RPCCLIENT_OPEN_POLICY,
+    )
+
+    samr_client = client()
+    for opnum, data in QUERYUSER_CONVERSATION[:6]:
+        stub(samr_client, opnum, data)  # handles exist, so deeper code paths run
+    lsa_client = Client("lsarpc", lsat.MSRPC_UUID_LSAT, FakeView(machine_sid=SID), ALICE)
+    requests = [(samr_client, opnum, bytes.fromhex(data))
+                for opnum, data in (*QUERYUSER_CONVERSATION, (13, ENUMDOMUSERS))]
+    requests += [(lsa_client, 6, RPCCLIENT_OPEN_POLICY), (lsa_client, 14, RPCCLIENT_LOOKUP_NAMES),
+                 (lsa_client, 15, RPCCLIENT_LOOKUP_SIDS)]
+    for c, opnum, data in requests:
+        for cut in range(len(data)):
+            for pdu in c.raw(None, opnum=opnum, stub=data[:cut]):
+                assert pdu[2] == 2 or fault_status(pdu) == RPC_X_BAD_STUB_DATA, (opnum, cut)
+    # LsarLookupNames' Names array: conformant-varying max count at offset 32 of the stub.
+    lying = bytearray(RPCCLIENT_LOOKUP_NAMES)
+    lying[32:36] = (0x7FFFFFFF).to_bytes(4, "little")
+    (pdu,) = lsa_client.raw(None, opnum=14, stub=bytes(lying))
+    assert pdu[2] == 2 or fault_status(pdu) == RPC_X_BAD_STUB_DATA
+    assert not [line for line in samr_client.logs + lsa_client.logs if "failed" in line]
