@@ -67,6 +67,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "autodisconnect": args.autodisconnect,
             "null_session_timeout": args.null_session_timeout,
             "restrict_anonymous": True if args.restrict_anonymous else None,
+            "restrict_anonymous_sam": args.restrict_anonymous_sam,
+            "machine_sid": args.machine_sid,
             "null_session_pipes": args.null_session_pipe,
             "null_session_shares": args.null_session_share,
             "group_by_client": True if args.group_by_client else None,
@@ -228,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a null session holding no open expires after this (60)")
     serve.add_argument("--restrict-anonymous", action="store_true",
                        help="RestrictNullSessAccess=1: null sessions open only the allowed pipes")
+    serve.add_argument("--restrict-anonymous-sam", action=argparse.BooleanOptionalAction,
+                       help="RestrictAnonymousSAM: null sessions may not enumerate accounts "
+                       "over samr (default: the edition's; XP and later ship it on)")
+    serve.add_argument("--machine-sid", metavar="SID",
+                       help="the account domain's SID, S-1-5-21-A-B-C (default: generated "
+                       "once per computer name and kept in the state directory)")
     serve.add_argument("--null-session-pipe", action="append", metavar="NAME",
                        help="NullSessionPipes entry (repeatable)")
     serve.add_argument("--null-session-share", action="append", metavar="NAME",

@@ -13,6 +13,7 @@ from emulator.engine import (
     STATUS_REQUEST_NOT_ACCEPTED,
 )
 from emulator.events import DEFAULT_MAX_KB, MIN_MAX_KB
+from protocols.dcerpc.accounts import valid_machine_sid
 
 # Served when neither flags nor a config file name a user: documented in the README.
 DEFAULT_USER = ("user", "password")
@@ -70,6 +71,8 @@ class Config:
     smb_preauth_buffer_budget: int = 32 * 1024 * 1024  # bytes, all such connections together
     netbios_name: str = "EMULATOR"
     workgroup: str = "WORKGROUP"
+    machine_sid: str | None = None  # S-1-5-21-a-b-c; None: generated once, kept per host
+    restrict_anonymous_sam: bool | None = None  # RestrictAnonymousSAM; None: the edition's
     # Counting rules (emulator.engine.Rules), changeable at runtime through the admin API.
     autodisconnect: int = 15  # minutes; 0 = within seconds; -1 = off
     null_session_timeout: float = 60.0  # seconds, 30 to 90 on Windows
@@ -110,6 +113,8 @@ class Config:
             raise ConfigError("refusal_display_seconds must not be negative")
         if not 0 <= self.rdp_denial_errinfo <= 0xFFFFFFFF:
             raise ConfigError("rdp_denial_errinfo must be a 32-bit number")
+        if self.machine_sid is not None and not valid_machine_sid(self.machine_sid):
+            raise ConfigError("machine_sid must look like S-1-5-21-A-B-C (32-bit numbers)")
         if self.tls_key and not self.tls_cert:
             raise ConfigError("tls_key needs tls_cert")
         for port in (self.smb_port, self.netbios_port, self.admin_port, self.rdp_port):

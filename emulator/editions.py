@@ -27,6 +27,19 @@ TS_REFUSAL_2008 = (
 
 STATUS_CTX_LICENSE_NOT_AVAILABLE = 0xC00A0013  # ERROR_CTX_LICENSE_NOT_AVAILABLE 7054
 
+# Built-in local accounts: (RID, name, enabled by default). XP's Remote Assistance and Help
+# and Support accounts take RIDs 1000 and 1002 (1001 is the HelpServicesGroup alias), so its
+# first user is 1003; Vista and later ship the Administrator disabled; Windows 10 1607 adds
+# DefaultAccount (503), 1709 WDAGUtilityAccount (504).
+SAM_ACCOUNTS_XP = ((500, "Administrator", True), (501, "Guest", False),
+                   (1000, "HelpAssistant", False), (1002, "SUPPORT_388945a0", False))
+SAM_ACCOUNTS_2003 = ((500, "Administrator", True), (501, "Guest", False))
+SAM_ACCOUNTS_7 = ((500, "Administrator", False), (501, "Guest", False))
+SAM_ACCOUNTS_10 = (*SAM_ACCOUNTS_7, (503, "DefaultAccount", False),
+                   (504, "WDAGUtilityAccount", False))
+SAM_ACCOUNTS_2022 = ((500, "Administrator", True), (501, "Guest", False),
+                     (503, "DefaultAccount", False))
+
 
 @dataclass(frozen=True)
 class Edition:
@@ -44,6 +57,17 @@ class Edition:
     # MS-SRVS platform/version for later srvsvc/wkssvc answers.
     version: tuple[int, int] = (10, 0)
     netbios_domain: str = "WORKGROUP"
+    # The local SAM (lsarpc, samr): the built-in accounts as (RID, name, enabled), the RID
+    # of the first account created after them, RestrictAnonymousSAM (a null session may
+    # not enumerate accounts), whether a null session may translate SIDs and names (RID
+    # cycling), and the account lockout policy (threshold 0 = never; minutes) and password
+    # complexity as the edition ships them.
+    sam_builtin_accounts: tuple[tuple[int, str, bool], ...] = SAM_ACCOUNTS_10
+    sam_first_user_rid: int = 1000
+    restrict_anonymous_sam: bool = True
+    lsa_anonymous_lookup: bool = False
+    sam_lockout: tuple[int, int] = (0, 30)
+    sam_password_complex: bool = False
 
     @property
     def max_dialect_name(self) -> str:
@@ -57,24 +81,32 @@ EDITIONS: dict[str, Edition] = {
     e.name: e
     for e in [
         # XP spoke SMB1; capping it at 2.0.2 is a deliberate simplification (see README).
-        Edition("xp-home", "Windows XP Home Edition", 5, 0, "none", SMB_2_0_2, version=(5, 1)),
-        Edition("xp-pro", "Windows XP Professional", 10, 1, "none", SMB_2_0_2, version=(5, 1)),
+        Edition("xp-home", "Windows XP Home Edition", 5, 0, "none", SMB_2_0_2, version=(5, 1),
+                sam_builtin_accounts=SAM_ACCOUNTS_XP, sam_first_user_rid=1003,
+                lsa_anonymous_lookup=True),
+        Edition("xp-pro", "Windows XP Professional", 10, 1, "none", SMB_2_0_2, version=(5, 1),
+                sam_builtin_accounts=SAM_ACCOUNTS_XP, sam_first_user_rid=1003,
+                lsa_anonymous_lookup=True),
         Edition("win7", "Windows 7 Professional", 20, 1, "none", SMB_2_1, version=(6, 1),
-                rdp_nla=True, rdp_logon_error=STATUS_CTX_LICENSE_NOT_AVAILABLE),
+                rdp_nla=True, rdp_logon_error=STATUS_CTX_LICENSE_NOT_AVAILABLE,
+                sam_builtin_accounts=SAM_ACCOUNTS_7),
         Edition("win10", "Windows 10 Pro", 20, 1, "none", SMB_3_1_1, rdp_nla=True,
                 rdp_logon_error=STATUS_CTX_LICENSE_NOT_AVAILABLE),
         Edition("win11", "Windows 11 Pro", 20, 1, "none", SMB_3_1_1, rdp_nla=True,
-                rdp_logon_error=STATUS_CTX_LICENSE_NOT_AVAILABLE),
+                rdp_logon_error=STATUS_CTX_LICENSE_NOT_AVAILABLE, sam_lockout=(10, 10)),
         Edition(
             "whs", "Windows Home Server", None, 2, "console", SMB_2_0_2,
             rdp_refusal_text=TS_REFUSAL_2003, version=(5, 2),
+            sam_builtin_accounts=SAM_ACCOUNTS_2003,
         ),
         Edition(
             "server-2003", "Windows Server 2003", None, 2, "console", SMB_2_0_2,
             rdp_refusal_text=TS_REFUSAL_2003, version=(5, 2),
+            sam_builtin_accounts=SAM_ACCOUNTS_2003,
         ),
         Edition("server-2022", "Windows Server 2022 Standard", None, 2, "admin", SMB_3_1_1,
-                rdp_nla=True, rdp_logon_error=STATUS_CTX_LICENSE_NOT_AVAILABLE),
+                rdp_nla=True, rdp_logon_error=STATUS_CTX_LICENSE_NOT_AVAILABLE,
+                sam_builtin_accounts=SAM_ACCOUNTS_2022, sam_password_complex=True),
     ]
 }
 

@@ -185,6 +185,8 @@ class SessionEngine:
         self._expiry_timer: Any = None
         self._ids = itertools.count(1)
         self.counters: Counter[str] = Counter()
+        # Completed logons per account (lower-cased name): how many, and the last one's time.
+        self._logons: dict[str, tuple[int, float]] = {}
 
     # -- limits and rules -------------------------------------------------------------
     def limit(self, protocol: str) -> int | None:
@@ -212,6 +214,7 @@ class SessionEngine:
         self._limits = dict(limits)
         self.rules = rules
         self.counters.clear()
+        self._logons.clear()
         self.rules_changed()
 
     def counted(self, protocol: str) -> int:
@@ -224,6 +227,10 @@ class SessionEngine:
         return [s for s in self._sessions.values() if s.protocol == protocol
                 and not s.console
                 and not (self.rules.group_by_client and s.state == PENDING)]
+
+    def logon_history(self) -> dict[str, tuple[int, float]]:
+        """Completed logons per account (lower-cased name): (count, last logon time)."""
+        return dict(self._logons)
 
     def sessions(self, protocol: str | None = None) -> list[Session]:
         return [s for s in self._sessions.values() if protocol in (None, s.protocol)]
@@ -329,6 +336,9 @@ class SessionEngine:
                 return self._refuse(session.protocol, session.address, client, user).status
         session.state = ACTIVE
         session.logon_time = session.last_activity = session.no_opens_since = self.now()
+        if not anonymous and user:
+            count, _last = self._logons.get(user.lower(), (0, 0.0))
+            self._logons[user.lower()] = (count + 1, self.now())
         who = "anonymous" if anonymous else user
         self.events.record(
             provider=SECURITY_PROVIDER, event_id=LOGON_EVENT_ID, level=LEVEL_INFORMATION,

@@ -1,4 +1,4 @@
-"""The host as srvsvc/wkssvc see it (``protocols.dcerpc.pipes.ServerView``), over the engine.
+"""The host as the RPC services see it (``protocols.dcerpc.service.ServerView``), over the engine.
 
 Everything is read live from the session engine and the server's configuration, so
 ``net session``, ``net share``, ``net files`` and ``net config server`` over RPC agree
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING, Any
+
+from protocols.dcerpc.accounts import account_dicts
 
 if TYPE_CHECKING:
     from emulator.server import EmulatorServer
@@ -72,3 +74,21 @@ class EngineServerView:
 
     def now(self) -> float:
         return self.engine.now()
+
+    def local_domain(self) -> dict[str, Any]:
+        edition, config = self.server.edition, self.server.config
+        restrict = config.restrict_anonymous_sam
+        threshold, minutes = edition.sam_lockout
+        return {"name": config.netbios_name, "sid": self.server.machine_sid(),
+                "workgroup": config.workgroup,
+                "restrict_anonymous_sam": (edition.restrict_anonymous_sam if restrict is None
+                                           else restrict),
+                "anonymous_lookup": edition.lsa_anonymous_lookup,
+                "lockout_threshold": threshold, "lockout_minutes": minutes,
+                "password_complex": edition.sam_password_complex}
+
+    def accounts(self) -> list[dict[str, Any]]:
+        edition = self.server.edition
+        admins = {name.lower() for name in self.server.config.admin_users}
+        return account_dicts(list(self.server.users), admins, edition.sam_builtin_accounts,
+                             edition.sam_first_user_rid, self.engine.logon_history())

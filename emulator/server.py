@@ -81,6 +81,7 @@ class EmulatorServer:
         self.leases = LeaseTable(self.clock)  # one object store: every SMB connection shares it
         self.listeners: list[Listener] = []
         self.comment = ""  # `net config server /srvcomment`; srvsvc's sv101_comment
+        self._machine_sid: str | None = None
         self.admin_token = config.admin_token or secrets.token_urlsafe(24)
         if config.admin_port is not None and not config.admin_token:
             self.notes.append(f"admin token: {self.admin_token}")
@@ -135,6 +136,15 @@ class EmulatorServer:
         self.engine.reset(self.initial_limits(), self.initial_rules())
         self.events.clear()
         self.comment = ""
+
+    def machine_sid(self) -> str:
+        """The account domain's SID (``emulator.identity``), fixed on first use."""
+        if self._machine_sid is None:
+            from emulator import identity
+
+            self._machine_sid = identity.machine_sid(self.config.netbios_name,
+                                                     self.config.machine_sid)
+        return self._machine_sid
 
     def lookup_password(self, user: str) -> str | None:
         wanted = user.lower()

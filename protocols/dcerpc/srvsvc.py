@@ -25,21 +25,20 @@ from typing import Any
 from impacket.dcerpc.v5 import srvs
 from impacket.dcerpc.v5.dtypes import NULL
 
-from protocols.dcerpc.pipes import (
+from protocols.dcerpc.netapi import (
     ERROR_ACCESS_DENIED,
     ERROR_INVALID_LEVEL,
     NERR_SUCCESS,
-    Access,
     EnumAnswer,
     InfoAnswer,
-    Service,
     dword,
     fill,
     is_null,
     string_arg,
 )
+from protocols.dcerpc.service import Access, Service
 
-# NET_API_STATUS values (MS-ERREF 2.2, lmerr.h) beyond those in ``pipes``
+# NET_API_STATUS values (MS-ERREF 2.2, lmerr.h) beyond those in ``netapi``
 ERROR_INVALID_PARAMETER = 87
 NERR_USER_NOT_FOUND = 2221
 NERR_NET_NAME_NOT_FOUND = 2310

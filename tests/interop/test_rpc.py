@@ -311,7 +311,7 @@ def test_unknown_pipes_and_interfaces(emulator):
     try:
         tid = conn.connectTree("IPC$")
         with pytest.raises(SessionError) as err:
-            conn.openFile(tid, "\\samr")
+            conn.openFile(tid, "\\netlogon")  # samr and lsarpc exist since issue 15
         assert err.value.getErrorCode() == STATUS_OBJECT_NAME_NOT_FOUND
         dce = rpc(emu, "wkssvc", wkst.MSRPC_UUID_WKST, conn=conn)
         with pytest.raises(DCERPCException, match="abstract_syntax_not_supported"):

@@ -200,7 +200,7 @@ def test_pipe_names_as_clients_send_them(name):
 
 def test_unknown_pipes_do_not_exist():
     _, c = alice_on_ipc()
-    for name in ("samr", "lsarpc", "..\\srvsvc", ""):
+    for name in ("netlogon", "winreg", "..\\srvsvc", ""):
         assert c.create(name)[0] == STATUS_OBJECT_NAME_NOT_FOUND
     _, c = alice_on_ipc(pipes=False)
     assert c.create("srvsvc")[0] == STATUS_OBJECT_NAME_NOT_FOUND
