@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from impacket import nt_errors
+from impacket.nmb import NetBIOSError
 from impacket.smbconnection import SessionError, SMBConnection
 
 from emulator.admin.client import AdminError
@@ -210,11 +211,18 @@ def _smb_logon(run: Run, step: dict[str, Any]) -> str:
         if step.get("as_new_connections"):
             label = next(f"{client}#{n}" for n in itertools.count(2)
                          if f"{client}#{n}" not in run.smb)
-        conn = run.smb.get(label) or SMBConnection(run.host.host, run.host.host,
-                                                   myName=client, sess_port=run.host.smb_port)
-        run.smb[label] = conn  # a refused client's TCP connection stays usable for a retry
+        conn = run.smb.get(label)
         try:
-            conn.login(user, password)
+            if conn is not None:  # a refused client retries on its TCP connection...
+                try:
+                    conn.login(user, password)
+                except NetBIOSError:  # ...unless the server closed it meanwhile (an
+                    conn = None       # unauthenticated connection times out): reconnect
+            if conn is None:
+                conn = SMBConnection(run.host.host, run.host.host, myName=client,
+                                     sess_port=run.host.smb_port)
+                run.smb[label] = conn
+                conn.login(user, password)
         except SessionError as err:
             outcomes.append(status_name(err.getErrorCode()))
             continue
