@@ -62,7 +62,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "autodisconnect": args.autodisconnect,
             "null_session_timeout": args.null_session_timeout,
             "restrict_anonymous": args.restrict_anonymous,
-            "force_guest": args.force_guest,
+            "force_guest": args.force_guest, "netbios_name": args.netbios_name,
+            "workgroup": args.workgroup, "system_drive": args.system_drive,
             "lm_compatibility_level": args.lm_compatibility_level,
             "null_session_pipes": args.null_session_pipe,
             "null_session_shares": args.null_session_share,
@@ -203,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--restrict-anonymous", action=argparse.BooleanOptionalAction,
                        help="RestrictNullSessAccess=1: null sessions open only the allowed "
                        "pipes (default: the edition's; Vista and later restrict)")
+    serve.add_argument("--netbios-name", metavar="NAME",
+                       help="the computer name (default EMULATOR): NTLM, srvsvc, NetBIOS")
+    serve.add_argument("--workgroup", metavar="NAME",
+                       help="the workgroup wkssvc and srvsvc report (default WORKGROUP)")
+    serve.add_argument("--system-drive", metavar="DIR",
+                       help="the directory behind C$ (default: a fresh temporary one)")
     serve.add_argument("--force-guest", action=argparse.BooleanOptionalAction,
                        help="XP Simple File Sharing: network logons become Guest "
                        "(default: the edition's; on for XP)")
