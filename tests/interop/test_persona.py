@@ -158,3 +158,20 @@ def test_ntlmv1_client_per_lm_compatibility_level(emulator, edition, admitted):
         assert proc.stdout.startswith("OK"), proc.stdout + proc.stderr
     else:
         assert "STATUS_LOGON_FAILURE" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_xp_force_guest_maps_network_logons_to_guest(emulator):
+    emu = emulator("xp-pro", users=USERS)
+    conn = _impacket(emu)
+    try:
+        assert conn.isGuestSession()  # SESSION_FLAG_IS_GUEST
+        admitted = emu.wait_events(1, protocol="smb", outcome="admitted")
+        assert admitted[0]["user"] == "Guest", admitted
+    finally:
+        conn.close()
+    plain = emulator("xp-pro", users=USERS, args=("--no-force-guest",))
+    conn = _impacket(plain)
+    try:
+        assert not conn.isGuestSession()
+    finally:
+        conn.close()
