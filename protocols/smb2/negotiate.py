@@ -12,6 +12,7 @@ from protocols.auth.spnego import initial_token
 from protocols.errors import StatusError
 from protocols.smb2 import bodies, crypto
 from protocols.smb2.messages import FLAGS_SERVER_TO_REDIR, HEADER_SIZE, Header, buffer_at
+from protocols.wintime import filetime_from_seconds
 from protocols.smb2.state import (
     CAP_DFS, CAP_DIRECTORY_LEASING, CAP_ENCRYPTION, CAP_LARGE_MTU, CAP_LEASING,
     CAP_MULTI_CHANNEL, CIPHER_PREFERENCE, DIALECT_WILDCARD, DIALECTS, NETBIOS_MAX_IO, SHA_512,
@@ -23,7 +24,6 @@ SMB2_SIGNING_CAPABILITIES = 0x0008
 AES_CMAC = 0x0001  # the 3.1.1 signing this server implements (HMAC-SHA256 is 2.x's)
 # Optional capabilities granted only to a client that set the same bit (MS-SMB2 3.3.5.4).
 _ECHOED_CAPS = CAP_MULTI_CHANNEL | CAP_DIRECTORY_LEASING | CAP_ENCRYPTION
-from protocols.wintime import filetime_from_seconds
 
 
 class NegotiateHandlers(ConnectionState):

@@ -194,9 +194,11 @@ def test_rpcclient_as_a_user(emulator, smbclient_conf):
 def test_rpcclient_netsessdel(emulator, smbclient_conf):
     pysmb = require_module("smb.SMBConnection")
     emu = start(emulator, "xp-home")
+    # Over port 139 the session's client name is the NetBIOS calling name (VICTIMPC); over
+    # direct TCP it would be the address, as on Windows (no longer the NTLM workstation).
     victim = pysmb.SMBConnection("bob", USERS["bob"], "victimpc", "EMULATOR", use_ntlm_v2=True,
-                                 is_direct_tcp=True)
-    assert victim.connect(emu.host, emu.smb_port, timeout=20)
+                                 is_direct_tcp=False)
+    assert victim.connect(emu.host, emu.netbios_port, timeout=20)
     try:
         out = rpcclient(emu, smbclient_conf, "netsessdel \\\\VICTIMPC", user=ADMIN)
         assert out.returncode == 0, out.stdout
