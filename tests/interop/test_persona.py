@@ -175,3 +175,20 @@ def test_xp_force_guest_maps_network_logons_to_guest(emulator):
         assert not conn.isGuestSession()
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("edition,listed", [("xp-home", True), ("win10", False)])
+def test_null_session_share_enumeration_per_edition(emulator, tmp_path, edition, listed):
+    """XP lets a null session enumerate shares; Vista and later (RestrictNullSessAccess,
+    no NullSessionPipes) refuse it (nmap issue #266)."""
+    emu = emulator(edition, users=USERS)
+    exe = require_binary("smbclient")
+    out = subprocess.run([exe, "-L", f"//{emu.host}", "-p", str(emu.smb_port), "-N",
+                          "--configfile", str(_smbclient_conf(tmp_path))],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    text = out.stdout + out.stderr
+    if listed:
+        assert out.returncode == 0 and "docs" in text, text
+    else:
+        assert out.returncode != 0 and "docs" not in text, text
+        assert "ACCESS_DENIED" in text, text
