@@ -190,5 +190,16 @@ def test_null_session_share_enumeration_per_edition(emulator, tmp_path, edition,
     if listed:
         assert out.returncode == 0 and "docs" in text, text
     else:
-        assert out.returncode != 0 and "docs" not in text, text
-        assert "ACCESS_DENIED" in text, text
+        # smbclient prints an empty list (exit 0) when srvsvc is refused to the null session.
+        assert "docs" not in text and "IPC$" not in text, text
+        smbconnection = require_module("impacket.smbconnection")
+        conn = smbconnection.SMBConnection(emu.host, emu.host, sess_port=emu.smb_port,
+                                           timeout=20)
+        try:
+            conn.login("", "")
+            tid = conn.connectTree("IPC$")
+            with pytest.raises(smbconnection.SessionError) as err:
+                conn.openFile(tid, "\\srvsvc")
+            assert err.value.getErrorCode() == 0xC0000022  # STATUS_ACCESS_DENIED
+        finally:
+            conn.close()
