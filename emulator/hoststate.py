@@ -18,10 +18,10 @@ SEED_FILE = "smb-server-guid.seed"
 
 
 def state_directory() -> Path:
-    """``$XDG_STATE_HOME/smbrdp-emulator`` (``~/.local/state/...``), as protocols/rdp/tls.py."""
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local",
-                                                             "state")
-    return Path(base) / "smbrdp-emulator"
+    """``$XDG_STATE_HOME/smbrdp-emulator`` (``~/.local/state/...``): the RDP certificate's."""
+    from protocols.rdp.tls import default_directory
+
+    return default_directory()
 
 
 def _seed(folder: Path) -> bytes:

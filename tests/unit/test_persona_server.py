@@ -53,7 +53,8 @@ def test_edition_defaults_and_overrides(tmp_path):
     # Version per edition, ForceGuest and RestrictNullSessAccess defaults.
     win7 = server(tmp_path, edition="win7")
     assert win7.smb_config().ntlm_version == version_field(6, 1, 7601)
-    assert win7.smb_config().max_transact == 1024 * 1024 and win7.smb_config().start_time == 1_700_000_000
+    assert win7.smb_config().max_transact == 1024 * 1024
+    assert win7.smb_config().start_time == 1_700_000_000
     assert not server(tmp_path, edition="win10").smb_config().start_time
     assert server(tmp_path, edition="xp-home").smb_config().force_guest
     assert not server(tmp_path, edition="xp-home", force_guest=False).smb_config().force_guest
