@@ -95,7 +95,10 @@ class Session:
     started: float
     state: str = PENDING
     user: str = ""
+    # What `net session` shows: SMB's Connection.ClientName (the address over direct TCP,
+    # the NetBIOS calling name over 139); RDP's client computer name.
     client: str = ""
+    workstation: str = ""  # the NTLM workstation (the 4624 "Workstation Name"); '' = client
     anonymous: bool = False
     console: bool = False
     logon_time: float | None = None
@@ -129,6 +132,7 @@ class Session:
         return {
             "id": self.id, "protocol": self.protocol, "user": self.user,
             "client": self.client, "address": self.address,
+            "workstation": self.workstation or self.client,
             "state": self.shown_state(now, idle_after), "console": self.console,
             "anonymous": self.anonymous, "opens": self.opens,
             "open_files": list(self.open_files),
@@ -323,17 +327,19 @@ class SessionEngine:
         return Admission(None, self.denial_status)
 
     def logon(self, session: Session, *, user: str, client: str, anonymous: bool,
-              console: bool = False) -> int:
+              console: bool = False, workstation: str = "") -> int:
         """Logon finished. Returns 0, or the denial status when per-client grouping finds
         the limit full now that the client computer is known (the session is then gone)."""
         self._cancel_setup_timer(session)
         session.user, session.client, session.anonymous = user, client, anonymous
+        session.workstation = workstation
         session.console = console
         if self.rules.group_by_client:
             session.state = ACTIVE
             if self._full(session.protocol, session):
                 self._sessions.pop(session.id, None)
-                return self._refuse(session.protocol, session.address, client, user).status
+                return self._refuse(session.protocol, session.address,
+                                    workstation or client, user).status
         session.state = ACTIVE
         session.logon_time = session.last_activity = session.no_opens_since = self.now()
         if not anonymous and user:
@@ -343,7 +349,8 @@ class SessionEngine:
         self.events.record(
             provider=SECURITY_PROVIDER, event_id=LOGON_EVENT_ID, level=LEVEL_INFORMATION,
             message=f"An account was successfully logged on ({who}).",
-            protocol=session.protocol, address=session.address, workstation=client, user=user,
+            protocol=session.protocol, address=session.address,
+            workstation=workstation or client, user=user,
             outcome="admitted", status=0, session_id=session.id,
         )
         self._schedule_expiry()
@@ -519,7 +526,8 @@ class SessionEngine:
             (EMULATOR_PROVIDER, 199, LEVEL_INFORMATION, f"Session ended ({reason})."))
         self.events.record(
             provider=provider, event_id=event_id, level=level, message=message,
-            protocol=session.protocol, address=session.address, workstation=session.client,
+            protocol=session.protocol, address=session.address,
+            workstation=session.workstation or session.client,
             user=session.user, outcome=reason, status=status, session_id=session.id,
         )
 

@@ -16,7 +16,9 @@ from impacket import smb3structs as s2
 from protocols.errors import StatusError
 from protocols.smb2 import crypto
 from protocols.smb2.files import FileHandlers
-from protocols.smb2.framing import POSITIVE_RESPONSE, FramingError, SessionRequest, frame
+from protocols.smb2.framing import (
+    NEGATIVE_RESPONSE, POSITIVE_RESPONSE, FramingError, NotInSession, SessionRequest, frame,
+)
 from protocols.smb2.messages import (
     ERROR_BODY, FLAGS_RELATED_OPERATIONS, FLAGS_SERVER_TO_REDIR, FLAGS_SIGNED, HEADER_SIZE,
     SMB1_PROTOCOL_ID, TRANSFORM_PROTOCOL_ID, Header, join_compound, split_compound,
@@ -46,7 +48,16 @@ class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers
             if self.close_requested:
                 return
             if isinstance(item, SessionRequest):
-                self._out += POSITIVE_RESPONSE
+                if item.valid:
+                    self.client_name = item.calling or self.client_name
+                    self._out += POSITIVE_RESPONSE
+                else:
+                    self._out += NEGATIVE_RESPONSE
+                    self._disconnect("malformed NetBIOS SESSION REQUEST")
+                continue
+            if isinstance(item, NotInSession):
+                self._out += NEGATIVE_RESPONSE
+                self._disconnect("NetBIOS session message before the SESSION REQUEST")
                 continue
             try:
                 self._handle_frame(item.payload)

@@ -183,11 +183,12 @@ def test_write_read_and_transceive_like_pysmb():
     assert srvs.NetrShareEnumResponse(reassemble([out]))["TotalEntries"] == 2
     (slot,) = engine.sessions("smb")
     assert slot.open_files == ["\\PIPE\\srvsvc"]
-    # Who called: the SMB session's account, NTLM workstation and address.
+    # Who called: the SMB session's account, client name (its address over direct TCP,
+    # as Windows records Connection.ClientName; no longer the NTLM workstation) and address.
     op = next(iter(c.conn.sessions.values())).opens[fid]
     caller = op.handle.endpoint.association.services[0].caller
     assert (caller.user, caller.anonymous, caller.client, caller.address) == (
-        "alice", False, "WS01", "10.0.0.3")
+        "alice", False, "10.0.0.3", "10.0.0.3")
     assert c.close(fid) == STATUS_SUCCESS
     assert slot.open_files == []
 
