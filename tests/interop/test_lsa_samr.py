@@ -60,7 +60,9 @@ def test_net_rpc_info_names_the_domain_its_sid_and_the_users(emulator, smbclient
 
 
 def test_rpcclient_lsa_commands(emulator, smbclient_conf):
-    emu = start(emulator, "xp-pro")
+    # Named accounts, not XP's ForceGuest (alice would log on as Guest, which rpcclient's
+    # signed IPC$ connection refuses).
+    emu = start(emulator, "xp-pro", ["--no-force-guest"])
     out = samba("rpcclient", emu, smbclient_conf, "lsaquery", "lsaquery 5",
                 "lookupnames alice root Administrator",
                 f"lookupsids {SID}-500 {SID}-1003 S-1-5-32-544 S-1-1-0")
