@@ -15,6 +15,7 @@ from emulator.core.engine import (
     STATUS_REQUEST_NOT_ACCEPTED,
 )
 from emulator.core.events import DEFAULT_MAX_KB, MIN_MAX_KB
+from protocols.dcerpc.accounts import valid_machine_sid
 
 # Served when neither flags nor a config file name a user: documented in the README.
 DEFAULT_USER = ("user", "password")
@@ -96,6 +97,8 @@ class Config:
     shares: dict[str, str] = key({}, "a disk share (repeatable; default: public=<a temp "
                                  "dir>)", flag="--share", metavar="NAME=DIR",
                                  parse=lambda v: parse_pair(v, "=", "--share"))
+    system_drive: str | None = key(None, "the directory behind C$ (default: a fresh "
+                                   "temporary one)", metavar="DIR")
     event_log: str | None = key(None, "append JSON-lines events to FILE ('-' = stdout)",
                                 metavar="FILE")
     event_log_max_kb: int = key(DEFAULT_MAX_KB, "the event log's maximum size; the oldest "
@@ -106,8 +109,9 @@ class Config:
                              "number", metavar="STATUS", parse=lambda v: parse_status(v))
     smb_limit: int | None = key(None, "override the edition's SMB session limit (-1 = "
                                 "unlimited)", metavar="N")
-    signing_required: bool = key(False, "require SMB signing (Windows servers do; client "
-                                 "SKUs do not)")
+    # None: the edition's default (README's persona table); True/False override it.
+    signing_required: bool | None = key(None, "require SMB signing (default: the edition's; "
+                                        "11 24H2 does)")
     encrypt_data: bool = key(False, "EncryptData: require SMB3 encryption on every session; "
                              "a client that cannot encrypt gets STATUS_ACCESS_DENIED at "
                              "SESSION_SETUP")
@@ -126,8 +130,21 @@ class Config:
     smb_preauth_buffer_budget: int = key(32 * 1024 * 1024, "bytes all SMB connections "
                                          "without a session may buffer together; over it "
                                          "the newest is closed", metavar="BYTES")
-    netbios_name: str = key("EMULATOR", "the computer (NetBIOS) name", metavar="NAME")
-    workgroup: str = key("WORKGROUP", "the workgroup (NetBIOS domain) name", metavar="NAME")
+    netbios_name: str = key("EMULATOR", "the computer name: NTLM, srvsvc, NetBIOS",
+                            metavar="NAME")
+    workgroup: str = key("WORKGROUP", "the workgroup wkssvc and srvsvc report",
+                         metavar="NAME")
+    machine_sid: str | None = key(None, "the account domain's SID, S-1-5-21-A-B-C (default: "
+                                  "generated once per computer name and kept in the state "
+                                  "directory)", metavar="SID")
+    restrict_anonymous_sam: bool | None = key(None, "RestrictAnonymousSAM: null sessions may "
+                                              "not enumerate accounts over samr (default: "
+                                              "the edition's; XP and later ship it on)")
+    lm_compatibility_level: int | None = key(None, "LAN Manager authentication level: 4 "
+                                             "refuses LM, 5 also NTLMv1 (default: the "
+                                             "edition's)", metavar="0-5")
+    force_guest: bool | None = key(None, "XP Simple File Sharing: network logons become Guest "
+                                   "(default: the edition's; on for XP)")
     # Counting rules (emulator.core.engine.Rules), changeable at runtime (admin API).
     autodisconnect: int = key(15, "drop SMB sessions idle this long with nothing open "
                               "(minutes; 0 = within seconds; -1 = off)", metavar="MINUTES",
@@ -135,8 +152,10 @@ class Config:
     null_session_timeout: float = key(60.0, "a null session holding no open expires after "
                                       "this (30 to 90 s on Windows)", metavar="SECONDS",
                                       rule="null_session_timeout")
-    restrict_anonymous: bool = key(False, "RestrictNullSessAccess=1: null sessions open "
-                                   "only the allowed pipes", rule="restrict_anonymous")
+    restrict_anonymous: bool | None = key(None, "RestrictNullSessAccess=1: null sessions "
+                                          "open only the allowed pipes (default: the "
+                                          "edition's; Vista and later restrict)",
+                                          rule="restrict_anonymous")
     null_session_pipes: list[str] = key([], "NullSessionPipes entry (repeatable)",
                                         flag="--null-session-pipe", metavar="NAME",
                                         rule="null_session_pipes")
@@ -193,6 +212,13 @@ class Config:
         for port in (self.smb_port, self.netbios_port, self.admin_port, self.rdp_port):
             if port is not None and not 0 <= port <= 65535:
                 raise ConfigError(f"port {port} out of range")
+        if self.machine_sid is not None and not valid_machine_sid(self.machine_sid):
+            raise ConfigError("machine_sid must look like S-1-5-21-A-B-C (32-bit numbers)")
+        if self.lm_compatibility_level is not None and not 0 <= self.lm_compatibility_level <= 5:
+            raise ConfigError("lm_compatibility_level must be 0 to 5")
+        if not _valid_computer_name(self.netbios_name):
+            raise ConfigError("netbios_name must be 1 to 15 characters, no \\/:*?\"<>| "
+                              "or spaces")
         if self.nbns_port is not None and not -1 <= self.nbns_port <= 65535:
             raise ConfigError(f"nbns_port {self.nbns_port} out of range")
         if self.admin_max_body < 1:
@@ -216,6 +242,13 @@ class Config:
         if self.admin_port is not None and not self.admin_token:
             raise ConfigError(f"refusing a generated admin token on plain HTTP ({where}): "
                               "set --admin-token, or pass --allow-insecure-exposure")
+
+
+def _valid_computer_name(name: str) -> bool:
+    """A NetBIOS computer name as Windows accepts one: 1-15 characters, none of the
+    reserved ones (MS-NBTE 2.2.1 leaves 15 for the name and one for the suffix)."""
+    return (1 <= len(name) <= 15 and name.isprintable()
+            and not any(c in name for c in '\\/:*?"<>| .'))
 
 
 def parse_status(value: str | int) -> int:
@@ -353,8 +386,9 @@ def add_flags(parser: argparse.ArgumentParser, scopes: tuple[str, ...] = ("host"
         if not spec.flag or spec.scope not in scopes:
             continue
         dest, metavar = spec.name, spec.metavar or spec.name.upper()
-        if spec.kind is bool:
-            parser.add_argument(spec.flag, dest=dest, action="store_true", default=None,
+        if spec.kind is bool:  # unset (None) = the edition's: --x / --no-x
+            action = argparse.BooleanOptionalAction if spec.optional else "store_true"
+            parser.add_argument(spec.flag, dest=dest, action=action, default=None,
                                 help=spec.help)
         elif spec.kind in (list, dict):
             parser.add_argument(spec.flag, dest=dest, action="append", metavar=metavar,

@@ -19,7 +19,7 @@ alice = "Passw0rd!"
 [[host]]
 name = "fileserver"
 address = "127.0.0.1"
-edition = "xp-pro"
+edition = "win10"
 TOML
 
 # 1. Start in the background; the ready file appears (atomically) once it listens.
@@ -36,7 +36,7 @@ ADMIN="$(field 'd["admin"]')"
 SMB="$(field 'd["hosts"][0]["smb"]')"
 api() { curl -sf -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" "$@"; }
 
-# 3. Drive it: a logon on the xp-pro host, then a host added for this test alone.
+# 3. Drive it: a logon on the win10 host, then a host added for this test alone.
 smbclient -p "${SMB##*:}" -U 'alice%Passw0rd!' "//${SMB%:*}/public" -c 'ls' > /dev/null
 api "$ADMIN/api/hosts/FILESERVER/events" | grep -q '"user": "alice"'   # its logon and logoff
 api -X POST "$ADMIN/api/hosts" \

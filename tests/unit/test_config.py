@@ -1,6 +1,7 @@
 """The one declaration of config keys: flags, TOML and rules all come from it."""
 
 import pytest
+from twisted.internet.task import Clock
 
 from emulator.cli import build_parser
 from emulator.config import (
@@ -33,6 +34,12 @@ def test_toml_values_are_checked_against_the_declared_type():
 
 
 def test_rules_start_from_the_keys_declared_with_a_rule():
-    config = build_config({"autodisconnect": 5, "null_session_shares": ["pub"]}, {})
-    rules = EmulatorServer.initial_rules(type("S", (), {"config": config})())
-    assert rules.autodisconnect_minutes == 5 and rules.null_session_shares == ["pub"]
+    config = build_config({"autodisconnect": 5, "null_session_shares": ["pub"],
+                           "edition": "win10"}, {})
+    host = EmulatorServer(config, reactor=None, clock=Clock())
+    try:
+        rules = host.initial_rules()
+        assert rules.autodisconnect_minutes == 5 and rules.null_session_shares == ["pub"]
+        assert rules.restrict_anonymous is True  # unset: the edition's (Vista and later)
+    finally:
+        host.close()
