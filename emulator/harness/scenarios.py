@@ -359,11 +359,13 @@ def _count_events(run: Run, step: dict[str, Any]) -> str:
 
 
 def _metric(run: Run, step: dict[str, Any]) -> str:
-    """The value of one Prometheus sample, e.g. metric = 'smbrdp_denied_total{protocol="smb"}'."""
+    """The value of one Prometheus sample, e.g. metric = 'smbrdp_denied_total{protocol="smb"}'
+    (the host's own label, which every sample carries, left out)."""
     text = run.host.admin.call_text("GET", "/metrics")
     for line in text.splitlines():
-        if line.startswith(step["metric"] + " "):
-            return line.split()[-1]
+        key, _, value = line.rpartition(" ")
+        if re.sub(r'host="[^"]*",?', "", key).replace("{}", "") == step["metric"]:
+            return value
     return "absent"
 
 
