@@ -83,3 +83,13 @@ def test_lab_defaults_merge_with_a_hosts_own_users():
                                         need_address=False))
     assert config.users == {"user": "password", "alice": "pw"}
     assert build_config({}, {}).users == {}
+
+
+def test_each_host_numbers_its_own_rpc_association_groups():
+    from protocols.dcerpc.pipes import PipeService
+
+    _, lab = make_lab()
+    one, two = add(lab, "one"), add(lab, "two")
+    first, second = PipeService(None), PipeService(None)
+    assert next(first.assoc_groups) == next(second.assoc_groups)  # not one shared counter
+    assert one.smb_config().pipes.assoc_groups is not two.smb_config().pipes.assoc_groups
