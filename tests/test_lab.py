@@ -136,6 +136,7 @@ def test_removing_a_host_closes_its_live_smb_and_rdp_connections(lab):
     with pytest.raises((NetBIOSError, SessionError, OSError)):
         smb.listPath("public", "*")
     assert [h["name"] for h in admin.call("GET", "/api/hosts")] == ["HOME"]
+    assert admin.call("GET", "/api/lab")["closing"] == 0  # its connections are all gone
     with pytest.raises(OSError):
         socket.create_connection(pc1["smb"].rsplit(":", 1), timeout=5)
     # The name is free again, and the new host starts empty.
