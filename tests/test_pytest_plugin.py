@@ -110,3 +110,22 @@ def test_own_process_for_one_host_beside_a_lab_host(emulated_host_factory):
     shared = emulated_host_factory(edition="xp-home")
     assert alone.process.pid != shared.process.pid and "admin" not in shared.listeners
     assert alone.limits()["smb"] == shared.limits()["smb"] == 5
+
+
+def test_a_traceback_fails_the_test_whose_host_was_alive_and_no_other(pytester):
+    # The lab's stderr is the emulator's log; a traceback written to it while a host
+    # lives (here written by the test itself, standing in for a bug in the host's code)
+    # fails that host's test at teardown, and the next test's host starts clean.
+    pytester.makepyfile("""
+        def test_a_owns_the_bug(emulated_host):
+            with open(emulated_host.lab._dir / "stderr.log", "a") as log:
+                log.write("Traceback (most recent call last):\\n  boom\\n")
+
+        def test_b_is_not_blamed(emulated_host):
+            assert emulated_host.limits()["smb"] == 20
+    """)
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_a_owns_the_bug*"])
+    assert "test_b_is_not_blamed" not in "\n".join(
+        line for line in result.stdout.lines if line.startswith("ERROR"))

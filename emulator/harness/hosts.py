@@ -72,7 +72,8 @@ class ServerProcess:
         self.stdout_lines: list[str] = []
         self.host_lines: list[str] = []
         self._stopped = False
-        with open(stderr_path, "w", encoding="utf-8") as stderr:
+        open(stderr_path, "w").close()  # a fresh log, then O_APPEND: whatever else
+        with open(stderr_path, "a", encoding="utf-8") as stderr:  # writes to it stays
             self.proc = subprocess.Popen(
                 self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
                 text=True, cwd=cwd, env=env,
