@@ -70,6 +70,13 @@ def _begin_logging(reactor: Any) -> None:
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
 
 
+def _start_admin(lab: Any, interface: str) -> None:
+    if lab.settings.admin_port is not None:
+        from emulator.admin.web import build_admin_site  # twisted.web only when asked
+
+        lab.start_admin(build_admin_site(lab), interface)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """A lab of one host, whose ready line names its listeners and the admin URL."""
     from twisted.internet import reactor as _reactor
@@ -89,7 +96,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _begin_logging(reactor)
     try:
         host.start()
-        lab.start_admin(config.host)
+        _start_admin(lab, config.host)
     except ListenError as exc:
         print(f"smbrdp-emu: {exc}", file=sys.stderr)
         lab.stop_listening()
@@ -122,7 +129,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
     try:
         for config in configs:
             lab.add(config)
-        lab.start_admin(settings.host)
+        _start_admin(lab, settings.host)
     except (ConfigError, ListenError) as exc:
         print(f"smbrdp-emu: {exc}", file=sys.stderr)
         lab.stop_listening()

@@ -184,14 +184,14 @@ class Lab:
         return done
 
     # -- the admin listener and the ready lines --------------------------------------------
-    def start_admin(self, interface: str) -> None:
+    def start_admin(self, site: Any, interface: str) -> None:
+        """Listen with the admin API's site (`emulator.admin.web.build_admin_site(lab)`:
+        the administration is the lab's client, the lab does not know it)."""
         if self.settings.admin_port is None:
             return
-        from emulator.admin.web import build_admin_site  # twisted.web only when asked
-
         try:
             self.admin_listener = self.reactor.listenTCP(
-                self.settings.admin_port, build_admin_site(self), interface=interface)
+                self.settings.admin_port, site, interface=interface)
         except Exception as exc:  # CannotListenError
             raise ListenError(f"cannot bind admin port {self.settings.admin_port} on "
                               f"{interface}: {getattr(exc, 'socketError', None) or exc}"

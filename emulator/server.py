@@ -27,7 +27,7 @@ from emulator.core.clock import ClockLike, OwnedClock, VirtualClock
 from emulator.core.editions import get_edition
 from emulator.core.engine import Rules, SessionEngine
 from emulator.core.events import EventLog
-from emulator.core.rpcview import EngineServerView
+from emulator.rpcview import EngineServerView
 from emulator.core.hoststate import server_guid
 from protocols.auth.ntlm import version_field
 from protocols.dcerpc.pipes import PipeService

@@ -20,7 +20,7 @@ from protocols.dcerpc.pdu import NCA_S_OP_RNG_ERROR, RPC_X_BAD_STUB_DATA
 
 class ServerView(Protocol):
     """The host as the RPC services see it; the emulator implements it over its engine
-    (``emulator.core.rpcview``). Handlers only read through it; what ends a session or closes
+    (``emulator.rpcview``). Handlers only read through it; what ends a session or closes
     a file is the engine's doing, asked for here.
 
     File ids (NetrFileEnum, NetrFileClose) are ``(session id << 16) | (1 + index)`` in 32

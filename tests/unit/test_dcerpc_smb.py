@@ -20,7 +20,7 @@ from twisted.internet.task import Clock
 from emulator.core.editions import get_edition
 from emulator.core.engine import Rules, SessionEngine
 from emulator.core.events import EventLog
-from emulator.core.rpcview import EngineServerView
+from emulator.rpcview import EngineServerView
 from protocols.dcerpc import srvsvc
 from protocols.dcerpc.pipes import PipeService
 from protocols.errors import StatusError
@@ -324,7 +324,7 @@ def test_a_closed_pipe_handle_is_disconnected():
         assert err.value.status == STATUS_PIPE_DISCONNECTED
 
 
-# -- the engine's side of srvsvc (emulator.core.rpcview) -----------------------------------------
+# -- the engine's side of srvsvc (emulator.rpcview) -----------------------------------------
 
 
 def test_netr_file_close_finds_sessions_past_id_65535():

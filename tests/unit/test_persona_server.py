@@ -7,7 +7,7 @@ import pytest
 from twisted.internet.task import Clock
 
 from emulator.config import Config, ConfigError, build_config
-from emulator.core.rpcview import EngineServerView
+from emulator.rpcview import EngineServerView
 from emulator.server import EmulatorServer
 from protocols.auth.ntlm import version_field
 
