@@ -71,7 +71,10 @@ class ActivationMixin(ConnectionBase):
                 self._failed_logon(self.user, client_name, STATUS_LOGON_FAILURE)
         if not self.logon_failed:
             self._admit(client_name)
-        self._out += _io(pdu.license_valid_client())
+        if self._security is None:
+            self._out += _io(pdu.license_valid_client())
+        else:  # its security header is the security layer's to write
+            self._out.add(_io(pdu.license_valid_client_message()), pdu.SEC_LICENSE_PKT)
         session_id = self.session.id if self.session is not None else 0
         caps = pdu.server_capabilities(*self.desktop, self.bpp)  # the client follows these
         self._out += _io(pdu.demand_active(caps, session_id))

@@ -12,6 +12,7 @@ from protocols.rdp.state import ConnectionStateMachine, State, TimerOwner, Timer
 if TYPE_CHECKING:
     from protocols.rdp.connection import RDPServerConfig
     from protocols.rdp.ending import CloseConnection, StartTLS
+    from protocols.rdp.security import StandardSecurity
 
 
 class ConnectionBase:
@@ -29,6 +30,7 @@ class ConnectionBase:
     attached: bool
     user_id: int
     _nla_credentials: tuple[str, str, str] | None
+    _security: StandardSecurity | None
     # activation
     info: pdu.ClientInfo | None
     session: Any

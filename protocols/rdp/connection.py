@@ -38,6 +38,7 @@ from protocols.rdp.ending import (
     EndingMixin,
     StartTLS,
 )
+from protocols.rdp.security import StandardSecurity, StandardSecurityConfig
 from protocols.rdp.state import (
     Clock,
     ConnectionStateMachine,
@@ -51,6 +52,7 @@ from protocols.rdp.x224 import (
     FASTPATH_FRAME,
     HYBRID_REQUIRED_BY_SERVER,
     PROTOCOL_HYBRID,
+    PROTOCOL_RDP,
     PROTOCOL_SSL,
     SSL_REQUIRED_BY_SERVER,
     X224_CR,
@@ -60,6 +62,7 @@ from protocols.rdp.x224 import (
     Frame,
     FrameDecoder,
     connection_confirm,
+    connection_confirm_without_negotiation,
     negotiation_failure,
     parse_connection_request,
     parse_x224,
@@ -106,6 +109,20 @@ class RDPServerConfig:
     # Records a failed logon (address, user, client name, status): an event, no slot.
     on_failed_logon: Callable[[str, str, str, int], None] | None = None
     desktop_color: tuple[int, int, int] = render.DESKTOP_COLOR
+    # The security layers the host speaks: "tls" (TLS, and CredSSP with ``nla``) and
+    # "rdp" (Standard RDP Security: RC4 with the proprietary certificate); both is the
+    # "Negotiate" layer of 2003 SP1: TLS when the client offers it, RDP Security otherwise.
+    security_layers: tuple[str, ...] = ("tls",)
+    # False: every Connection Request gets a Connection Confirm without RDP_NEG_RSP, as
+    # XP's RDP 5.1 server answers (Standard RDP Security follows).
+    answers_negotiation: bool = True
+    standard_security: StandardSecurityConfig | None = None  # made when "rdp" is a layer
+
+    def __post_init__(self) -> None:
+        if "rdp" in self.security_layers and self.standard_security is None:
+            self.standard_security = StandardSecurityConfig()
+        if not self.answers_negotiation and "rdp" not in self.security_layers:
+            raise ValueError("a host that does not negotiate speaks Standard RDP Security")
 
 
 class RDPServerConnection(ActivationMixin, EndingMixin):
@@ -130,6 +147,7 @@ class RDPServerConnection(ActivationMixin, EndingMixin):
         self.attached = False
         self._credssp: CredSSPAcceptor | None = None
         self._nla_credentials: tuple[str, str, str] | None = None
+        self._security: StandardSecurity | None = None  # Standard RDP Security, once chosen
         self._init_activation()
         self._timers.set(HANDSHAKE, config.clock.seconds() + config.handshake_timeout)
         self._timer_owner.rearm()
@@ -205,6 +223,8 @@ class RDPServerConnection(ActivationMixin, EndingMixin):
             return
         if frame.kind == FASTPATH_FRAME:
             self._machine.expect(State.ACTIVE, what="fast-path input")
+            if self._security is not None:
+                self._security.unwrap_fastpath(frame.data)  # the MAC checked, the stream kept
             self._touch()
             return
         code, payload = parse_x224(frame.data)
@@ -230,10 +250,18 @@ class RDPServerConnection(ActivationMixin, EndingMixin):
         request = parse_connection_request(tpdu)
         requested = request.requested_protocols or 0
         self.requested_protocols = requested
-        if self.config.nla and requested & PROTOCOL_HYBRID and self.config.credssp is not None:
+        layers = self.config.security_layers
+        if not self.config.answers_negotiation:
+            self._select_standard_security(negotiated=False)
+            return
+        if (self.config.nla and "tls" in layers and requested & PROTOCOL_HYBRID
+                and self.config.credssp is not None):
             selected = PROTOCOL_HYBRID
-        elif requested & PROTOCOL_SSL:
+        elif "tls" in layers and requested & PROTOCOL_SSL:
             selected = PROTOCOL_SSL
+        elif "rdp" in layers:
+            self._select_standard_security(negotiated=request.requested_protocols is not None)
+            return
         else:
             # Standard RDP Security only (or no RDP_NEG_REQ at all): what Windows sends when
             # its security layer is TLS (or NLA is required).
@@ -254,6 +282,17 @@ class RDPServerConnection(ActivationMixin, EndingMixin):
             self._machine.fire(Event.CREDSSP_SELECTED)
         else:
             self._machine.fire(Event.TLS_SELECTED)
+
+    def _select_standard_security(self, *, negotiated: bool) -> None:
+        """RDP_NEG_RSP selecting PROTOCOL_RDP, or (no RDP_NEG_REQ, or a host that predates
+        negotiation) a Connection Confirm without rdpNegData (MS-RDPBCGR 3.3.5.3.2)."""
+        assert self.config.standard_security is not None  # __post_init__ made it
+        self.selected_protocol = PROTOCOL_RDP
+        self._out += (connection_confirm(PROTOCOL_RDP) if negotiated
+                      else connection_confirm_without_negotiation())
+        self._security = StandardSecurity(self.config.standard_security)
+        self._out.seal = self._security.seal
+        self._machine.fire(Event.RDP_SELECTED)
 
     # -- CredSSP (NLA) ---------------------------------------------------------------------
     def _on_credssp(self, ts_request: bytes) -> None:
@@ -286,15 +325,24 @@ class RDPServerConnection(ActivationMixin, EndingMixin):
             raise DecodeError("client core data names another selected protocol")
         self.client = client
         self._client_data(client)
+        security = gcc.server_security()
+        if self._security is not None:
+            if self._security.choose(client.encryption_methods) is None:
+                # Client Compatible and up: no method in common ends it (MS-RDPBCGR 5.3.2).
+                self._close(f"no encryption method in common (client offers "
+                            f"0x{client.encryption_methods:x})")
+                return
+            security = self._security.server_security_block()
         self.channels[mcs.IO_CHANNEL] = "I/O"
         ids = [self._add_channel(name) for name, _options in client.channels]
         # Windows' order: core, network, security (aardwolf reads them in that order).
         blocks = (gcc.server_core(self.requested_protocols or 0)
-                  + gcc.server_network(mcs.IO_CHANNEL, ids) + gcc.server_security())
+                  + gcc.server_network(mcs.IO_CHANNEL, ids) + security)
         if client.message_channel:
             blocks += gcc.server_message_channel(self._add_channel("MCS message channel"))
         self._out += x224_data(mcs.connect_response(gcc.conference_create_response(blocks)))
-        self._machine.fire(Event.CONNECT_INITIAL)
+        self._machine.fire(Event.CONNECT_INITIAL if self._security is None
+                           else Event.CONNECT_INITIAL_RDP)
 
     def _add_channel(self, name: str) -> int:
         """The next free channel id after the I/O channel, skipping the user's id."""
@@ -306,7 +354,7 @@ class RDPServerConnection(ActivationMixin, EndingMixin):
 
     # -- MCS domain ------------------------------------------------------------------------
     def _on_domain_pdu(self, p: mcs.DomainPDU) -> None:
-        in_domain = self.state == State.MCS_DOMAIN
+        in_domain = self.state in (State.SECURITY_EXCHANGE, State.MCS_DOMAIN)
         if p.kind == mcs.DISCONNECT_PROVIDER_ULTIMATUM:
             self._close("client sent a Disconnect Provider Ultimatum", quiet=True)
             return
@@ -328,8 +376,18 @@ class RDPServerConnection(ActivationMixin, EndingMixin):
         if p.kind == mcs.SEND_DATA_REQUEST:
             if not self.attached or p.initiator != self.user_id:
                 raise DecodeError("Send Data Request from an unknown user")
+            if self._security is None:
+                flags, data = None, p.data
+            elif self.state == State.SECURITY_EXCHANGE:
+                if p.channel != mcs.IO_CHANNEL:
+                    raise DecodeError("virtual channel data before the Security Exchange PDU")
+                self._security.security_exchange(p.data)
+                self._machine.fire(Event.SECURITY_EXCHANGE)
+                return
+            else:  # every channel shares the cipher streams: each PDU is decrypted
+                flags, data = self._security.unwrap(p.data)
             if p.channel == mcs.IO_CHANNEL:
-                self._on_io_data(p.data)
+                self._on_io_data(flags, data)
             elif self.state == State.ACTIVE:
                 self._touch()  # a virtual channel: nothing is served on it
             return
@@ -338,13 +396,18 @@ class RDPServerConnection(ActivationMixin, EndingMixin):
             return
         raise DecodeError(f"MCS PDU {p.kind} in state {self.state}")
 
-    def _on_io_data(self, data: bytes) -> None:
+    def _on_io_data(self, flags: int | None, data: bytes) -> None:
+        """``flags``: the security header's, already taken off (Standard RDP Security);
+        None under TLS, where only the Client Info and licensing PDUs have a header."""
         if self.state == State.MCS_DOMAIN:
-            flags, body = pdu.parse_security_header(data)
+            if flags is None:
+                flags, data = pdu.parse_security_header(data)
             if not flags & pdu.SEC_INFO_PKT:
                 raise DecodeError(f"expected the Client Info PDU (security flags 0x{flags:x})")
-            self._on_client_info(pdu.parse_client_info(body))
+            self._on_client_info(pdu.parse_client_info(data))
             return
+        if flags is not None and flags & pdu.SEC_LICENSE_PKT:
+            return  # a client licensing PDU: the server sent no request, nothing to answer
         for share in pdu.split_share_control(data):
             if share.pdu_type == pdu.PDUTYPE_CONFIRMACTIVEPDU:
                 self._machine.expect(State.CAPABILITIES, what="Confirm Active")
