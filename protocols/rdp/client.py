@@ -174,10 +174,12 @@ class RDPTestClient:
     def logon(self, user: str, password: str, *, console: bool = False, bpp: int = 16,
               width: int = 1024, height: int = 768, channels: tuple[str, ...] = ("cliprdr",),
               client_name: str = "pytest", autologon: bool = True,
-              encryption_methods: int = RC4_METHODS_ALL) -> None:
+              encryption_methods: int = RC4_METHODS_ALL, salted_mac: bool = True) -> None:
         """MCS connect, domain, Client Info; then read up to the Demand Active, answer it and
         finalize. `autologon=False` leaves INFO_AUTOLOGON out of the Client Info, so a server
-        that has its own logon screen (xrdp) draws that."""
+        that has its own logon screen (xrdp) draws that. Under Standard RDP Security
+        `salted_mac` sends salted MACs (SEC_SECURE_CHECKSUM) as FreeRDP does; xrdp 0.9
+        checks only plain ones."""
         self.user_name, self.client_name = user, client_name
         blocks = gcc.client_data_blocks(
             width=width, height=height, name=client_name, bpp=bpp, channels=channels,
@@ -193,7 +195,7 @@ class RDPTestClient:
         encryption = gcc.parse_server_security(server[gcc.SC_SECURITY])
         if encryption.method:
             self.report.encryption = encryption
-            self.security = ClientSecurity(encryption)
+            self.security = ClientSecurity(encryption, salted=salted_mac)
         self.sock.sendall(x224_data(mcs.erect_domain_request()))
         self.sock.sendall(x224_data(mcs.attach_user_request()))
         _, confirm = parse_x224(read_tpkt(self.sock))
