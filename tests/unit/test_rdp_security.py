@@ -464,3 +464,35 @@ def test_a_recorded_real_client_conversation_replays_to_an_active_session(name):
     assert host.outcomes() == ["admitted"]
     assert host.engine.sessions("rdp")[0].user == vector["user"]
     assert client.core.state == State.ACTIVE  # the recording ends with the client killed
+
+
+def test_mutated_encrypted_pdus_never_escape_as_exceptions():
+    """200 seeded mutations of an encrypted Client Info and of encrypted fast-path input:
+    each is answered, or ends the connection with at most one log line; never an exception
+    out of receive_data, never a session counted for a broken logon."""
+    import random
+
+    rng = random.Random(11)
+    for i in range(200):
+        host = rdp_host()
+        client = secure_client(host)
+        if i % 2:
+            client.logon_rdp("alice", USERS["alice"])
+            assert client.security is not None
+            frame = bytearray(client.security.fastpath(b"\x20\x00\x08\x10\x00\x10\x00"))
+        else:
+            client.connect_rdp()
+            assert client.security is not None
+            frame = bytearray(_sdr(client.security.wrap(
+                pdu.client_info("alice", USERS["alice"])[4:], pdu.SEC_INFO_PKT)))
+        for _ in range(rng.randint(1, 4)):
+            pos = rng.randrange(len(frame))
+            frame[pos] = rng.randrange(256)
+        if rng.random() < 0.3:
+            del frame[rng.randrange(len(frame)):]
+        client.send(bytes(frame))
+        client.core.data_to_send()
+        assert len(client.logs) <= 1
+        client.drop()
+        if i % 2 == 0 and client.logs:
+            assert host.engine.sessions() == []
