@@ -305,8 +305,10 @@ def test_nmap_rdp_scripts_report_the_security_layers_and_ntlm_info(emulator):
     out = _nmap(emu.listeners["rdp"][0], "rdp-enum-encryption,rdp-ntlm-info")
     assert "CredSSP (NLA): SUCCESS" in out and "SSL: SUCCESS" in out, out
     assert "Native RDP: FAILED (HYBRID_REQUIRED_BY_SERVER)" in out, out
-    assert "NetBIOS_Computer_Name: EMULATOR" in out and "Target_Name: WORKGROUP" in out, out
-    assert "Product_Version: 10.0" in out, out
+    # A workgroup host names itself as the NTLM domain too; Server 2022 is 10.0.20348.
+    assert "NetBIOS_Computer_Name: EMULATOR" in out and "Target_Name: EMULATOR" in out, out
+    assert "NetBIOS_Domain_Name: EMULATOR" in out, out
+    assert "Product_Version: 10.0.20348" in out, out
 
 
 # -- aardwolf, headless ----------------------------------------------------------------------------
