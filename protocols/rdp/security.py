@@ -20,6 +20,7 @@ from protocols.rdp import gcc, mcs
 from protocols.rdp.proprietary_cert import ServerKey, proprietary_certificate
 from protocols.rdp.rdpsec import (
     ENCRYPTION_LEVEL_CLIENT_COMPATIBLE,
+    ENCRYPTION_LEVEL_HIGH,
     ENCRYPTION_METHOD_40BIT,
     ENCRYPTION_METHOD_56BIT,
     ENCRYPTION_METHOD_128BIT,
@@ -55,6 +56,13 @@ class StandardSecurityConfig:
     random: Callable[[int], bytes] = secrets.token_bytes  # the server randoms' source
 
     def __post_init__(self) -> None:
+        if self.encryption_level not in (ENCRYPTION_LEVEL_CLIENT_COMPATIBLE,
+                                         ENCRYPTION_LEVEL_HIGH):
+            raise ValueError(f"encryption level {self.encryption_level}: only Client "
+                             "Compatible (2) and High (3) are built (both ways encrypted)")
+        if not self.encryption_methods & RC4_METHODS or self.encryption_methods & ~RC4_METHODS:
+            raise ValueError(f"encryption methods 0x{self.encryption_methods:x}: 40-, 56- "
+                             "and 128-bit RC4 only")
         if not self.certificate:
             object.__setattr__(self, "certificate", proprietary_certificate(self.key))
 

@@ -496,3 +496,34 @@ def test_mutated_encrypted_pdus_never_escape_as_exceptions():
         client.drop()
         if i % 2 == 0 and client.logs:
             assert host.engine.sessions() == []
+
+
+def test_a_client_stalling_before_its_security_exchange_is_dropped_at_the_timeout():
+    from tests.unit.test_rdp_connection import TIMEOUT
+
+    host = rdp_host()
+    client = secure_client(host)
+    _to_exchange(client)
+    host.clock.advance(TIMEOUT)
+    assert client.core.close_requested and client.core.close_abruptly
+    assert len(client.logs) == 1 and "stalled in state security-exchange" in client.logs[0]
+    assert host.clock.getDelayedCalls() == []
+
+
+def test_levels_and_methods_that_are_not_built_are_refused_at_configuration():
+    with pytest.raises(ValueError, match="encryption level 1"):
+        StandardSecurityConfig(encryption_level=1, key=KEY)
+    with pytest.raises(ValueError, match="RC4 only"):
+        StandardSecurityConfig(encryption_methods=0x10, key=KEY)
+
+
+def test_the_adapter_starts_no_tls_under_rdp_security():
+    from tests.unit.test_rdp_adapter import connect
+
+    host = rdp_host("xp-pro")
+    protocol, transport = connect(host)
+    protocol.dataReceived(connection_request(PROTOCOL_SSL | PROTOCOL_HYBRID))
+    assert transport.value() == bytes.fromhex("0300000b06d00000123400")
+    assert not transport.tls_started and not transport.disconnecting
+    protocol.connectionLost(None)
+    assert host.clock.getDelayedCalls() == []
