@@ -268,7 +268,7 @@ def main() -> int:
 
     def run_all() -> None:
         try:
-            for kind, name, run in runs:
+            for _kind, name, run in runs:
                 try:
                     run()
                 except Exception:  # noqa: BLE001 - a missing client costs its vector only
