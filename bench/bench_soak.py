@@ -14,8 +14,9 @@ loopback. Worker processes share the cycles (`--cycles`, default 100,000) by wei
   by closing the connection (the slot must come back; the admitted worker, refused
   meanwhile, retries: counted, not an error);
 * rdp (2%: an RDP cycle costs ~50 SMB ones): the project's RDP test client, TLS; even
-  cycles log `alice` on to the first bitmap and leave (the session stays, disconnected, and the next one reattaches), odd
-  cycles log `bob` on and are refused (the refusal drawn, Set Error Info 7, DPUM).
+  cycles log `alice` on to the first bitmap and leave (the session stays, disconnected,
+  and the next one reattaches), odd cycles log `bob` on and are refused (the refusal
+  drawn, Set Error Info 7, DPUM).
 
 Every `--sample-interval` s the PSS and RSS of the emulator's process tree and its open
 fds (/proc/PID/fd) are sampled with the cycle count so far. It prints the mean of the
@@ -322,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nbench_soak: emulator --edition win11; {total} of {args.cycles} cycles in "
           f"{elapsed:.1f} s ({total / elapsed:.0f}/s): smb-admitted {quotas['smb-admitted']}, "
           f"(retried {retries.value} times), smb-refused {quotas['smb-refused']} (refused "
-          f"{outcomes[0]}, won the free slot and abandoned {outcomes[1]}), rdp {quotas['rdp']} (half admitted, half refused); "
+          f"{outcomes[0]}, won the free slot and abandoned {outcomes[1]}), rdp {quotas['rdp']} "
+          f"(half admitted, half refused); "
           f"{HELD} SMB sessions held throughout; {len(samples)} samples "
           f"({len(first)} in the first 10%, {len(last)} in the last 10%)")
     header = ("figure", "first 10%", "last 10%", "growth", "tolerance")
