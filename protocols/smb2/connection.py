@@ -432,13 +432,17 @@ class SMB2ServerConnection:
             pos += -pos % 8
             ctx_type, length = struct.unpack_from("<HH", buffer_at(request.message, pos, 8))
             data = buffer_at(request.message, pos + 8, length)
-            if ctx_type == s2.SMB2_PREAUTH_INTEGRITY_CAPABILITIES:
-                algs_count = struct.unpack_from("<H", data)[0]
-                algs = struct.unpack_from(f"<{algs_count}H", data, 4)
-                seen_preauth = SHA_512 in algs
-            elif ctx_type == s2.SMB2_ENCRYPTION_CAPABILITIES:
-                n = struct.unpack_from("<H", data)[0]
-                ciphers = struct.unpack_from(f"<{n}H", data, 2)
+            try:  # counts that overrun the context's DataLength: a malformed context
+                if ctx_type == s2.SMB2_PREAUTH_INTEGRITY_CAPABILITIES:
+                    algs_count = struct.unpack_from("<H", data)[0]
+                    algs = struct.unpack_from(f"<{algs_count}H", data, 4)
+                    seen_preauth = SHA_512 in algs
+                elif ctx_type == s2.SMB2_ENCRYPTION_CAPABILITIES:
+                    n = struct.unpack_from("<H", data)[0]
+                    ciphers = struct.unpack_from(f"<{n}H", data, 2)
+            except struct.error:
+                raise StatusError(STATUS_INVALID_PARAMETER,
+                                  f"negotiate context 0x{ctx_type:x} too short") from None
             pos += 8 + length
         if not seen_preauth:
             raise StatusError(STATUS_INVALID_PARAMETER, "3.1.1 without SHA-512 preauth")
