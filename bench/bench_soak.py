@@ -302,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
             if w.is_alive():
                 w.kill()
         problems = server.stop()
+        log_bytes = (tmp / "events.jsonl").stat().st_size if (tmp / "events.jsonl").exists() \
+            else 0
         shutil.rmtree(tmp, ignore_errors=True)
 
     total = done.value
@@ -333,6 +335,14 @@ def main(argv: list[str] | None = None) -> int:
     print("  ".join("-" * w for w in widths))
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    deciles = []
+    for tenth in range(11):
+        near = min(samples, key=lambda x: abs(x[0] - total * tenth / 10), default=None)
+        if near is not None:
+            deciles.append(f"{near[1] / 1024:.1f}")
+    print(f"PSS MB at 0%, 10%, ... 100% of the cycles: {' '.join(deciles)}")
+    print(f"event log on disk: {log_bytes / 2**20:.1f} MB ({log_bytes / max(total, 1):.0f} "
+          f"bytes per cycle; the in-memory log keeps the last 10,000 records)")
     print(f"errors: {len(error_list)}" + (f" (first: {error_list[0]})" if error_list else ""))
     for problem in problems:
         print(f"emulator: {problem[:400]}")
@@ -341,8 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     if not finished:
         print(f"stopped at --max-seconds {args.max_seconds:g} after {total} cycles")
     print(f"goals {'met' if ok else 'MISSED'}")
-    write_json(args.json, {"cycles": total, "seconds": elapsed, "samples": samples,
-                           "errors": error_list[:50], "goals_met": ok,
+    write_json(args.json, {"cycles": total, "event_log_bytes": log_bytes, "seconds": elapsed,
+                           "samples": samples, "errors": error_list[:50], "goals_met": ok,
                            "outcomes": {"refused": outcomes[0], "abandoned": outcomes[1]}})
     return 0 if ok else 1
 
