@@ -187,7 +187,9 @@ class LeaseTable:
         (MS-FSA 2.1.4.12: SUPERSEDE/OVERWRITE/OVERWRITE_IF break to none; smbtorture
         smb2.oplock.exclusive9 against Windows), waiting only for those that held WRITE."""
         entry = self.files.setdefault(key, FileEntry(key))
-        stat = is_stat_open(request.access)
+        # Overwriting writes data, so an attribute-only open that overwrites is no stat
+        # open (smbtorture smb2.oplock.exclusive5, batch13 against Windows).
+        stat = is_stat_open(request.access) and not request.overwrite
         ref = OpenRef(self, entry, owner, notify, cookie, stat=stat)
         entry.opens.append(ref)
         mine = self._lease_of(request) if request.lease_key is not None else None
@@ -195,7 +197,8 @@ class LeaseTable:
         for holder in list(entry.holders):
             if holder is mine or stat:
                 continue
-            if holder.is_lease and is_stat_open(request.access, lease=True):
+            if (holder.is_lease and not request.overwrite
+                    and is_stat_open(request.access, lease=True)):
                 continue
             if holder.breaking and holder.break_to & W == 0:
                 waiting.add(holder)  # already breaking away from W: wait for that break too

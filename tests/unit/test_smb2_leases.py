@@ -758,3 +758,16 @@ def test_a_write_keeps_the_writers_own_exclusive_oplock(tmp_path):
     _, _, a, _ = pair(tmp_path, 0x0202)
     fid = created(a.create("f.txt", oplock=EXCLUSIVE)[1])[1]
     assert write(a, fid) == STATUS_SUCCESS and a.notifications() == []
+
+
+@pytest.mark.parametrize("disposition", [s2.FILE_SUPERSEDE, s2.FILE_OVERWRITE,
+                                         s2.FILE_OVERWRITE_IF])
+def test_an_attribute_only_open_that_overwrites_is_no_stat_open(tmp_path, disposition):
+    # smb2.oplock.exclusive5, batch13, batch14, batch16: it breaks, and gets Level II.
+    _, _, a, b = pair(tmp_path, 0x0202)
+    fid = created(a.create("f.txt", oplock=BATCH)[1])[1]
+    interim, _ = b.create("f.txt", oplock=BATCH, access=STAT_ACCESS, disposition=disposition)
+    assert interim.status == STATUS_PENDING
+    (_, raw), = a.notifications()
+    a.oplock_ack(fid, bodies.OPLOCK_BREAK.parse(raw, HEADER_SIZE).OplockLevel)
+    assert created(b.take(interim.message_id)[1])[0] == LEVEL_II
