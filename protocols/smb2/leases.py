@@ -184,8 +184,8 @@ class LeaseTable:
 
         A stat open breaks nothing (an attribute-only open breaks no lease either, even
         with READ_CONTROL). An overwriting open breaks every other holder straight to none
-        (MS-FSA 2.1.4.12: SUPERSEDE/OVERWRITE/OVERWRITE_IF break to none; smbtorture
-        smb2.oplock.exclusive9 against Windows), waiting only for those that held WRITE."""
+        (smbtorture smb2.oplock.exclusive9 and smb2.lease.breaking2 against Windows; the
+        algorithm is MS-FSA 2.1.4.12's), waiting only for those that held WRITE."""
         entry = self.files.setdefault(key, FileEntry(key))
         # Overwriting writes data, so an attribute-only open that overwrites is no stat
         # open (smbtorture smb2.oplock.exclusive5, batch13 against Windows).
@@ -222,8 +222,8 @@ class LeaseTable:
         """Data written, the size changed or a byte range locked through ``ref``: READ
         caching under other keys is revoked without waiting (3.3.1.4); an RH lease breaks
         to none and is asked to acknowledge (MS-FSA 2.1.4.13: RH breaks to R or to none).
-        Level II oplocks all break, the writer's own included (MS-FSA 2.1.4.12 breaks every
-        open in Oplock.IIOplocks; smbtorture smb2.oplock.batch6 against Windows)."""
+        Level II oplocks all break, the writer's own included (smbtorture
+        smb2.oplock.batch6 and batch9 against Windows: "a break to none on both")."""
         if ref.closed:
             return
         for holder in list(ref.file.holders):
@@ -258,7 +258,7 @@ class LeaseTable:
                 # (smbtorture smb2.lease.upgrade2 against Windows: RH + RW stays RH), and
                 # only whole: what other keys keep from it leaves the lease as it was
                 # (smb2.lease.break and upgrade3: R held beside another key's lease, RWH
-                # asked, stays R; MS-FSA 2.1.5.17 grants a lease request whole or not).
+                # asked, stays R; Samba's try_lease_upgrade does the same).
                 if (wanted & lease.state == lease.state and wanted != lease.state
                         and self._allowed(wanted, ref, lease) == wanted):
                     lease.state = wanted
