@@ -24,7 +24,6 @@ SELECTION = [
     "smb2.lease.upgrade",
     "smb2.lease.upgrade2",
     "smb2.lease.upgrade3",
-    "smb2.lease.nobreakself",
     "smb2.lease.statopen3",
     "smb2.lease.statopen4",
     "smb2.lease.breaking1",
@@ -34,7 +33,6 @@ SELECTION = [
     # oplocks: exclusive and batch grants and breaks, Level II, stat opens, overwrites
     "smb2.oplock.exclusive4",
     "smb2.oplock.exclusive9",
-    "smb2.oplock.batch3",
     "smb2.oplock.batch6",
     "smb2.oplock.batch13",
     "smb2.oplock.statopen1",
