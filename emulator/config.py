@@ -296,7 +296,7 @@ def _declared_keys() -> dict[str, Key]:
         if optional:
             kind = args[0]
         meta = f.metadata
-        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc,operator]
         flag = meta["flag"] if meta["flag"] is not None else "--" + f.name.replace("_", "-")
         keys[f.name] = Key(f.name, kind, optional, default, meta["help"], flag,
                            meta["metavar"], meta["parse"], meta["scope"], meta["rule"])
@@ -321,8 +321,8 @@ def _check_type(spec: Key, value: Any, where: str) -> Any:
           dict: lambda v: isinstance(v, dict) and all(
               isinstance(k, str) and isinstance(x, str) for k, x in v.items())}[spec.kind]
     if not ok(value):
-        wanted = {list: "a list of strings", dict: "a table of strings"}.get(
-            spec.kind, spec.kind.__name__)
+        wanted_kinds: dict[type, str] = {list: "a list of strings", dict: "a table of strings"}
+        wanted = wanted_kinds.get(spec.kind, spec.kind.__name__)
         raise ConfigError(f"{where}{spec.name}: expected {wanted}, got {value!r}")
     return float(value) if spec.kind is float else value
 
@@ -438,7 +438,8 @@ def key_table() -> str:
     """The README's table of keys (tests/test_readme.py holds the README to it)."""
     rows = ["| key | type | default | flag | what it does |", "|---|---|---|---|---|"]
     for spec in KEYS.values():
-        kind = {list: "list of strings", dict: "table"}.get(spec.kind, spec.kind.__name__)
+        kinds: dict[type, str] = {list: "list of strings", dict: "table"}
+        kind = kinds.get(spec.kind, spec.kind.__name__)
         if spec.name == "denial_status":
             kind = "int or name"
         default = ("STATUS_REQUEST_NOT_ACCEPTED" if spec.name == "denial_status"

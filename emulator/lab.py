@@ -128,7 +128,7 @@ class Lab:
         self.notes: list[str] = []
         if self.settings.admin_port is not None and not self.settings.admin_token:
             self.notes.append(f"admin token: {self.admin_token}")
-        self.closing: set[defer.Deferred[None]] = set()
+        self.closing: set[defer.Deferred[Any]] = set()
         self.certificates: dict[Any, Any] = {}  # RDP certificates, loaded once (Host)
 
     # -- the hosts ----------------------------------------------------------------------
@@ -174,13 +174,18 @@ class Lab:
         """The host of a lab of one (today's /api/... routes act on it)."""
         return next(iter(self.hosts.values())) if len(self.hosts) == 1 else None
 
-    def remove(self, name: str) -> defer.Deferred[None]:
+    def remove(self, name: str) -> defer.Deferred[Any]:
         """Take a host out at once (its name is free again); the Deferred fires once its
         connections are gone and its timers cancelled."""
         host = self.hosts.pop(name.upper())
         done = host.shutdown()
         self.closing.add(done)
-        done.addBoth(lambda result: (self.closing.discard(done), result)[1])
+
+        def forget(result: Any) -> Any:
+            self.closing.discard(done)
+            return result
+
+        done.addBoth(forget)
         return done
 
     # -- the admin listener and the ready lines --------------------------------------------

@@ -127,7 +127,9 @@ class Host:
         self.virtual_clock = VirtualClock() if config.virtual_clock and clock is None else None
         base = clock or self.virtual_clock or reactor
         # Every timer of this host goes through its own clock: removing it cancels them all.
-        self.clock: Any = OwnedClock(base) if base is not None else None
+        if base is None:
+            raise ValueError("a host needs a reactor or a clock")
+        self.clock = OwnedClock(base)
         self.edition = get_edition(config.edition)
         self.started = self.clock.seconds()  # the emulated host's boot (ServerStartTime)
         self.events = EventLog.to_path(self.clock.seconds, config.event_log,
@@ -298,6 +300,8 @@ class Host:
             # Loading a key costs ~0.2 s (its checks): a lab's hosts share what they load.
             known = self.certificates[where] = (cert, cert.public_key_bytes(),
                                                 cert.context_factory())
+        self.rdp_certificate: Any
+        self.rdp_context: Any
         self.rdp_certificate, public_key, self.rdp_context = known
         ntlm = self.ntlm_settings()
         return RDPServerConfig(
@@ -399,7 +403,7 @@ class Host:
         self.listeners.clear()
         return defer.gatherResults(stopped)
 
-    def shutdown(self) -> defer.Deferred[None]:
+    def shutdown(self) -> defer.Deferred[Any]:
         """Take the host apart while the reactor runs: no more listeners, every live
         connection dropped (each session ends and is logged), then every timer it still
         has cancelled, the log closed and its temporary shares removed."""
@@ -414,8 +418,7 @@ class Host:
         and cancel what timers are left."""
         self.stop_listening()
         self.factories.clear()
-        if self.clock is not None:
-            self.clock.cancel_all()
+        self.clock.cancel_all()
         self.events.close()
         for path in self._temp_dirs:
             shutil.rmtree(path, ignore_errors=True)

@@ -90,7 +90,8 @@ class AdminAPI:
     routes = route
 
     def __init__(self, lab: Lab | Host, clock: Any = None) -> None:
-        self.lab: Any = lab if hasattr(lab, "add_table") else _LoneHost(lab)  # type: ignore[arg-type]
+        target: Any = lab
+        self.lab: Any = target if hasattr(target, "add_table") else _LoneHost(target)
         self.token = self.lab.admin_token
         self.logins: dict[str, str] = {}  # console login id (the cookie) -> its CSRF token
         config = self.lab.settings
@@ -148,7 +149,8 @@ class AdminAPI:
         if not (call.path.startswith("/api/") or call.path == "/metrics"):
             raise ApiError(404, f"no such page: {call.path}")
         self._authorize(call, method)
-        path, handlers = call.path, self
+        path = call.path
+        handlers: AdminAPI | HostAPI = self
         if not (path.startswith("/api/hosts") or path in ("/api/csrf", "/api/logout",
                                                         "/api/lab", "/metrics")):
             host = self.lab.only()

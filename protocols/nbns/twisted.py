@@ -18,5 +18,6 @@ class NameServiceProtocol(DatagramProtocol):
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
         reply = answer(datagram, self.names)
-        if reply is not None and self.transport is not None:
-            self.transport.write(reply, addr)
+        transport: Any = self.transport  # IUDPTransport.write(packet, addr)
+        if reply is not None and transport is not None:
+            transport.write(reply, addr)
