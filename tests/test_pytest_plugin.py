@@ -85,6 +85,32 @@ def test_deferred_access_for_pytest_twisted(emulated_host):
     assert sessions == []
 
 
+def test_under_xdist_each_worker_has_one_lab_of_its_own(pytester):
+    """pytest-xdist: every worker starts one lab process on first use and keeps it."""
+    pytest.importorskip("xdist")
+    pytester.makepyfile("""
+        import os
+        import pytest
+
+        @pytest.mark.parametrize("n", range(6))
+        def test_host(emulated_host, n):
+            worker = os.environ["PYTEST_XDIST_WORKER"]
+            with open(f"lab-{worker}-{n}.txt", "w") as fh:
+                fh.write(f"{emulated_host.process.pid} {emulated_host.smb_port}")
+    """)
+    pytester.runpytest_subprocess("-n", "2", "-p", "xdist").assert_outcomes(passed=6)
+    seen: dict[str, set[str]] = {}
+    ports = set()
+    for path in pytester.path.glob("lab-*.txt"):
+        pid, port = path.read_text().split()
+        seen.setdefault(path.name.split("-")[1], set()).add(pid)
+        ports.add(port)
+    assert len(seen) == 2, seen  # both workers ran hosts
+    assert all(len(pids) == 1 for pids in seen.values()), seen  # one lab per worker
+    assert len(set().union(*seen.values())) == 2  # and not the same lab
+    assert len(ports) == 6  # every host listened on its own port
+
+
 def test_hosts_share_the_workers_lab_and_each_starts_empty(emulated_host_factory):
     first = emulated_host_factory(edition="xp-pro")
     first.add_user("carol", "pw")
