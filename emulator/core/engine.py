@@ -297,9 +297,15 @@ class SessionEngine:
         pending = [s for s in self._sessions.values()
                    if s.state == PENDING and s.protocol == protocol and s.connection is not None]
         on_connection = sum(1 for s in pending if s.connection is connection)
+        if on_connection >= self.pending_per_connection:
+            return True
+        # The address bound guards the licence slots, so it applies only under a limit:
+        # many clients behind one address (a CI runner, loopback) logging on at once to an
+        # unlimited host are never refused for it.
+        if self.limit(protocol) is None:
+            return False
         from_address = sum(1 for s in pending if s.address == address)
-        return (on_connection >= self.pending_per_connection
-                or from_address >= self.pending_per_address)
+        return from_address >= self.pending_per_address
 
     def _full(self, protocol: str, candidate: Session | None) -> bool:
         limit = self.limit(protocol)

@@ -282,6 +282,16 @@ def test_pending_setups_are_bounded_per_address():
     assert engine.counted("smb") == 4  # 16 of win11's 20 slots stay free for others
 
 
+def test_the_address_bound_applies_only_under_a_limit():
+    """On an unlimited host many clients behind one address may set up at once."""
+    engine, _, _ = make_engine("server-2022", pending_per_connection=2, pending_per_address=3)
+    assert all(engine.request_session("smb", "10.0.0.1", connection=object()).admitted
+               for _ in range(10))
+    conn = object()  # the per-connection bound still holds
+    assert [engine.request_session("smb", "10.0.0.1", connection=conn).admitted
+            for _ in range(3)] == [True, True, False]
+
+
 def test_a_pending_setup_past_the_timeout_frees_its_place_in_the_bound():
     engine, clock, _ = make_engine("win11", setup_timeout=30, pending_per_connection=1)
     conn = object()
