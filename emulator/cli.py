@@ -17,7 +17,7 @@ from emulator.config import (
     parse_pair,
     parse_status,
 )
-from emulator.editions import DEFAULT_EDITION, EDITIONS, format_limit
+from emulator.editions import DEFAULT_EDITION, EDITIONS, NLA_MODES, format_limit
 
 
 def _rdp_rule(edition: Any) -> str:
@@ -57,6 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "refusal_display_seconds": args.refusal_display_seconds,
             "rdp_denial_errinfo": args.rdp_denial_errinfo,
             "rdp_takeover_other_user": True if args.rdp_takeover_other_user else None,
+            "rdp_nla": args.rdp_nla,
             "signing_required": True if args.signing_required else None,
             "encrypt_data": True if args.encrypt_data else None,
             "session_setup_timeout": args.session_setup_timeout, "smb_limit": args.smb_limit,
@@ -189,6 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--rdp-takeover-other-user", action="store_true",
                        help="single-session editions: another user's logon ends the session "
                        "in use instead of being refused")
+    serve.add_argument("--rdp-nla", choices=NLA_MODES,
+                       help="Network Level Authentication: required (a client without "
+                       "CredSSP gets HYBRID_REQUIRED_BY_SERVER), offered, or off (default: "
+                       "as the edition ships; see README)")
     serve.add_argument("--user", action="append", metavar="NAME:PASSWORD",
                        help=f"an account (repeatable; default {':'.join(DEFAULT_USER)})")
     serve.add_argument("--share", action="append", metavar="NAME=DIR",

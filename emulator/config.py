@@ -7,7 +7,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from emulator.editions import DEFAULT_EDITION, get_edition
+from emulator.editions import DEFAULT_EDITION, NLA_MODES, get_edition
 from emulator.engine import (
     DEFAULT_PENDING_PER_ADDRESS, DEFAULT_PENDING_PER_CONNECTION, STATUS_REMOTE_SESSION_LIMIT,
     STATUS_REQUEST_NOT_ACCEPTED,
@@ -54,6 +54,7 @@ class Config:
     refusal_display_seconds: float = 30.0  # the RDP refusal stays on screen this long
     rdp_denial_errinfo: int = 0x7  # ERRINFO_SERVER_DENIED_CONNECTION
     rdp_takeover_other_user: bool = False  # single-session hosts: a new user takes over
+    rdp_nla: str | None = None  # "required" | "offered" | "off"; None: as the edition ships
     users: dict[str, str] = field(default_factory=dict)
     shares: dict[str, str] = field(default_factory=dict)
     event_log: str | None = None  # a path, or "-" for stdout after the ready line
@@ -93,7 +94,12 @@ class Config:
     allow_insecure_exposure: bool = False
 
     def validate(self) -> None:
-        get_edition(self.edition)  # raises for an unknown name
+        edition = get_edition(self.edition)  # raises for an unknown name
+        if self.rdp_nla is not None:
+            if self.rdp_nla not in NLA_MODES:
+                raise ConfigError(f"rdp_nla must be one of {', '.join(NLA_MODES)}")
+            if self.rdp_nla != "off" and not edition.rdp_nla:
+                raise ConfigError(f"{edition.product} has no NLA (CredSSP): rdp_nla = off")
         if self.session_setup_timeout <= 0:
             raise ConfigError("session_setup_timeout must be positive")
         if self.smb_pending_per_connection < 1 or self.smb_pending_per_address < 1:

@@ -150,13 +150,21 @@ class EmulatorServer:
             preauth_budget=PreauthBudget(self.config.smb_preauth_buffer_budget),
             encrypt_shares=frozenset(n.lower() for n in self.config.encrypt_shares))
 
+    @property
+    def rdp_tls(self) -> Any:
+        """The edition's TLS on the RDP port (protocols.rdp.tls.TLSProfile)."""
+        from protocols.rdp import tls
+
+        return tls.TLSProfile(self.edition.rdp_tls_versions, self.edition.rdp_tls_ciphers)
+
     def rdp_config(self) -> RDPServerConfig:
         from protocols.auth.credssp import CredSSPAcceptor
         from protocols.rdp import tls
 
         try:
             cert = self.rdp_certificate = tls.load_or_create(
-                self.config.tls_cert, self.config.tls_key, self.config.netbios_name)
+                self.config.tls_cert, self.config.tls_key, self.config.netbios_name,
+                hash_name=self.edition.rdp_cert_hash)
         except (OSError, ValueError) as exc:
             raise ListenError(f"rdp: cannot load or create the TLS certificate: {exc}") from None
         public_key = cert.public_key_bytes()
@@ -165,6 +173,9 @@ class EmulatorServer:
         return RDPServerConfig(
             gate=self.engine, lookup_password=self.lookup_password, clock=self.clock,
             refusal_text=self.edition.rdp_refusal_text, nla=self.edition.rdp_nla,
+            nla_mode=self.config.rdp_nla or self.edition.rdp_nla_default,
+            early_user_auth=self.edition.rdp_early_user_auth,
+            neg_flags=self.edition.rdp_neg_flags, server_version=self.edition.rdp_server_version,
             refusal_logon_error=self.edition.rdp_logon_error,
             denial_errinfo=self.config.rdp_denial_errinfo,
             refusal_display_seconds=self.config.refusal_display_seconds,
@@ -187,7 +198,7 @@ class EmulatorServer:
 
             rdp = self.rdp_config()
             self._listen("rdp", self.config.rdp_port,
-                         RDPFactory(rdp, self.rdp_certificate.context_factory()))
+                         RDPFactory(rdp, self.rdp_certificate.context_factory(self.rdp_tls)))
         if self.config.admin_port is not None:
             from emulator.admin.web import build_admin_site  # twisted.web only when asked
 

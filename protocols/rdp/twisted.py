@@ -14,7 +14,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from protocols.rdp.connection import RDPServerConfig, RDPServerConnection
-from protocols.rdp.tls_alert import access_denied_record, records_in
+from protocols.rdp.tls_alert import VERSIONS, RecordWatcher, access_denied_record
 
 log = Logger(namespace="rdp")
 
@@ -29,7 +29,7 @@ class RDPProtocol(protocol.Protocol):
         self.core: RDPServerConnection | None = None
         self._closing = False
         self._paused = False  # the transport's write buffer is full
-        self._tls_records = 0  # records the server sent under TLS: the alert's sequence
+        self._records: RecordWatcher | None = None  # the server's TLS records, for the alert
 
     def connectionMade(self) -> None:
         transport: Any = self.transport
@@ -67,8 +67,13 @@ class RDPProtocol(protocol.Protocol):
         while core.output_pending and not self._paused and not core.close_requested:
             self._write(transport, core.data_to_send(CHUNK))  # a screen, as the buffer drains
         if core.tls_requested and not core.close_requested:
+            preface = core.tls_preface  # a bare ClientHello that opened the connection
             transport.startTLS(self.tls_context)
+            tls_layer = transport.protocol
+            self._records = tls_layer.transport = RecordWatcher(tls_layer.transport)
             core.tls_started()
+            if preface:
+                tls_layer.dataReceived(preface)
         if core.close_requested:
             self._write(transport, core.data_to_send())  # the ending: a screen is dropped
             self._closing = True
@@ -83,19 +88,24 @@ class RDPProtocol(protocol.Protocol):
     def _write(self, transport: Any, out: bytes) -> None:
         if out:
             transport.write(out)
-            if getattr(transport, "TLS", False):
-                self._tls_records += records_in(len(out))
 
     def _send_access_denied(self, transport: Any) -> None:
         """The fatal alert SChannel ends a failed CredSSP v2 logon with, written beneath
-        the TLS layer (which cannot be asked for it); the Finished was record 0."""
+        the TLS layer (which cannot be asked for it), after the records it has sent."""
         tls = transport.getHandle()  # the pyOpenSSL connection
-        record = access_denied_record(tls.get_cipher_name(), tls.master_key(),
-                                      tls.client_random(), tls.server_random(),
-                                      1 + self._tls_records)
-        raw = transport.protocol.transport  # beneath TLSMemoryBIOProtocol: bytes as they are
-        raw.write(record)
-        raw.loseConnection()  # after the buffer drains; a fatal alert has no close_notify
+        records = self._records
+        assert records is not None and records.sequence is not None  # after the handshake
+        try:
+            record = access_denied_record(
+                tls.get_cipher_name(), tls.master_key(), tls.client_random(),
+                tls.server_random(), records.sequence,
+                version=VERSIONS[tls.get_protocol_version_name()],
+                previous_block=records.last_block)
+        except (ValueError, KeyError):  # not a suite the listener offers
+            transport.abortConnection()
+            return
+        records.raw_write(record)
+        records.loseConnection()  # after the buffer drains; a fatal alert has no close_notify
 
     def connectionLost(self, reason: object = None) -> None:
         if self.core is not None:
