@@ -86,6 +86,9 @@ class Edition:
     rdp_server_version: int = RDP_VERSION_5_PLUS
     rdp_tls_versions: tuple[str, str] = ("1.0", "1.0")  # lowest, highest
     rdp_tls_ciphers: tuple[str, ...] = TLS_CIPHERS_WIN7
+    # ECDHE curves (7-era SChannel: NIST P-256, P-384, P-521; rdesktop #97 shows secp256r1);
+    # None: OpenSSL's list, X25519 first.
+    rdp_tls_curves: tuple[str, ...] | None = ("P-256", "P-384", "P-521")
     rdp_cert_hash: str = "sha1"  # the self-signed certificate's signature hash
 
     @property
@@ -101,7 +104,7 @@ class Edition:
 _RDP_WIN10: dict[str, Any] = dict(
     rdp_nla_default="required", rdp_early_user_auth=True, rdp_neg_flags=NEG_FLAGS_WIN10,
     rdp_server_version=RDP_VERSION_10_8, rdp_tls_versions=("1.0", "1.2"),
-    rdp_tls_ciphers=TLS_CIPHERS_WIN10, rdp_cert_hash="sha256")
+    rdp_tls_ciphers=TLS_CIPHERS_WIN10, rdp_tls_curves=None, rdp_cert_hash="sha256")
 
 NLA_MODES = ("required", "offered", "off")
 

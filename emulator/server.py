@@ -155,7 +155,8 @@ class EmulatorServer:
         """The edition's TLS on the RDP port (protocols.rdp.tls.TLSProfile)."""
         from protocols.rdp import tls
 
-        return tls.TLSProfile(self.edition.rdp_tls_versions, self.edition.rdp_tls_ciphers)
+        return tls.TLSProfile(self.edition.rdp_tls_versions, self.edition.rdp_tls_ciphers,
+                              self.edition.rdp_tls_curves)
 
     def rdp_config(self) -> RDPServerConfig:
         from protocols.auth.credssp import CredSSPAcceptor

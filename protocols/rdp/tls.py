@@ -71,11 +71,16 @@ class TLSProfile:
     versions: tuple[str, str] = ("1.2", "1.2")
     ciphers: tuple[str, ...] = ("ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-AES128-GCM-SHA256",
                                 "AES256-GCM-SHA384", "AES128-GCM-SHA256")
+    # ECDHE curves in order (OpenSSL names: "P-256", "P-384", "P-521"), or None:
+    # OpenSSL's list (X25519 first, as SChannel's since Windows 10 1607).
+    curves: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         low, high = self.versions
         if low not in _VERSIONS or high not in _VERSIONS or _VERSIONS[low] > _VERSIONS[high]:
             raise ValueError(f"bad TLS version range {self.versions}")
+        if self.curves is not None and not set(self.curves) <= {"P-256", "P-384", "P-521"}:
+            raise ValueError(f"unknown ECDHE curves {self.curves}")
         from protocols.rdp.tls_alert import supported
 
         unsealable = [c for c in self.ciphers if not supported(c)]
@@ -83,6 +88,14 @@ class TLSProfile:
             raise ValueError(f"no access-denied alert for {', '.join(unsealable)}")
 
 
+def _implements_context_factory(cls: type) -> type:
+    from twisted.internet.interfaces import IOpenSSLContextFactory
+    from zope.interface import implementer
+
+    return implementer(IOpenSSLContextFactory)(cls)
+
+
+@_implements_context_factory
 class ContextFactory:
     """Twisted's server context factory interface (``getContext``), built once."""
 
@@ -104,6 +117,8 @@ class ContextFactory:
         ctx.use_privatekey(serialization.load_pem_private_key(cert.key_pem, password=None))
         ctx.use_certificate(x509.load_pem_x509_certificate(cert.cert_pem))
         ctx.check_privatekey()
+        if profile.curves is not None:
+            _set_groups(ctx, profile.curves)
         with tempfile.NamedTemporaryFile(suffix=".pem") as fh:  # load_tmp_dh reads a file
             fh.write(DH_PARAMETERS)
             fh.flush()
@@ -113,6 +128,17 @@ class ContextFactory:
 
     def getContext(self) -> Any:  # noqa: N802 (Twisted's name)
         return self._context
+
+
+def _set_groups(ctx: Any, curves: tuple[str, ...]) -> None:
+    """SSL_CTX_set1_groups_list, which pyOpenSSL binds (as set1_curves_list) but does not
+    expose; set_tmp_ecdh would leave one curve and no finite-field group, so no DHE. The
+    FFDHE groups stay so that DHE suites are still chosen by clients that list them."""
+    from OpenSSL._util import lib
+
+    names = ":".join(curves + ("ffdhe2048", "ffdhe3072")).encode()
+    if lib.SSL_CTX_set1_curves_list(ctx._context, names) != 1:
+        raise ValueError(f"OpenSSL refused the groups {names!r}")
 
 
 def generate(common_name: str, hash_name: str = "sha256") -> ServerCertificate:
