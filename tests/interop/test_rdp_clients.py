@@ -66,9 +66,12 @@ class Clients:
     def xfreerdp(self, user: str, password: str | None = None, *extra: str) -> Any:
         exe = require_binary("xfreerdp")
         log = open(self.logs / f"xfreerdp-{user}-{len(self.procs)}.log", "w+")  # noqa: SIM115
+        # 2003-era and 7 editions speak TLS 1.0 as those Windows did: OpenSSL 3 allows it at
+        # security level 0 only (FreeRDP issue #7839, its FAQ: /tls-seclevel:0).
         cmd = [exe, f"/v:{self.host}:{self.port}", f"/u:{user}",
                f"/p:{USERS[user] if password is None else password}", "/cert:ignore",
-               f"/size:{SIZE[0]}x{SIZE[1]}", "/bpp:32", "/log-level:INFO", *extra]
+               f"/size:{SIZE[0]}x{SIZE[1]}", "/bpp:32", "/log-level:INFO", "/tls-seclevel:0",
+               *extra]
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, text=True, env=self.env)
         proc.log = log  # type: ignore[attr-defined]
@@ -263,13 +266,14 @@ def test_xfreerdp_with_nla_on_server_2022_refusal_and_wrong_password(emulator, c
     assert failed["id"] == 4625
 
 
-def _fixed_port_emulator(emulator: Any, edition: str) -> EmulatorProcess:
+def _fixed_port_emulator(emulator: Any, edition: str, *args: str) -> EmulatorProcess:
     """rdp_check.py and nmap's RDP scripts only talk to port 3389: give the emulator a
     loopback address of its own (127.x.y.z) so 3389 is free there."""
     for _ in range(5):
         host = f"127.{random.randint(16, 250)}.{random.randint(1, 250)}.{random.randint(2, 250)}"
         try:
-            return emulator(edition, users=USERS, args=["--host", host, "--rdp-port", "3389"])
+            return emulator(edition, users=USERS,
+                            args=["--host", host, "--rdp-port", "3389", *args])
         except pytest.fail.Exception:
             continue
     pytest.fail("no loopback address with a free port 3389")
@@ -302,7 +306,10 @@ def _nmap(host: str, scripts: str) -> str:
 def test_nmap_rdp_scripts_report_the_security_layers_and_ntlm_info(emulator):
     emu = _fixed_port_emulator(emulator, "server-2022")
     out = _nmap(emu.listeners["rdp"][0], "rdp-enum-encryption,rdp-ntlm-info")
-    assert "CredSSP (NLA): SUCCESS" in out and "SSL: SUCCESS" in out, out
+    # NLA required, as Server 2016 and later ship (nmap PR #1614 shows the same answers).
+    assert "CredSSP (NLA): SUCCESS" in out, out
+    assert "CredSSP with Early User Auth: SUCCESS" in out, out
+    assert "SSL: FAILED (HYBRID_REQUIRED_BY_SERVER)" in out, out
     assert "Native RDP: FAILED (HYBRID_REQUIRED_BY_SERVER)" in out, out
     assert "NetBIOS_Computer_Name: EMULATOR" in out and "Target_Name: WORKGROUP" in out, out
     assert "Product_Version: 10.0" in out, out
@@ -319,7 +326,8 @@ def test_nmap_on_a_2003_era_host_finds_tls_and_no_standard_security(emulator):
 
 # -- aardwolf, headless ----------------------------------------------------------------------------
 
-async def _aardwolf(url: str, seconds: float) -> tuple[Any, Any]:
+async def _aardwolf(url: str, seconds: float, seen: dict[str, Any] | None = None
+                   ) -> tuple[Any, Any]:
     from aardwolf.commons.factory import RDPConnectionFactory
     from aardwolf.commons.iosettings import RDPIOSettings
     from aardwolf.commons.queuedata.constants import VIDEO_FORMAT
@@ -333,6 +341,8 @@ async def _aardwolf(url: str, seconds: float) -> tuple[Any, Any]:
     conn = RDPConnectionFactory.from_url(url, settings).get_connection(settings)
     try:
         _, err = await conn.connect()
+        if seen is not None:  # what the server selected, and the Early User Auth result
+            seen.update(protocol=conn.x224_protocol, authz=getattr(conn, "authz_result", None))
         await asyncio.sleep(seconds)
         image = (conn.get_desktop_buffer(VIDEO_FORMAT.PIL).convert("RGB")
                  if conn.desktop_buffer_has_data else None)
@@ -341,12 +351,15 @@ async def _aardwolf(url: str, seconds: float) -> tuple[Any, Any]:
     return err, image
 
 
-@pytest.mark.parametrize("edition", ["whs", "win10"])  # TLS, then NLA
-def test_aardwolf_gets_the_desktop_then_the_refusal(emulator, edition):
+# TLS (aardwolf's TLS stops at 1.2 security levels: the NLA-less edition is a current one
+# with NLA off), then NLA.
+@pytest.mark.parametrize("edition, nla", [("server-2022", "off"), ("win10", "required")])
+def test_aardwolf_gets_the_desktop_then_the_refusal(emulator, edition, nla):
     require_module("aardwolf")
     from protocols.rdp.render import DESKTOP_COLOR, message_box_origin, render_message_box
 
-    emu = emulator(edition, users=USERS, args=["--refusal-display-seconds", "2"])
+    emu = emulator(edition, users=USERS, args=["--refusal-display-seconds", "2",
+                                               "--rdp-nla", nla])
     host, port = emu.listeners["rdp"]
     url = "rdp+ntlm-password://{}:{}@" + f"{host}:{port}"
     err, image = asyncio.run(asyncio.wait_for(
@@ -356,8 +369,8 @@ def test_aardwolf_gets_the_desktop_then_the_refusal(emulator, edition):
     for point in ((10, 10), (1000, 700)):
         assert close(image.getpixel(point), DESKTOP_COLOR), image.getpixel(point)
     wait_for(emu, 1, outcome="disconnect", user="alice")  # it left; the session stays
-    # win10 has one session: bob is refused while alice's disconnected session exists.
-    if edition == "whs":
+    # win10 has one session: carol is refused while alice's disconnected session exists.
+    if edition == "server-2022":  # two sessions: bob takes the second
         asyncio.run(asyncio.wait_for(_aardwolf(url.format("bob", USERS["bob"]), 0.5), 30))
     err, image = asyncio.run(asyncio.wait_for(
         _aardwolf(url.format("carol", USERS["carol"]), 1.0), 30))
@@ -396,3 +409,26 @@ def test_a_client_offering_only_standard_rdp_security_gets_the_windows_failure(e
     finally:
         client.close()
     assert emu.events(protocol="rdp") == []
+
+
+# -- the edition's security layers, as FreeRDP meets them -------------------------------------
+
+def test_win10_requires_nla_tls_only_xfreerdp_is_refused_hybrid_ex_logs_on(emulator, clients):
+    emu = emulator("win10", users=USERS)
+    c = clients(emu)
+    tls_only = c.xfreerdp("alice", None, "/sec:tls")
+    c.finish(tls_only)
+    assert "HYBRID_REQUIRED_BY_SERVER" in c.output(tls_only), c.output(tls_only)
+    assert emu.events(protocol="rdp") == []  # refused at X.224: nothing to count
+    # FreeRDP 2.11 cannot finish HYBRID_EX (/sec:ext: "no protocol has been selected yet");
+    # aardwolf offers it and reads the Early User Authorization Result after CredSSP.
+    require_module("aardwolf")
+    from aardwolf.protocol.x224.constants import SUPP_PROTOCOLS
+
+    host, port = emu.listeners["rdp"]
+    seen: dict[str, Any] = {}
+    err, image = asyncio.run(asyncio.wait_for(_aardwolf(
+        f"rdp+ntlm-password://alice:{USERS['alice']}@{host}:{port}", 1.0, seen), 30))
+    assert err is None and image is not None
+    assert SUPP_PROTOCOLS.HYBRID_EX in seen["protocol"] and seen["authz"] == 0, seen
+    wait_for(emu, 1, outcome="admitted", user="alice")
