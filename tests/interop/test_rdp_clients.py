@@ -158,6 +158,22 @@ def find_image(screen: Any, needle: Any) -> tuple[int, int] | None:
     return None
 
 
+def find_image_near(screen: Any, needle: Any, tolerance: int = 8) -> tuple[int, int] | None:
+    """As find_image, each channel within ``tolerance``: a 15/16 bpp session keeps 5 or 6
+    bits a channel, and the server rounds where the client's expansion does not."""
+    import numpy as np
+
+    big = np.asarray(screen.convert("RGB"), dtype=np.int16)
+    small = np.asarray(needle.convert("RGB"), dtype=np.int16)
+    h, w = small.shape[:2]
+    corner = np.abs(big - small[0, 0]).max(axis=2) <= tolerance
+    for y, x in zip(*np.nonzero(corner), strict=True):
+        if y + h <= big.shape[0] and x + w <= big.shape[1] and \
+                np.abs(big[y:y + h, x:x + w] - small).max() <= tolerance:
+            return int(x), int(y)
+    return None
+
+
 def screenshot(display: str) -> Any:
     from PIL import ImageGrab
 
@@ -432,3 +448,80 @@ def test_win10_requires_nla_tls_only_xfreerdp_is_refused_hybrid_ex_logs_on(emula
     assert err is None and image is not None
     assert SUPP_PROTOCOLS.HYBRID_EX in seen["protocol"] and seen["authz"] == 0, seen
     wait_for(emu, 1, outcome="admitted", user="alice")
+
+
+# -- through pyrdp-mitm ---------------------------------------------------------------------------
+
+# pyrdp-mitm's own OpenSSL (cryptography's) refuses TLS 1.0 as any OpenSSL 3 does: against a
+# 2003-era host it needs what this config allows, as against a real Windows Home Server.
+_LEGACY_OPENSSL = """openssl_conf = openssl_init
+[openssl_init]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = system_default_sect
+[system_default_sect]
+MinProtocol = TLSv1
+CipherString = DEFAULT@SECLEVEL=0
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_xfreerdp_through_pyrdp_mitm_to_whs_two_admitted_the_third_refused(emulator, clients,
+                                                                           xvfb, tmp_path):
+    """pyrdp-mitm (PyPI pyrdp-mitm; it pins its own cryptography, so it lives in its own
+    virtualenv: PYRDP_MITM names its script, else it is looked up on PATH) rewrites the
+    GCC Conference Create Request with connectPDU length 0x2A, which Windows accepts."""
+    exe = os.environ.get("PYRDP_MITM") or require_binary("pyrdp-mitm")
+    from emulator.editions import TS_REFUSAL_2003
+    from protocols.rdp.render import render_message_box
+
+    emu = emulator("whs", users=USERS, args=["--refusal-display-seconds", str(DISPLAY_SECONDS)])
+    host, port = emu.listeners["rdp"]
+    listen = _free_port()
+    (tmp_path / "openssl.cnf").write_text(_LEGACY_OPENSSL)
+    (tmp_path / "pyrdp").mkdir()
+    log = open(tmp_path / "pyrdp.log", "w+")  # noqa: SIM115
+    proxy = subprocess.Popen(
+        [exe, "-a", "127.0.0.1", "-l", str(listen), "-o", str(tmp_path / "pyrdp"),
+         f"{host}:{port}"], cwd=tmp_path / "pyrdp", stdout=log, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, env=dict(os.environ, OPENSSL_CONF=str(tmp_path / "openssl.cnf")))
+    try:
+        deadline = time.monotonic() + 20
+        while "MITM Server listening" not in (tmp_path / "pyrdp.log").read_text():
+            assert proxy.poll() is None and time.monotonic() < deadline, \
+                (tmp_path / "pyrdp.log").read_text()
+            time.sleep(0.1)
+        c = clients(emu)
+        c.host, c.port = "127.0.0.1", listen  # every client goes through the proxy
+        alice = c.xfreerdp("alice")
+        bob = c.xfreerdp("bob")
+        wait_for(emu, 2, outcome="admitted")
+        assert alice.poll() is None and bob.poll() is None
+        carol = c.xfreerdp("carol")
+        (denied,) = wait_for(emu, 1, outcome="denied")
+        assert denied["user"] == "carol"
+        time.sleep(1.0)  # the client draws what the proxy relayed
+        shot = screenshot(xvfb)
+        shot.save(tmp_path / "refused-through-pyrdp.png")
+        # pyrdp runs the session in high colour: compare within its quantization.
+        box = render_message_box(TS_REFUSAL_2003)
+        assert find_image_near(shot, box) is not None, "the refusal box is not on the screen"
+        other = render_message_box("The number of connections to this computer is limited.")
+        assert find_image_near(shot, other) is None  # the check can tell texts apart
+        # pyrdp logs the Set Error Info, then drops the client when the server closes: the
+        # client ends with a reset rather than the errinfo (pyrdp's doing, not the host's).
+        assert c.finish(carol) != 0
+        text = (tmp_path / "pyrdp.log").read_text()
+        assert "Client Info: username = 'carol" in text
+        assert "RDP Error Info: The server denied the connection." in text
+    finally:
+        proxy.terminate()
+        proxy.wait(10)
+        log.close()
