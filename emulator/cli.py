@@ -58,7 +58,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "rdp_denial_errinfo": args.rdp_denial_errinfo,
             "rdp_takeover_other_user": True if args.rdp_takeover_other_user else None,
             "rdp_nla": args.rdp_nla,
-            "signing_required": True if args.signing_required else None,
+            "signing_required": args.signing_required,
             "encrypt_data": True if args.encrypt_data else None,
             "session_setup_timeout": args.session_setup_timeout, "smb_limit": args.smb_limit,
             "smb_pending_per_connection": args.smb_pending_per_connection,
@@ -67,7 +67,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "encrypt_shares": args.encrypt_share,
             "autodisconnect": args.autodisconnect,
             "null_session_timeout": args.null_session_timeout,
-            "restrict_anonymous": True if args.restrict_anonymous else None,
+            "restrict_anonymous": args.restrict_anonymous,
+            "force_guest": args.force_guest, "netbios_name": args.netbios_name,
+            "workgroup": args.workgroup, "system_drive": args.system_drive,
+            "lm_compatibility_level": args.lm_compatibility_level,
+            "restrict_anonymous_sam": args.restrict_anonymous_sam,
+            "machine_sid": args.machine_sid,
             "null_session_pipes": args.null_session_pipe,
             "null_session_shares": args.null_session_share,
             "group_by_client": True if args.group_by_client else None,
@@ -208,8 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "STATUS_REMOTE_SESSION_LIMIT, or a number")
     serve.add_argument("--smb-limit", type=int, metavar="N",
                        help="override the edition's SMB session limit (-1 = unlimited)")
-    serve.add_argument("--signing-required", action="store_true",
-                       help="require SMB signing (Windows servers do; clients SKUs do not)")
+    serve.add_argument("--signing-required", action=argparse.BooleanOptionalAction,
+                       help="require SMB signing (default: the edition's; 11 24H2 does)")
     serve.add_argument("--encrypt-data", action="store_true",
                        help="EncryptData: require SMB3 encryption on every session; a client "
                        "that cannot encrypt gets STATUS_ACCESS_DENIED at SESSION_SETUP")
@@ -231,8 +236,27 @@ def build_parser() -> argparse.ArgumentParser:
                        "within seconds; -1 = off)")
     serve.add_argument("--null-session-timeout", type=float, metavar="SECONDS",
                        help="a null session holding no open expires after this (60)")
-    serve.add_argument("--restrict-anonymous", action="store_true",
-                       help="RestrictNullSessAccess=1: null sessions open only the allowed pipes")
+    serve.add_argument("--restrict-anonymous", action=argparse.BooleanOptionalAction,
+                       help="RestrictNullSessAccess=1: null sessions open only the allowed "
+                       "pipes (default: the edition's; Vista and later restrict)")
+    serve.add_argument("--netbios-name", metavar="NAME",
+                       help="the computer name (default EMULATOR): NTLM, srvsvc, NetBIOS")
+    serve.add_argument("--workgroup", metavar="NAME",
+                       help="the workgroup wkssvc and srvsvc report (default WORKGROUP)")
+    serve.add_argument("--system-drive", metavar="DIR",
+                       help="the directory behind C$ (default: a fresh temporary one)")
+    serve.add_argument("--force-guest", action=argparse.BooleanOptionalAction,
+                       help="XP Simple File Sharing: network logons become Guest "
+                       "(default: the edition's; on for XP)")
+    serve.add_argument("--lm-compatibility-level", type=int, metavar="0-5",
+                       help="LAN Manager authentication level: 4 refuses LM, 5 also NTLMv1 "
+                       "(default: the edition's)")
+    serve.add_argument("--restrict-anonymous-sam", action=argparse.BooleanOptionalAction,
+                       help="RestrictAnonymousSAM: null sessions may not enumerate accounts "
+                       "over samr (default: the edition's; XP and later ship it on)")
+    serve.add_argument("--machine-sid", metavar="SID",
+                       help="the account domain's SID, S-1-5-21-A-B-C (default: generated "
+                       "once per computer name and kept in the state directory)")
     serve.add_argument("--null-session-pipe", action="append", metavar="NAME",
                        help="NullSessionPipes entry (repeatable)")
     serve.add_argument("--null-session-share", action="append", metavar="NAME",

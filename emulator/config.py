@@ -13,6 +13,7 @@ from emulator.engine import (
     STATUS_REQUEST_NOT_ACCEPTED,
 )
 from emulator.events import DEFAULT_MAX_KB, MIN_MAX_KB
+from protocols.dcerpc.accounts import valid_machine_sid
 
 # Served when neither flags nor a config file name a user: documented in the README.
 DEFAULT_USER = ("user", "password")
@@ -57,11 +58,13 @@ class Config:
     rdp_nla: str | None = None  # "required" | "offered" | "off"; None: as the edition ships
     users: dict[str, str] = field(default_factory=dict)
     shares: dict[str, str] = field(default_factory=dict)
+    system_drive: str | None = None  # the directory behind C$ (None: a fresh temporary one)
     event_log: str | None = None  # a path, or "-" for stdout after the ready line
     event_log_max_kb: int = DEFAULT_MAX_KB  # then the oldest records are overwritten
     denial_status: int = STATUS_REQUEST_NOT_ACCEPTED
     smb_limit: int | None = None  # overrides the edition's limit when set (-1 = unlimited)
-    signing_required: bool = False
+    # None: the edition's default (README's persona table); True/False override it.
+    signing_required: bool | None = None
     encrypt_data: bool = False
     encrypt_shares: list[str] = field(default_factory=list)  # shares with EncryptData
     session_setup_timeout: float = 30.0  # also: an SMB connection with no session by then
@@ -69,12 +72,16 @@ class Config:
     smb_pending_per_connection: int = DEFAULT_PENDING_PER_CONNECTION
     smb_pending_per_address: int = DEFAULT_PENDING_PER_ADDRESS
     smb_preauth_buffer_budget: int = 32 * 1024 * 1024  # bytes, all such connections together
-    netbios_name: str = "EMULATOR"
-    workgroup: str = "WORKGROUP"
+    netbios_name: str = "EMULATOR"  # the computer name (NTLM, srvsvc, the NetBIOS name)
+    workgroup: str = "WORKGROUP"  # the workgroup (wkssvc langroup, srvsvc domain)
+    machine_sid: str | None = None  # S-1-5-21-a-b-c; None: generated once, kept per host
+    restrict_anonymous_sam: bool | None = None  # RestrictAnonymousSAM; None: the edition's
+    lm_compatibility_level: int | None = None  # None: the edition's default
+    force_guest: bool | None = None  # XP Simple File Sharing; None: the edition's default
     # Counting rules (emulator.engine.Rules), changeable at runtime through the admin API.
     autodisconnect: int = 15  # minutes; 0 = within seconds; -1 = off
     null_session_timeout: float = 60.0  # seconds, 30 to 90 on Windows
-    restrict_anonymous: bool = False
+    restrict_anonymous: bool | None = None  # RestrictNullSessAccess; None: the edition's
     null_session_pipes: list[str] = field(default_factory=list)
     null_session_shares: list[str] = field(default_factory=list)
     group_by_client: bool = False
@@ -116,6 +123,13 @@ class Config:
             raise ConfigError("refusal_display_seconds must not be negative")
         if not 0 <= self.rdp_denial_errinfo <= 0xFFFFFFFF:
             raise ConfigError("rdp_denial_errinfo must be a 32-bit number")
+        if self.machine_sid is not None and not valid_machine_sid(self.machine_sid):
+            raise ConfigError("machine_sid must look like S-1-5-21-A-B-C (32-bit numbers)")
+        if self.lm_compatibility_level is not None and not 0 <= self.lm_compatibility_level <= 5:
+            raise ConfigError("lm_compatibility_level must be 0 to 5")
+        if not _valid_computer_name(self.netbios_name):
+            raise ConfigError("netbios_name must be 1 to 15 characters, no \\/:*?\"<>| "
+                              "or spaces")
         if self.tls_key and not self.tls_cert:
             raise ConfigError("tls_key needs tls_cert")
         for port in (self.smb_port, self.netbios_port, self.admin_port, self.rdp_port):
@@ -142,6 +156,13 @@ class Config:
         if self.admin_port is not None and not self.admin_token:
             raise ConfigError(f"refusing a generated admin token on plain HTTP ({where}): "
                               "set --admin-token, or pass --allow-insecure-exposure")
+
+
+def _valid_computer_name(name: str) -> bool:
+    """A NetBIOS computer name as Windows accepts one: 1-15 characters, none of the
+    reserved ones (MS-NBTE 2.2.1 leaves 15 for the name and one for the suffix)."""
+    return (1 <= len(name) <= 15 and name.isprintable()
+            and not any(c in name for c in '\\/:*?"<>| .'))
 
 
 def parse_status(value: str | int) -> int:

@@ -34,13 +34,16 @@ DYNVC_GFX_PROTOCOL_SUPPORTED = 0x02  # RDP 8.0 and later
 NEGRSP_FLAG_RESERVED = 0x04
 RESTRICTED_ADMIN_MODE_SUPPORTED = 0x08  # 8.1 and later
 REDIRECTED_AUTHENTICATION_MODE_SUPPORTED = 0x10  # 10 1607 and later (Remote Credential Guard)
-# Windows 10: 0x1f (nmap-service-probes, TerminalServerCookie "Windows 10" match).
-NEG_FLAGS_WIN10 = (EXTENDED_CLIENT_DATA_SUPPORTED | DYNVC_GFX_PROTOCOL_SUPPORTED
-                   | NEGRSP_FLAG_RESERVED | RESTRICTED_ADMIN_MODE_SUPPORTED
-                   | REDIRECTED_AUTHENTICATION_MODE_SUPPORTED)
+# nmap-service-probes' TerminalServerCookie matches 0x07, 0x0f and 0x1f ("0x10 Remote
+# Credential Guard (Windows 10 1607 or later), 0x08 Restricted Admin (8.1 or later)").
+NEG_FLAGS_81 = (EXTENDED_CLIENT_DATA_SUPPORTED | DYNVC_GFX_PROTOCOL_SUPPORTED
+                | NEGRSP_FLAG_RESERVED | RESTRICTED_ADMIN_MODE_SUPPORTED)
+NEG_FLAGS_10 = NEG_FLAGS_81 | REDIRECTED_AUTHENTICATION_MODE_SUPPORTED
 
 # TS_UD_SC_CORE version (MS-RDPBCGR 2.2.1.4.2; nmap's rdp.lua names them).
-RDP_VERSION_5_PLUS = 0x00080004  # RDP 5.0 to 8.1: XP, 2003, 7
+RDP_VERSION_5_PLUS = 0x00080004  # RDP 5.0 to 8.1 ("RDP 5.x, 6.x, 7.x, or 8.x server")
+RDP_VERSION_10_2 = 0x00080007  # Server 2016 (nmap PR #1614: "RDP 10.2 server")
+RDP_VERSION_10_6 = 0x0008000B  # 1809 (Server 2019): unverified, by RDP 10.6 = 1809
 RDP_VERSION_10_8 = 0x0008000D  # Windows 10 2004 (IronRDP PR #30)
 
 # SChannel's TLS cipher suites in its preference order, as OpenSSL names them (only the
@@ -60,10 +63,49 @@ TLS_CIPHERS_WIN10 = (
     "ECDHE-RSA-AES256-SHA", "ECDHE-RSA-AES128-SHA",
     "AES256-GCM-SHA384", "AES128-GCM-SHA256", "AES256-SHA256", "AES128-SHA256",
     "AES256-SHA", "AES128-SHA")
+NIST_CURVES = ("P-256", "P-384", "P-521")  # 7-era SChannel (rdesktop #97 shows secp256r1)
+
+NLA_MODES = ("required", "offered", "off")
+
+# Built-in local accounts: (RID, name, enabled by default). XP's Remote Assistance and Help
+# and Support accounts take RIDs 1000 and 1002 (1001 is the HelpServicesGroup alias), so its
+# first user is 1003; Vista and later ship the Administrator disabled; Windows 10 1607 adds
+# DefaultAccount (503), 1709 WDAGUtilityAccount (504).
+SAM_ACCOUNTS_XP = ((500, "Administrator", True), (501, "Guest", False),
+                   (1000, "HelpAssistant", False), (1002, "SUPPORT_388945a0", False))
+SAM_ACCOUNTS_2003 = ((500, "Administrator", True), (501, "Guest", False))
+SAM_ACCOUNTS_7 = ((500, "Administrator", False), (501, "Guest", False))
+SAM_ACCOUNTS_10 = (*SAM_ACCOUNTS_7, (503, "DefaultAccount", False),
+                   (504, "WDAGUtilityAccount", False))
+SAM_ACCOUNTS_2022 = ((500, "Administrator", True), (501, "Guest", False),
+                     (503, "DefaultAccount", False))
+
+
+# SMB2 global capabilities (MS-SMB2 2.2.4).
+CAP_DFS = 0x01
+CAP_LEASING = 0x02
+CAP_LARGE_MTU = 0x04
+CAP_MULTI_CHANNEL = 0x08
+CAP_PERSISTENT_HANDLES = 0x10
+CAP_DIRECTORY_LEASING = 0x20
+CAP_ENCRYPTION = 0x40
+
+MIB = 1024 * 1024
+
+# SPNEGO mechanisms of the NEGOTIATE hint (negTokenInit2 mechTypes), by name; the
+# OIDs are in protocols/auth/spnego.py. NTLMSSP is the one this server accepts.
+MECHS_WINDOWS = ("NEGOEX", "MS-KRB5", "KRB5", "KRB5-U2U", "NTLMSSP")
+MECHS_PRE_NEGOEX = ("MS-KRB5", "KRB5", "KRB5-U2U", "NTLMSSP")
 
 
 @dataclass(frozen=True)
 class Edition:
+    """One Windows product as a whole persona: limits, and what it sends where tools look.
+
+    Every value is data read by the protocol code; README's persona table says where
+    each comes from (a source, or "unverified").
+    """
+
     name: str
     product: str
     smb_limit: int | None  # inbound SMB sessions; None = unlimited
@@ -75,62 +117,131 @@ class Edition:
     # Save Session Info logon error (STATUS_CTX_LICENSE_NOT_AVAILABLE); None = not sent.
     rdp_nla: bool = False
     rdp_logon_error: int | None = None
-    # MS-SRVS platform/version for later srvsvc/wkssvc answers.
+    # Product version and build: the NTLM CHALLENGE Version field, srvsvc's sv101 version.
     version: tuple[int, int] = (10, 0)
+    build: int = 19045
+    ntlm_revision: int = 15  # NTLMSSP_REVISION_W2K3
+    # NEGOTIATE: the optional capabilities this product has (DFS and, on 2.1+, LEASING and
+    # LARGE_MTU are always set); MULTI_CHANNEL, DIRECTORY_LEASING and ENCRYPTION only go to
+    # a client that set the same bit (MS-SMB2 3.3.5.4).
+    smb_capabilities: int = CAP_MULTI_CHANNEL | CAP_DIRECTORY_LEASING | CAP_ENCRYPTION
+    max_io_size: int = 8 * MIB  # Max{Transact,Read,Write}Size on direct TCP (<254>)
+    smb_signing_required: bool = False  # RequireSecuritySignature default (inbound)
+    smb_signing_capabilities: bool = False  # 3.1.1 SMB2_SIGNING_CAPABILITIES context
+    aes_256: bool = False  # AES-256-GCM/CCM among the 3.1.1 ciphers
+    server_start_time: bool = False  # NEGOTIATE ServerStartTime = boot time (else 0)
+    spnego_mechs: tuple[str, ...] = MECHS_WINDOWS
+    # LAN Manager authentication level as a server: < 4 accepts LM, < 5 accepts NTLMv1;
+    # ``ntlmv1_removed``: the product has no NTLMv1 at all (11 24H2, Server 2025).
+    lm_compatibility_level: int = 3
+    ntlmv1_removed: bool = False
+    force_guest: bool = False  # Simple File Sharing: network logons become Guest
+    # RestrictNullSessAccess / empty NullSessionPipes: a null session cannot enumerate
+    # shares (srvsvc refused to it).
+    restrict_null_sessions: bool = True
     netbios_domain: str = "WORKGROUP"
-    # RDP persona (issue 11). NLA as the edition ships: "required" (8/2012 and later),
-    # "offered" (CredSSP when the client asks: Vista/7/2008), "off"; --rdp-nla overrides.
+    # The local SAM (lsarpc, samr): the built-in accounts as (RID, name, enabled), the RID
+    # of the first account created after them, RestrictAnonymousSAM (a null session may
+    # not enumerate accounts), whether a null session may translate SIDs and names (RID
+    # cycling), and the account lockout policy (threshold 0 = never; minutes) and password
+    # complexity as the edition ships them.
+    sam_builtin_accounts: tuple[tuple[int, str, bool], ...] = SAM_ACCOUNTS_10
+    sam_first_user_rid: int = 1000
+    restrict_anonymous_sam: bool = True
+    lsa_anonymous_lookup: bool = False
+    sam_lockout: tuple[int, int] = (0, 30)
+    sam_password_complex: bool = False
+    # RDP persona. NLA as the edition ships: "required" (8/2012 and later), "offered"
+    # (CredSSP when the client asks: Vista/7/2008), "off"; --rdp-nla overrides it.
     rdp_nla_default: str = "off"
     rdp_early_user_auth: bool = False  # HYBRID_EX: Early User Authorization Result (8.1+)
     rdp_neg_flags: int = 0  # RDP_NEG_RSP flags
     rdp_server_version: int = RDP_VERSION_5_PLUS
     rdp_tls_versions: tuple[str, str] = ("1.0", "1.0")  # lowest, highest
     rdp_tls_ciphers: tuple[str, ...] = TLS_CIPHERS_WIN7
-    # ECDHE curves (7-era SChannel: NIST P-256, P-384, P-521; rdesktop #97 shows secp256r1);
-    # None: OpenSSL's list, X25519 first.
-    rdp_tls_curves: tuple[str, ...] | None = ("P-256", "P-384", "P-521")
+    rdp_tls_curves: tuple[str, ...] | None = NIST_CURVES  # None: OpenSSL's, X25519 first
     rdp_cert_hash: str = "sha1"  # the self-signed certificate's signature hash
 
     @property
     def max_dialect_name(self) -> str:
         return DIALECT_NAMES[self.max_dialect]
 
+    @property
+    def accepts_lm(self) -> bool:
+        return self.lm_compatibility_level < 4 and not self.ntlmv1_removed
+
+    @property
+    def accepts_ntlmv1(self) -> bool:
+        return self.lm_compatibility_level < 5 and not self.ntlmv1_removed
+
     def limit(self, protocol: str) -> int | None:
         return self.smb_limit if protocol == "smb" else self.rdp_limit
 
 
-# The RDP persona of Windows 10 2004 and later (Windows 11 and Server 2022 are assumed to
-# send the same; README "RDP persona per edition" marks what is unverified).
-_RDP_WIN10: dict[str, Any] = dict(
-    rdp_nla_default="required", rdp_early_user_auth=True, rdp_neg_flags=NEG_FLAGS_WIN10,
-    rdp_server_version=RDP_VERSION_10_8, rdp_tls_versions=("1.0", "1.2"),
-    rdp_tls_ciphers=TLS_CIPHERS_WIN10, rdp_tls_curves=None, rdp_cert_hash="sha256")
-
-NLA_MODES = ("required", "offered", "off")
+_NLA = dict(rdp_nla=True, rdp_logon_error=STATUS_CTX_LICENSE_NOT_AVAILABLE)
+# XP / 2003 / WHS spoke SMB1; capping them at 2.0.2 is a deliberate simplification (README).
+_XP = dict(version=(5, 1), build=2600, smb_capabilities=0, max_io_size=64 * 1024,
+           server_start_time=True, spnego_mechs=MECHS_PRE_NEGOEX, lm_compatibility_level=0,
+           force_guest=True, restrict_null_sessions=False,
+           sam_builtin_accounts=SAM_ACCOUNTS_XP, sam_first_user_rid=1003,
+           lsa_anonymous_lookup=True)
+# Servers keep the built-in Administrator enabled and enforce password complexity.
+_SERVER_SAM = dict(sam_builtin_accounts=SAM_ACCOUNTS_2003, sam_password_complex=True)
+_SERVER_SAM_10 = dict(sam_builtin_accounts=SAM_ACCOUNTS_2022, sam_password_complex=True)
+_2003 = dict(_XP, version=(5, 2), build=3790, lm_compatibility_level=2, force_guest=False,
+             rdp_refusal_text=TS_REFUSAL_2003, sam_builtin_accounts=SAM_ACCOUNTS_2003,
+             sam_first_user_rid=1000, lsa_anonymous_lookup=False)
+# RDP: Vista/7/2008 offer NLA (System Properties asks; Group Policy's default is "any
+# version"); 8.1/2012 R2 require it with HYBRID_EX; 10 1607 and later add 0x10, X25519.
+_RDP_7: dict[str, Any] = dict(rdp_nla_default="offered",
+                              rdp_neg_flags=EXTENDED_CLIENT_DATA_SUPPORTED)
+_RDP_81: dict[str, Any] = dict(rdp_nla_default="required", rdp_early_user_auth=True,
+                               rdp_neg_flags=NEG_FLAGS_81, rdp_tls_versions=("1.0", "1.2"),
+                               rdp_tls_ciphers=TLS_CIPHERS_WIN10)
+_RDP_10: dict[str, Any] = dict(_RDP_81, rdp_neg_flags=NEG_FLAGS_10,
+                               rdp_server_version=RDP_VERSION_10_8, rdp_tls_curves=None,
+                               rdp_cert_hash="sha256")
+_VISTA = dict(version=(6, 0), build=6002, smb_capabilities=0, max_io_size=64 * 1024,
+              server_start_time=True, spnego_mechs=MECHS_PRE_NEGOEX,
+              sam_builtin_accounts=SAM_ACCOUNTS_7, **_NLA, **_RDP_7)
+_WIN7 = dict(_VISTA, version=(6, 1), build=7601, max_io_size=MIB, spnego_mechs=MECHS_WINDOWS)
+_WIN8 = dict(version=(6, 3), build=9600, max_io_size=8 * MIB,
+             sam_builtin_accounts=SAM_ACCOUNTS_7, **_NLA, **_RDP_81)
+_WIN10 = dict(version=(10, 0), build=19045, **_NLA, **_RDP_10)
+_WIN11 = dict(version=(10, 0), build=26100, smb_signing_required=True,
+              smb_signing_capabilities=True, aes_256=True, ntlmv1_removed=True,
+              sam_lockout=(10, 10), **_NLA, **_RDP_10)
+_2022 = dict(version=(10, 0), build=20348, smb_signing_capabilities=True, aes_256=True,
+             **_SERVER_SAM_10, **_NLA, **_RDP_10)
 
 EDITIONS: dict[str, Edition] = {
     e.name: e
     for e in [
-        # XP spoke SMB1; capping it at 2.0.2 is a deliberate simplification (see README).
-        Edition("xp-home", "Windows XP Home Edition", 5, 0, "none", SMB_2_0_2, version=(5, 1)),
-        Edition("xp-pro", "Windows XP Professional", 10, 1, "none", SMB_2_0_2, version=(5, 1)),
-        Edition("win7", "Windows 7 Professional", 20, 1, "none", SMB_2_1, version=(6, 1),
-                rdp_nla=True, rdp_logon_error=STATUS_CTX_LICENSE_NOT_AVAILABLE,
-                rdp_nla_default="offered", rdp_neg_flags=EXTENDED_CLIENT_DATA_SUPPORTED),
-        Edition("win10", "Windows 10 Pro", 20, 1, "none", SMB_3_1_1, rdp_nla=True,
-                rdp_logon_error=STATUS_CTX_LICENSE_NOT_AVAILABLE, **_RDP_WIN10),
-        Edition("win11", "Windows 11 Pro", 20, 1, "none", SMB_3_1_1, rdp_nla=True,
-                rdp_logon_error=STATUS_CTX_LICENSE_NOT_AVAILABLE, **_RDP_WIN10),
-        Edition(
-            "whs", "Windows Home Server", None, 2, "console", SMB_2_0_2,
-            rdp_refusal_text=TS_REFUSAL_2003, version=(5, 2),
-        ),
-        Edition(
-            "server-2003", "Windows Server 2003", None, 2, "console", SMB_2_0_2,
-            rdp_refusal_text=TS_REFUSAL_2003, version=(5, 2),
-        ),
+        Edition("xp-home", "Windows XP Home Edition", 5, 0, "none", SMB_2_0_2, **_XP),
+        Edition("xp-pro", "Windows XP Professional", 10, 1, "none", SMB_2_0_2, **_XP),
+        Edition("vista", "Windows Vista Business", 10, 1, "none", SMB_2_0_2, **_VISTA),
+        Edition("win7", "Windows 7 Professional", 20, 1, "none", SMB_2_1, **_WIN7),
+        Edition("win81", "Windows 8.1 Pro", 20, 1, "none", SMB_3_0_2, **_WIN8),
+        Edition("win10-home", "Windows 10 Home", 20, 0, "none", SMB_3_1_1, **_WIN10),
+        Edition("win10", "Windows 10 Pro", 20, 1, "none", SMB_3_1_1, **_WIN10),
+        Edition("win11-home", "Windows 11 Home", 20, 0, "none", SMB_3_1_1, **_WIN11),
+        Edition("win11", "Windows 11 Pro", 20, 1, "none", SMB_3_1_1, **_WIN11),
+        Edition("whs", "Windows Home Server", None, 2, "console", SMB_2_0_2, **_2003),
+        Edition("server-2003", "Windows Server 2003", None, 2, "console", SMB_2_0_2, **_2003),
+        Edition("server-2008r2", "Windows Server 2008 R2 Standard", None, 2, "admin", SMB_2_1,
+                **dict(_WIN7, **_SERVER_SAM)),
+        Edition("server-2012r2", "Windows Server 2012 R2 Standard", None, 2, "admin",
+                SMB_3_0_2, **dict(_WIN8, **_SERVER_SAM)),
+        Edition("server-2016", "Windows Server 2016 Standard", None, 2, "admin", SMB_3_1_1,
+                **dict(_WIN10, build=14393, rdp_server_version=RDP_VERSION_10_2,
+                       **_SERVER_SAM_10)),
+        Edition("server-2019", "Windows Server 2019 Standard", None, 2, "admin", SMB_3_1_1,
+                **dict(_WIN10, build=17763, rdp_server_version=RDP_VERSION_10_6,
+                       **_SERVER_SAM_10)),
         Edition("server-2022", "Windows Server 2022 Standard", None, 2, "admin", SMB_3_1_1,
-                rdp_nla=True, rdp_logon_error=STATUS_CTX_LICENSE_NOT_AVAILABLE, **_RDP_WIN10),
+                **_2022),
+        Edition("server-2025", "Windows Server 2025 Standard", None, 2, "admin", SMB_3_1_1,
+                **dict(_2022, build=26100, ntlmv1_removed=True)),
     ]
 }
 

@@ -95,7 +95,10 @@ class Session:
     started: float
     state: str = PENDING
     user: str = ""
+    # What `net session` shows: SMB's Connection.ClientName (the address over direct TCP,
+    # the NetBIOS calling name over 139); RDP's client computer name.
     client: str = ""
+    workstation: str = ""  # the NTLM workstation (the 4624 "Workstation Name"); '' = client
     anonymous: bool = False
     console: bool = False
     logon_time: float | None = None
@@ -129,6 +132,7 @@ class Session:
         return {
             "id": self.id, "protocol": self.protocol, "user": self.user,
             "client": self.client, "address": self.address,
+            "workstation": self.workstation or self.client,
             "state": self.shown_state(now, idle_after), "console": self.console,
             "anonymous": self.anonymous, "opens": self.opens,
             "open_files": list(self.open_files),
@@ -185,6 +189,8 @@ class SessionEngine:
         self._expiry_timer: Any = None
         self._ids = itertools.count(1)
         self.counters: Counter[str] = Counter()
+        # Completed logons per account (lower-cased name): how many, and the last one's time.
+        self._logons: dict[str, tuple[int, float]] = {}
 
     # -- limits and rules -------------------------------------------------------------
     def limit(self, protocol: str) -> int | None:
@@ -212,6 +218,7 @@ class SessionEngine:
         self._limits = dict(limits)
         self.rules = rules
         self.counters.clear()
+        self._logons.clear()
         self.rules_changed()
 
     def counted(self, protocol: str) -> int:
@@ -224,6 +231,10 @@ class SessionEngine:
         return [s for s in self._sessions.values() if s.protocol == protocol
                 and not s.console
                 and not (self.rules.group_by_client and s.state == PENDING)]
+
+    def logon_history(self) -> dict[str, tuple[int, float]]:
+        """Completed logons per account (lower-cased name): (count, last logon time)."""
+        return dict(self._logons)
 
     def sessions(self, protocol: str | None = None) -> list[Session]:
         return [s for s in self._sessions.values() if protocol in (None, s.protocol)]
@@ -316,24 +327,30 @@ class SessionEngine:
         return Admission(None, self.denial_status)
 
     def logon(self, session: Session, *, user: str, client: str, anonymous: bool,
-              console: bool = False) -> int:
+              console: bool = False, workstation: str = "") -> int:
         """Logon finished. Returns 0, or the denial status when per-client grouping finds
         the limit full now that the client computer is known (the session is then gone)."""
         self._cancel_setup_timer(session)
         session.user, session.client, session.anonymous = user, client, anonymous
+        session.workstation = workstation
         session.console = console
         if self.rules.group_by_client:
             session.state = ACTIVE
             if self._full(session.protocol, session):
                 self._sessions.pop(session.id, None)
-                return self._refuse(session.protocol, session.address, client, user).status
+                return self._refuse(session.protocol, session.address,
+                                    workstation or client, user).status
         session.state = ACTIVE
         session.logon_time = session.last_activity = session.no_opens_since = self.now()
+        if not anonymous and user:
+            count, _last = self._logons.get(user.lower(), (0, 0.0))
+            self._logons[user.lower()] = (count + 1, self.now())
         who = "anonymous" if anonymous else user
         self.events.record(
             provider=SECURITY_PROVIDER, event_id=LOGON_EVENT_ID, level=LEVEL_INFORMATION,
             message=f"An account was successfully logged on ({who}).",
-            protocol=session.protocol, address=session.address, workstation=client, user=user,
+            protocol=session.protocol, address=session.address,
+            workstation=workstation or client, user=user,
             outcome="admitted", status=0, session_id=session.id,
         )
         self._schedule_expiry()
@@ -509,7 +526,8 @@ class SessionEngine:
             (EMULATOR_PROVIDER, 199, LEVEL_INFORMATION, f"Session ended ({reason})."))
         self.events.record(
             provider=provider, event_id=event_id, level=level, message=message,
-            protocol=session.protocol, address=session.address, workstation=session.client,
+            protocol=session.protocol, address=session.address,
+            workstation=session.workstation or session.client,
             user=session.user, outcome=reason, status=status, session_id=session.id,
         )
 

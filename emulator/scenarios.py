@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from impacket import nt_errors
+from impacket import nmb, nt_errors
 from impacket.smbconnection import SessionError, SMBConnection
 
 from emulator.admin.client import AdminError
@@ -210,16 +210,42 @@ def _smb_logon(run: Run, step: dict[str, Any]) -> str:
         if step.get("as_new_connections"):
             label = next(f"{client}#{n}" for n in itertools.count(2)
                          if f"{client}#{n}" not in run.smb)
-        conn = run.smb.get(label) or SMBConnection(run.host.host, run.host.host,
-                                                   myName=client, sess_port=run.host.smb_port)
-        run.smb[label] = conn  # a refused client's TCP connection stays usable for a retry
+        conn = run.smb.get(label)
         try:
-            conn.login(user, password)
+            if conn is not None:  # a refused client retries on its TCP connection...
+                try:
+                    conn.login(user, password)
+                except nmb.NetBIOSError:  # ...unless the server closed it meanwhile (an
+                    conn = None  # unauthenticated connection times out): reconnect
+            if conn is None:
+                conn = run.smb[label] = _computer(run, client)
+                conn.login(user, password)
         except SessionError as err:
             outcomes.append(status_name(err.getErrorCode()))
             continue
         outcomes.append("admitted")
     return _summarise(outcomes)
+
+
+_NETBIOS_PORT_LOCK = threading.Lock()
+
+
+def _computer(run: Run, client: str) -> SMBConnection:
+    """A connection from the computer named ``client``. Windows names a session by the
+    client's address over direct TCP, so every "computer" of a scenario (all on loopback)
+    would be one; over the NetBIOS session service it is the calling name, as a real
+    office's PCs would show in `net session`. impacket sends the SESSION REQUEST only to
+    port 139, so its idea of that port is pointed at the emulator's for the connect."""
+    port = run.host.netbios_port
+    if port is None:
+        return SMBConnection(run.host.host, run.host.host, myName=client,
+                             sess_port=run.host.smb_port)
+    with _NETBIOS_PORT_LOCK:
+        saved, nmb.NETBIOS_SESSION_PORT = nmb.NETBIOS_SESSION_PORT, port
+        try:
+            return SMBConnection(run.host.host, run.host.host, myName=client, sess_port=port)
+        finally:
+            nmb.NETBIOS_SESSION_PORT = saved
 
 
 def _smb_logoff(run: Run, step: dict[str, Any]) -> str:

@@ -18,12 +18,15 @@ from emulator.config import DEFAULT_USER, Config, is_loopback
 from emulator.editions import get_edition
 from emulator.engine import Rules, SessionEngine
 from emulator.events import EventLog
+from emulator.hoststate import server_guid
 from emulator.rpcview import EngineServerView
+from protocols.auth.ntlm import version_field
 from protocols.dcerpc.pipes import PipeService
 from protocols.rdp.connection import RDPServerConfig
 from protocols.smb2.budget import PreauthBudget
 from protocols.smb2.connection import SMBServerConfig
 from protocols.smb2.fs import DiskShare
+from protocols.smb2.leases import LeaseTable
 from protocols.smb2.twisted import SMBFactory
 
 
@@ -54,6 +57,7 @@ class EmulatorServer:
         self.virtual_clock = VirtualClock() if config.virtual_clock and clock is None else None
         self.clock: ClockLike = clock or self.virtual_clock or reactor
         self.edition = get_edition(config.edition)
+        self.started = self.clock.seconds()  # the emulated host's boot (ServerStartTime)
         self.events = EventLog.to_path(self.clock.seconds, config.event_log,
                                        max_bytes=config.event_log_max_kb * 1024,
                                        limit_event_id=config.limit_event_id)
@@ -67,18 +71,34 @@ class EmulatorServer:
         self.users = dict(config.users) or dict([DEFAULT_USER])
         if not config.users:
             self.notes.append(f"no user configured: serving {DEFAULT_USER[0]}:{DEFAULT_USER[1]}")
+        # C$ is a directory of the host's own: `system_drive`, else a fresh one holding
+        # Windows\ (ADMIN$) and Users\Public (the default share when none is configured).
+        self.system_drive = config.system_drive or tempfile.mkdtemp(prefix="smbrdp-emu-c-")
+        if not config.system_drive:
+            self._temp_dirs.append(self.system_drive)
+            for sub in ("Windows", os.path.join("Users", "Public")):
+                os.makedirs(os.path.join(self.system_drive, sub), exist_ok=True)
+        elif not os.path.isdir(config.system_drive):
+            raise ListenError(f"system_drive: {config.system_drive} is not a directory")
+        windows_dir = os.path.join(self.system_drive, "Windows")
+        self.admin_shares = {
+            "admin$": DiskShare("ADMIN$", windows_dir if os.path.isdir(windows_dir)
+                                else self.system_drive),
+            "c$": DiskShare("C$", self.system_drive)}
         share_dirs = dict(config.shares)
         if not share_dirs:
-            share_dirs["public"] = tempfile.mkdtemp(prefix="smbrdp-emu-public-")
-            self._temp_dirs.append(share_dirs["public"])
+            share_dirs["public"] = os.path.join(self.system_drive, "Users", "Public")
+            os.makedirs(share_dirs["public"], exist_ok=True)
             self.notes.append(f"no share configured: serving public={share_dirs['public']}")
         for name, path in share_dirs.items():
             if not os.path.isdir(path):
                 raise ListenError(f"share {name}: {path} is not a directory")
         self.share_dirs = share_dirs
         self.shares = {name.lower(): DiskShare(name, path) for name, path in share_dirs.items()}
+        self.leases = LeaseTable(self.clock)  # one object store: every SMB connection shares it
         self.listeners: list[Listener] = []
         self.comment = ""  # `net config server /srvcomment`; srvsvc's sv101_comment
+        self._machine_sid: str | None = None
         self.admin_token = config.admin_token or secrets.token_urlsafe(24)
         if config.admin_port is not None and not config.admin_token:
             self.notes.append(f"admin token: {self.admin_token}")
@@ -108,10 +128,16 @@ class EmulatorServer:
         c = self.config
         return Rules(autodisconnect_minutes=c.autodisconnect,
                      null_session_timeout=c.null_session_timeout,
-                     restrict_anonymous=c.restrict_anonymous,
+                     restrict_anonymous=self.persona("restrict_anonymous",
+                                                     "restrict_null_sessions"),
                      null_session_pipes=list(c.null_session_pipes),
                      null_session_shares=list(c.null_session_shares),
                      group_by_client=c.group_by_client, rdp_idle_limit=c.rdp_idle_limit)
+
+    def persona(self, key: str, edition_field: str) -> Any:
+        """A config value that defaults to the edition's (None in the config = unset)."""
+        value = getattr(self.config, key)
+        return getattr(self.edition, edition_field) if value is None else value
 
     def add_user(self, name: str, password: str) -> None:
         """Add or re-password an account (names are case-insensitive, as on Windows)."""
@@ -134,21 +160,60 @@ class EmulatorServer:
         self.events.clear()
         self.comment = ""
 
+    def machine_sid(self) -> str:
+        """The account domain's SID (``emulator.identity``), fixed on first use."""
+        if self._machine_sid is None:
+            from emulator import identity
+
+            self._machine_sid = identity.machine_sid(self.config.netbios_name,
+                                                     self.config.machine_sid)
+        return self._machine_sid
+
     def lookup_password(self, user: str) -> str | None:
         wanted = user.lower()
         return next((pw for name, pw in self.users.items() if name.lower() == wanted), None)
 
+    def ntlm_settings(self) -> dict[str, Any]:
+        """What NTLM (SMB and CredSSP) says about the host and which responses it takes."""
+        e = self.edition
+        level = self.persona("lm_compatibility_level", "lm_compatibility_level")
+        return dict(netbios_name=self.config.netbios_name,
+                    version=version_field(*e.version, e.build, e.ntlm_revision),
+                    accept_ntlmv1=level < 5 and not e.ntlmv1_removed,
+                    accept_lm=level < 4 and not e.ntlmv1_removed, now=self.clock.seconds)
+
     def smb_config(self) -> SMBServerConfig:
+        e, ntlm = self.edition, self.ntlm_settings()
         return SMBServerConfig(
             gate=self.engine, lookup_password=self.lookup_password, shares=self.shares,
-            now=self.clock.seconds, max_dialect=self.edition.max_dialect,
-            signing_required=self.config.signing_required,
+            now=self.clock.seconds, max_dialect=e.max_dialect,
+            server_guid=server_guid(self.config.netbios_name),
+            signing_required=self.persona("signing_required", "smb_signing_required"),
             encrypt_data=self.config.encrypt_data, netbios_name=self.config.netbios_name,
-            netbios_domain=self.config.workgroup, dns_name=self.config.netbios_name.lower(),
             pipes=PipeService(EngineServerView(self)), clock=self.clock,
             preauth_timeout=self.config.session_setup_timeout,
             preauth_budget=PreauthBudget(self.config.smb_preauth_buffer_budget),
-            encrypt_shares=frozenset(n.lower() for n in self.config.encrypt_shares))
+            encrypt_shares=frozenset(n.lower() for n in self.config.encrypt_shares),
+            leases=self.leases,
+            max_transact=e.max_io_size, capabilities=e.smb_capabilities,
+            signing_capabilities=e.smb_signing_capabilities, aes_256=e.aes_256,
+            start_time=self.started if e.server_start_time else 0.0,
+            spnego_mechs=e.spnego_mechs, ntlm_version=ntlm["version"],
+            accept_ntlmv1=ntlm["accept_ntlmv1"], accept_lm=ntlm["accept_lm"],
+            force_guest=self.persona("force_guest", "force_guest"),
+            is_admin=self.is_admin, admin_shares=self.admin_shares)
+
+    def windows_path(self, path: str) -> str:
+        """How a share's directory shows in NetrShareGetInfo 2/502: ``C:\\...`` for one
+        inside the system drive, else ``C:\\Shares\\<dir name>`` (the host has one disk)."""
+        full, root = os.path.realpath(path), os.path.realpath(self.system_drive)
+        if full == root or full.startswith(root + os.sep):
+            rel = os.path.relpath(full, root)
+            return "C:\\" + ("" if rel == "." else rel.replace(os.sep, "\\"))
+        return "C:\\Shares\\" + os.path.basename(full.rstrip(os.sep))
+
+    def is_admin(self, user: str) -> bool:
+        return user.lower() in {name.lower() for name in self.config.admin_users}
 
     @property
     def rdp_tls(self) -> Any:
@@ -169,8 +234,7 @@ class EmulatorServer:
         except (OSError, ValueError) as exc:
             raise ListenError(f"rdp: cannot load or create the TLS certificate: {exc}") from None
         public_key = cert.public_key_bytes()
-        ntlm = dict(netbios_name=self.config.netbios_name, netbios_domain=self.config.workgroup,
-                    dns_name=self.config.netbios_name.lower(), now=self.clock.seconds)
+        ntlm = self.ntlm_settings()
         return RDPServerConfig(
             gate=self.engine, lookup_password=self.lookup_password, clock=self.clock,
             refusal_text=self.edition.rdp_refusal_text, nla=self.edition.rdp_nla,

@@ -1,7 +1,8 @@
 """Server side of NTLMSSP (MS-NLMP), sans-IO.
 
 ``NTLMAcceptor`` turns a NEGOTIATE into a CHALLENGE, checks the AUTHENTICATE
-(NTLMv2 only) against a plaintext-password lookup, and afterwards signs,
+(NTLMv2; NTLMv1 and LM where the host's LAN Manager authentication level accepts them)
+against a plaintext-password lookup, and afterwards signs,
 verifies, seals and unseals with the negotiated keys (for SPNEGO's
 mechListMIC and CredSSP). impacket supplies the message structures and
 crypto primitives; this module only adds the acceptor's decisions.
@@ -9,6 +10,7 @@ crypto primitives; this module only adds the acceptor's decisions.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import struct
@@ -52,20 +54,30 @@ _ECHOED_FLAGS = (
     | NTLMSSP_NEGOTIATE_128
     | NTLMSSP_NEGOTIATE_56
     | NTLMSSP_NEGOTIATE_ALWAYS_SIGN
-    | NTLMSSP_NEGOTIATE_VERSION
 )
 # What the CHALLENGE always sets: NTLMv2 needs TARGET_INFO, and Samba and
-# smbprotocol refuse a CHALLENGE without EXTENDED_SESSIONSECURITY.
+# smbprotocol refuse a CHALLENGE without EXTENDED_SESSIONSECURITY. Windows sends its
+# Version whether or not the client asked (a Windows 10 workgroup host answers flags
+# 0xe28a8215, VERSION set, to a NEGOTIATE without it: runZero rumble-smb2-sessions README;
+# impacket reads the OS from it: smb3.py "Not provided elsewhere anymore").
 _FORCED_FLAGS = (
-    NTLMSSP_NEGOTIATE_UNICODE
+    NTLMSSP_NEGOTIATE_VERSION
+    | NTLMSSP_NEGOTIATE_UNICODE
     | NTLMSSP_NEGOTIATE_NTLM
     | NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
     | NTLMSSP_NEGOTIATE_TARGET_INFO
     | NTLMSSP_REQUEST_TARGET
 )
 
-# Windows 10 21H1-style Version field: 10.0 build 19041, NTLM revision 15.
-WINDOWS_VERSION = struct.pack("<BBH3xB", 10, 0, 19041, 15)
+
+
+def version_field(major: int, minor: int, build: int, revision: int = 15) -> bytes:
+    """The 8-byte NTLM VERSION structure (MS-NLMP 2.2.2.10)."""
+    return struct.pack("<BBH3xB", major, minor, build, revision)
+
+
+# Windows 10 22H2: 10.0 build 19045, NTLM revision 15 (the default persona).
+WINDOWS_VERSION = version_field(10, 0, 19045)
 
 _AV_FLAGS_MIC = 0x2  # MsvAvFlags bit: the AUTHENTICATE carries a MIC
 _MIC_OFFSET = 72  # fixed header (64) + Version (8)
@@ -136,19 +148,27 @@ class NTLMAcceptor:
         lookup_password: Callable[[str], str | None],
         *,
         netbios_name: str = "EMULATOR",
-        netbios_domain: str = "WORKGROUP",
-        dns_name: str = "emulator",
+        netbios_domain: str = "",
+        dns_name: str = "",
         dns_domain: str = "",
         now: Callable[[], float] = time.time,
         allow_anonymous: bool = True,
         challenge: bytes | None = None,
+        version: bytes = WINDOWS_VERSION,
+        accept_ntlmv1: bool = False,
+        accept_lm: bool = False,
     ) -> None:
         self._lookup = lookup_password
+        # A workgroup (standalone) Windows host gives its computer name as the NetBIOS
+        # domain, the DNS computer name and the DNS domain (rumble-smb2-sessions README,
+        # metasploit PR #15230); a domain member gives its domain.
         self._nb_name = netbios_name
-        self._nb_domain = netbios_domain
-        self._dns_name = dns_name
-        # A workgroup Windows host reports its own DNS name as the DNS domain.
-        self._dns_domain = dns_domain or dns_name
+        self._nb_domain = netbios_domain or netbios_name
+        self._dns_name = dns_name or netbios_name
+        self._dns_domain = dns_domain or self._dns_name
+        self._version = version
+        self._accept_ntlmv1 = accept_ntlmv1
+        self._accept_lm = accept_lm
         self._now = now
         self._allow_anonymous = allow_anonymous
         self.server_challenge = challenge if challenge is not None else os.urandom(8)
@@ -184,7 +204,7 @@ class NTLMAcceptor:
         av[ntlm.NTLMSSP_AV_TIME] = struct.pack("<Q", filetime)
         target_info = av.getData()
 
-        version = WINDOWS_VERSION if flags & NTLMSSP_NEGOTIATE_VERSION else b""
+        version = self._version
         target_name = self._nb_domain.encode("utf-16le")
         msg = ntlm.NTLMAuthChallenge()
         msg["flags"] = flags
@@ -215,15 +235,21 @@ class NTLMAcceptor:
                 raise AuthFailure(STATUS_LOGON_FAILURE, "anonymous logon refused")
             return self._finish(auth, b"\x00" * 16, anonymous=True)
 
-        # NTLMv2 only: a response is NTProofStr (16) + a blob of at least 28 bytes.
-        # NTLMv1 (24 bytes) and LM-only logons are refused like a wrong password.
-        if len(auth.nt) < 16 + 28:
+        # NTLMv2: NTProofStr (16) + a blob of at least 28 bytes. NTLMv1 (24 bytes) and
+        # LM-only (no NT response, 24-byte LM) logons only where the host's LAN Manager
+        # authentication level accepts them; else refused like a wrong password.
+        v1 = len(auth.nt) == 24 or (not auth.nt and len(auth.lm) == 24)
+        if v1 and not (self._accept_ntlmv1 if auth.nt else self._accept_lm):
+            raise AuthFailure(STATUS_LOGON_FAILURE, "NTLMv1/LM refused by this host's level")
+        if not v1 and len(auth.nt) < 16 + 28:
             raise AuthFailure(STATUS_LOGON_FAILURE, "not an NTLMv2 response")
         password = self._lookup(auth.user)
         if password is None and "@" in auth.user and not auth.domain:
             password = self._lookup(auth.user.partition("@")[0])  # UPN form: user@domain
         if password is None:
             raise AuthFailure(STATUS_LOGON_FAILURE, "unknown user")
+        if v1:
+            return self._finish(auth, self._check_v1(auth, password), anonymous=False)
 
         nt_proof, blob = auth.nt[:16], auth.nt[16:]
         base_key = None
@@ -261,6 +287,31 @@ class NTLMAcceptor:
                 raise AuthFailure(STATUS_LOGON_FAILURE, "bad MIC")
             self.mic_present = True
         return self._finish(auth, session_key, anonymous=False)
+
+    def _check_v1(self, auth: _Authenticate, password: str) -> bytes:
+        """Verify an NTLMv1 (plain or with NTLM2 session security) or LM response with
+        impacket's primitives (MS-NLMP 3.3.1); return the exported session key."""
+        nt_hash, lm_hash = ntlm.compute_nthash(password), ntlm.compute_lmhash(password)
+        challenge = self.server_challenge
+        ess = bool(auth.flags & NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY)
+        if auth.nt:
+            if ess and len(auth.lm) == 24:
+                client_challenge = auth.lm[:8]
+                digest = hashlib.md5(challenge + client_challenge).digest()[:8]
+                expected = ntlm.ntlmssp_DES_encrypt(nt_hash, digest)
+            else:
+                expected = ntlm.get_ntlmv1_response(nt_hash, challenge)
+            ok = hmac.compare_digest(expected, auth.nt)
+        else:  # LM only
+            ok = hmac.compare_digest(ntlm.get_ntlmv1_response(lm_hash, challenge), auth.lm)
+        if not ok:
+            raise AuthFailure(STATUS_LOGON_FAILURE, "wrong password")
+        base_key = ntlm.generateSessionKeyV1(password, lm_hash, nt_hash)
+        kx_key = ntlm.KXKEY(auth.flags, base_key, auth.lm, challenge, password, lm_hash,
+                            nt_hash, use_ntlmv2=False)
+        if auth.flags & NTLMSSP_NEGOTIATE_KEY_EXCH and len(auth.encrypted_key) == 16:
+            return ntlm.generateEncryptedSessionKey(kx_key, auth.encrypted_key)
+        return kx_key
 
     def _finish(self, auth: _Authenticate, session_key: bytes, *, anonymous: bool) -> AuthResult:
         self._flags = flags = auth.flags

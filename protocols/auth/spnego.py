@@ -27,6 +27,17 @@ from protocols.auth.ntlm import (
 NTLMSSP_OID = TypesMech["NTLMSSP - Microsoft NTLM Security Support Provider"]
 HINT_NAME = b"not_defined_in_RFC4178@please_ignore"
 
+# The mechanisms a Windows server lists in its NEGOTIATE hint, by the names the editions
+# table uses (smbprotocol's real-Windows test vector lists these five, in this order).
+MECH_OIDS = {
+    "NEGOEX": TypesMech["NEGOEX - SPNEGO Extended Negotiation Security Mechanism"],
+    "MS-KRB5": TypesMech["MS KRB5 - Microsoft Kerberos 5"],
+    "KRB5": TypesMech["KRB5 - Kerberos 5"],
+    "KRB5-U2U": TypesMech["KRB5 - Kerberos 5 - User to User"],
+    "NTLMSSP": NTLMSSP_OID,
+}
+WINDOWS_MECHS = ("NEGOEX", "MS-KRB5", "KRB5", "KRB5-U2U", "NTLMSSP")
+
 # negState values
 ACCEPT_COMPLETED, ACCEPT_INCOMPLETE, REJECT, REQUEST_MIC = 0, 1, 2, 3
 
@@ -130,9 +141,12 @@ def neg_token_resp(
     return _tlv(0xA1, _tlv(0x30, body))
 
 
-def initial_token() -> bytes:
-    """SecurityBuffer of the SMB2 NEGOTIATE response: negTokenInit2 offering NTLMSSP."""
-    mech_types = _tlv(0xA0, _tlv(0x30, _tlv(0x06, NTLMSSP_OID)))
+def initial_token(mechs: tuple[str, ...] = WINDOWS_MECHS) -> bytes:
+    """SecurityBuffer of the SMB2 NEGOTIATE response: negTokenInit2 listing ``mechs``
+    (names of MECH_OIDS). Only NTLMSSP is accepted: a client that opens with Kerberos
+    or NEGOEX is steered to NTLMSSP by the first negTokenResp (RFC 4178 4.2.2)."""
+    oids = b"".join(_tlv(0x06, MECH_OIDS[m]) for m in mechs)
+    mech_types = _tlv(0xA0, _tlv(0x30, oids))
     neg_hints = _tlv(0xA3, _tlv(0x30, _tlv(0xA0, _tlv(0x1B, HINT_NAME))))  # GeneralString
     init = _tlv(0xA0, _tlv(0x30, mech_types + neg_hints))
     return _tlv(0x60, _tlv(0x06, GSS_API_SPNEGO_UUID) + init)

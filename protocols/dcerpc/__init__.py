@@ -1,4 +1,4 @@
-"""DCE/RPC over SMB named pipes: srvsvc, wkssvc and spoolss (sans-IO).
+"""DCE/RPC over SMB named pipes: srvsvc, wkssvc, spoolss, lsarpc and samr (sans-IO).
 
 ``pipes.open_pipe`` gives one ``PipeEndpoint`` per pipe open; the services answer from a
 ``ServerView`` the emulator implements over its session engine.

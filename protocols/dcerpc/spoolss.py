@@ -19,14 +19,9 @@ from typing import Any
 
 from impacket.dcerpc.v5 import rprn
 
-from protocols.dcerpc.pipes import (
-    NCA_S_FAULT_CONTEXT_MISMATCH,
-    Caller,
-    Fault,
-    ServerView,
-    Service,
-    string_arg,
-)
+from protocols.dcerpc.netapi import string_arg
+from protocols.dcerpc.pdu import NCA_S_FAULT_CONTEXT_MISMATCH
+from protocols.dcerpc.service import Caller, Fault, ServerView, Service
 
 ERROR_SUCCESS = 0
 ERROR_INVALID_PRINTER_NAME = 1801

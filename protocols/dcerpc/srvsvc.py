@@ -25,21 +25,20 @@ from typing import Any
 from impacket.dcerpc.v5 import srvs
 from impacket.dcerpc.v5.dtypes import NULL
 
-from protocols.dcerpc.pipes import (
+from protocols.dcerpc.netapi import (
     ERROR_ACCESS_DENIED,
     ERROR_INVALID_LEVEL,
     NERR_SUCCESS,
-    Access,
     EnumAnswer,
     InfoAnswer,
-    Service,
     dword,
     fill,
     is_null,
     string_arg,
 )
+from protocols.dcerpc.service import Access, Service
 
-# NET_API_STATUS values (MS-ERREF 2.2, lmerr.h) beyond those in ``pipes``
+# NET_API_STATUS values (MS-ERREF 2.2, lmerr.h) beyond those in ``netapi``
 ERROR_INVALID_PARAMETER = 87
 NERR_USER_NOT_FOUND = 2221
 NERR_NET_NAME_NOT_FOUND = 2310
@@ -47,6 +46,7 @@ NERR_CLIENT_NAME_NOT_FOUND = 2312
 NERR_FILE_ID_NOT_FOUND = 2314
 
 STYPE_DISKTREE = 0x00000000
+SESS_GUEST = 0x00000001
 PERM_FILE_READ = 0x01
 SV_DISC_PARMNUM = 10
 MAX_AUTODISCONNECT = 65535  # minutes; 0xFFFFFFFF (-1) turns it off
@@ -97,7 +97,7 @@ class SrvsvcService(Service):
             "cname": _cname(s) + "\0", "username": s["user"] + "\0",
             "num_opens": dword(s["opens"]), "time": _age(s, now),
             "idle_time": dword(s["idle_seconds"]),
-            "user_flags": 0,  # SESS_GUEST is for guest logons, which this server never makes
+            "user_flags": SESS_GUEST if s["user"].lower() == "guest" else 0,  # ForceGuest
             "cltype_name": "\0", "transport": TRANSPORT + "\0",
         }) for s in sessions])
 
@@ -321,7 +321,8 @@ def _strip_unc(name: str | None) -> str | None:
 
 
 def _cname(session: dict[str, Any]) -> str:
-    """``\\\\NAME``: the NTLM workstation name, else the address."""
+    """``\\\\NAME``: the session's client as Windows records it (the address over direct
+    TCP, the NetBIOS calling name over 139), else the address."""
     return "\\\\" + (session["client"] or session["address"])
 
 

@@ -15,15 +15,14 @@ from impacket.dcerpc.v5 import wkst
 from impacket.dcerpc.v5.dtypes import LPULONG, ULONG
 from impacket.dcerpc.v5.ndr import NDRCALL
 
-from protocols.dcerpc.pipes import (
+from protocols.dcerpc.netapi import (
     ERROR_ACCESS_DENIED,
     ERROR_INVALID_LEVEL,
-    Access,
     EnumAnswer,
     InfoAnswer,
-    Service,
     fill,
 )
+from protocols.dcerpc.service import Access, Service
 
 # The levels of NetrWkstaGetInfo served, and who may ask for each.
 _WKSTA_LEVELS = {100: Access.ANYONE, 101: Access.USERS}

@@ -90,6 +90,23 @@ QUERY_INFO = _layout("SMB2QueryInfo", 41, "StructureSize:H InfoType:B FileInfoCl
 SET_INFO = _layout("SMB2SetInfo", 33, "StructureSize:H InfoType:B FileInfoClass:B "
                    "BufferLength:I BufferOffset:H Reserved:H AdditionalInformation:I "
                    f"{FILE_ID}")
+# OPLOCK_BREAK: the oplock form of notification, acknowledgment and response share one
+# shape (2.2.23.1, 2.2.24.1, 2.2.25.1); the lease forms differ (2.2.23.2, 2.2.24.2, 2.2.25.2).
+OPLOCK_BREAK = _layout("SMB2OplockBreakNotification", 24, "StructureSize:H OplockLevel:B "
+                       f"Reserved:B Reserved2:I {FILE_ID}")
+LEASE_BREAK_ACK = _layout("SMB2LeaseBreakAcknowledgement", 36, "StructureSize:H Reserved:H "
+                          "Flags:I LeaseKey:16s LeaseState:I LeaseDuration:Q")
+LEASE_BREAK_NOTIFICATION = _layout(
+    "SMB2LeaseBreakNotification", 44, "StructureSize:H NewEpoch:H Flags:I LeaseKey:16s "
+    "CurrentLeaseState:I NewLeaseState:I BreakReason:I AccessMaskHint:I ShareMaskHint:I")
+# A create context's fixed part (2.2.13.2; no StructureSize) and the lease contexts' data
+# (2.2.13.2.8 / 2.2.14.2.10 and, for SMB 3.x, 2.2.13.2.10 / 2.2.14.2.11).
+CREATE_CONTEXT = _layout("SMB2CreateContext", 0, "Next:I NameOffset:H NameLength:H "
+                         "Reserved:H DataOffset:H DataLength:I")
+LEASE_V1 = _layout("SMB2_CREATE_REQUEST_LEASE", 0,
+                   "LeaseKey:16s LeaseState:I LeaseFlags:I LeaseDuration:Q")
+LEASE_V2 = _layout("SMB2_CREATE_REQUEST_LEASE_V2", 0, "LeaseKey:16s LeaseState:I Flags:I "
+                   "LeaseDuration:Q ParentLeaseKey:16s Epoch:H Reserved:H")
 
 # -- responses -----------------------------------------------------------------------
 NEGOTIATE_RESPONSE = _layout(

@@ -16,7 +16,9 @@ from impacket import smb3structs as s2
 from protocols.errors import StatusError
 from protocols.smb2 import crypto
 from protocols.smb2.files import FileHandlers
-from protocols.smb2.framing import POSITIVE_RESPONSE, FramingError, SessionRequest, frame
+from protocols.smb2.framing import (
+    NEGATIVE_RESPONSE, POSITIVE_RESPONSE, FramingError, NotInSession, SessionRequest, frame,
+)
 from protocols.smb2.messages import (
     ERROR_BODY, FLAGS_RELATED_OPERATIONS, FLAGS_SERVER_TO_REDIR, FLAGS_SIGNED, HEADER_SIZE,
     SMB1_PROTOCOL_ID, TRANSFORM_PROTOCOL_ID, Header, join_compound, split_compound,
@@ -25,8 +27,8 @@ from protocols.smb2.negotiate import NegotiateHandlers
 from protocols.smb2.session_setup import SessionSetupHandlers
 from protocols.smb2.state import (
     ANY_SESSION, ANY_TREE, MAX_CREDITS, STATUS_ACCESS_DENIED, STATUS_INVALID_PARAMETER,
-    STATUS_SUCCESS, STATUS_USER_SESSION_DELETED, Disconnect, Request, SessionDeleted,
-    SMBServerConfig, SMBSession,
+    STATUS_PENDING, STATUS_SUCCESS, STATUS_USER_SESSION_DELETED, Disconnect, Request,
+    SessionDeleted, SMBServerConfig, SMBSession,
 )
 
 __all__ = ["SMB2ServerConnection", "SMBServerConfig"]
@@ -46,7 +48,16 @@ class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers
             if self.close_requested:
                 return
             if isinstance(item, SessionRequest):
-                self._out += POSITIVE_RESPONSE
+                if item.valid:
+                    self.client_name = item.calling or self.client_name
+                    self._out += POSITIVE_RESPONSE
+                else:
+                    self._out += NEGATIVE_RESPONSE
+                    self._disconnect("malformed NetBIOS SESSION REQUEST")
+                continue
+            if isinstance(item, NotInSession):
+                self._out += NEGATIVE_RESPONSE
+                self._disconnect("NetBIOS session message before the SESSION REQUEST")
                 continue
             try:
                 self._handle_frame(item.payload)
@@ -77,6 +88,7 @@ class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers
         self._end_preauth()
         for session in list(self.sessions.values()):
             self._end_session(session, "connection-closed")
+        self._release_caching()
 
     def _handle_frame(self, payload: bytes) -> None:
         magic = payload[:4]
@@ -145,6 +157,7 @@ class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers
         """Run one request; returns its response header, body and signing key (or None)."""
         h = request.header
         if h.command == s2.SMB2_CANCEL:
+            self._cancel_pending(h)  # a CREATE waiting for a break (oplocks.py)
             return None
         response = Header(h.command, credit_charge=h.credit_charge, message_id=h.message_id,
                           process_id=h.process_id, tree_id=h.tree_id, session_id=h.session_id,
@@ -165,6 +178,8 @@ class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers
             if inherited_status:
                 raise StatusError(inherited_status, "previous related request failed")
             status, body = handler(self, request, response)
+            if status == STATUS_PENDING:
+                key = None  # an interim response is not signed (3.3.4.1.1)
             if h.command == s2.SMB2_SESSION_SETUP:
                 key = self._session_setup_key(request, status)
         except SessionDeleted as deleted:
@@ -252,6 +267,7 @@ _HANDLERS: dict[int, Callable[[SMB2ServerConnection, Request, Header], tuple[int
     s2.SMB2_READ: SMB2ServerConnection._read,
     s2.SMB2_WRITE: SMB2ServerConnection._write,
     s2.SMB2_LOCK: SMB2ServerConnection._lock,
+    s2.SMB2_OPLOCK_BREAK: SMB2ServerConnection._oplock_break,
     s2.SMB2_IOCTL: SMB2ServerConnection._ioctl,
     s2.SMB2_ECHO: SMB2ServerConnection._echo,
     s2.SMB2_QUERY_DIRECTORY: SMB2ServerConnection._query_directory,

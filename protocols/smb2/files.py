@@ -12,26 +12,38 @@ from impacket import smb3structs as s2
 from protocols.dcerpc.pipes import Caller
 from protocols.errors import StatusError
 from protocols.smb2 import bodies
+from protocols.smb2.fileinfo import FileInfoClass
+from protocols.smb2.leases import Grant
 from protocols.smb2.messages import HEADER_SIZE, Header, buffer_at
+from protocols.smb2.oplocks import CachingHandlers
 from protocols.smb2.pipe import PipeHandle
 from protocols.smb2.state import (
     FSCTL_DFS_GET_REFERRALS, FSCTL_PIPE_TRANSCEIVE, FSCTL_VALIDATE_NEGOTIATE_INFO, FULL_ACCESS,
     SHARE_FLAG_ENCRYPT_DATA, SHARE_FLAG_NO_CACHING, STATUS_ACCESS_DENIED, STATUS_BAD_NETWORK_NAME,
     STATUS_BUFFER_OVERFLOW, STATUS_END_OF_FILE, STATUS_INVALID_DEVICE_REQUEST,
     STATUS_INVALID_PARAMETER, STATUS_NOT_FOUND, STATUS_NOT_SUPPORTED,
-    STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SUCCESS, ConnectionState, Open, Request, Tree,
-    close_quietly, utf16,
+    STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SUCCESS, Disconnect, Open, Request,
+    Tree, close_quietly, utf16,
 )
 
 
-class FileHandlers(ConnectionState):
+class FileHandlers(CachingHandlers):
     def _tree_connect(self, request: Request, response: Header) -> tuple[int, bytes]:
         session = request.session
         assert session is not None
         req = bodies.TREE_CONNECT.parse(request.message, HEADER_SIZE)
         path = utf16(buffer_at(request.message, req.PathOffset, req.PathLength))
         name = path.rstrip("\\").rsplit("\\", 1)[-1].lower()
-        if name == "ipc$":
+        if (self.dialect == 0x0311 and not request.header.signed and not request.encrypted
+                and not session.anonymous and not session.guest):
+            raise Disconnect("unsigned TREE_CONNECT on 3.1.1 (MS-SMB2 3.3.5.7)")
+        admin_share = self.config.admin_shares.get(name)
+        if admin_share is not None:
+            # ADMIN$ and C$: administrators only (anonymous and Guest included in "others").
+            if session.anonymous or session.guest or not self.config.is_admin(session.slot.user):
+                raise StatusError(STATUS_ACCESS_DENIED, f"{name} is for administrators")
+            share, share_type, flags = admin_share, s2.SMB2_SHARE_TYPE_DISK, 0
+        elif name == "ipc$":
             share, share_type, flags = None, s2.SMB2_SHARE_TYPE_PIPE, SHARE_FLAG_NO_CACHING
         else:
             share = self.config.shares.get(name)
@@ -74,6 +86,7 @@ class FileHandlers(ConnectionState):
         req = bodies.CREATE.parse(request.message, HEADER_SIZE)
         name = utf16(buffer_at(request.message, req.NameOffset, req.NameLength))
         handle: Any
+        lease = None
         if tree.share is None:
             pipes = self.config.pipes
             pipe = pipes.known(name) if pipes is not None else None
@@ -92,18 +105,31 @@ class FileHandlers(ConnectionState):
         else:
             if name.startswith("\\"):
                 raise StatusError(STATUS_INVALID_PARAMETER, "leading backslash")
+            lease = self._lease_request(request, req)
+            self._check_lease_key(tree.share.name, name, lease)
             handle, action = tree.share.open(
                 name, desired_access=req.DesiredAccess,
                 create_disposition=req.CreateDisposition, create_options=req.CreateOptions,
                 file_attributes=req.FileAttributes)
         file_id = (self._next_file_id, self._next_file_id)
         self._next_file_id += 1
-        session.opens[file_id] = Open(file_id, tree, handle)
+        op = session.opens[file_id] = Open(file_id, tree, handle)
         self._chain_file_id = file_id
         self._update_opens(session)
-        return STATUS_SUCCESS, bodies.CREATE_RESPONSE.pack(
-            CreateAction=action, FileIdPersistent=file_id[0], FileIdVolatile=file_id[1],
-            **_attributes(handle.network_open_info(), "EndOfFile"))
+        info = handle.network_open_info()
+
+        def finish(grant: Grant) -> bytes:
+            contexts = self._lease_response_context(grant, lease)
+            offset = HEADER_SIZE + bodies.CREATE_RESPONSE.size if contexts else 0
+            return bodies.CREATE_RESPONSE.pack(
+                OplockLevel=grant.oplock, CreateAction=action, FileIdPersistent=file_id[0],
+                FileIdVolatile=file_id[1], CreateContextsOffset=offset,
+                CreateContextsLength=len(contexts), **_attributes(info, "EndOfFile")) + contexts
+
+        result = self._grant_caching(request, response, session, op, req, lease, finish)
+        if action in (s2.FILE_SUPERSEDED, s2.FILE_OVERWRITTEN):
+            self._contend_write(op)  # overwriting revokes READ caching too (3.3.1.4)
+        return result
 
     def _close(self, request: Request, response: Header) -> tuple[int, bytes]:
         session = request.session
@@ -117,6 +143,8 @@ class FileHandlers(ConnectionState):
                 **_attributes(op.handle.network_open_info(), "EndofFile"))
         del session.opens[op.file_id]
         self._update_opens(session)
+        if op.lease is not None:
+            op.lease.close()
         op.handle.close()
         return STATUS_SUCCESS, body
 
@@ -145,10 +173,11 @@ class FileHandlers(ConnectionState):
         op = self._open(request, req)
         data = buffer_at(request.message, req.DataOffset, req.Length)
         written = op.handle.write(req.Offset, data)
+        self._contend_write(op)
         return STATUS_SUCCESS, bodies.WRITE_RESPONSE.pack(Count=written)
 
     def _lock(self, request: Request, response: Header) -> tuple[int, bytes]:
-        self._open(request, bodies.LOCK.parse(request.message, HEADER_SIZE))
+        self._contend_write(self._open(request, bodies.LOCK.parse(request.message, HEADER_SIZE)))
         # Byte-range locks are granted without being enforced: one client per file is the
         # common case in the tests this emulator serves.
         return STATUS_SUCCESS, bodies.EMPTY_RESPONSE
@@ -211,6 +240,8 @@ class FileHandlers(ConnectionState):
         data = buffer_at(request.message, req.BufferOffset, req.BufferLength)
         if req.InfoType == s2.SMB2_0_INFO_FILE:
             op.handle.set_info(req.FileInfoClass, data)
+            if req.FileInfoClass in (FileInfoClass.ALLOCATION, FileInfoClass.END_OF_FILE):
+                self._contend_write(op)  # the size changed
         elif req.InfoType != s2.SMB2_0_INFO_SECURITY:  # ACL changes are accepted, not kept
             raise StatusError(STATUS_NOT_SUPPORTED, f"set info type {req.InfoType}")
         return STATUS_SUCCESS, bodies.SET_INFO_RESPONSE

@@ -9,11 +9,14 @@ from protocols.errors import StatusError
 from protocols.smb2 import bodies, crypto
 from protocols.smb2.messages import HEADER_SIZE, Header, buffer_at
 from protocols.smb2.state import (
-    SESSION_FLAG_ENCRYPT_DATA, SESSION_FLAG_IS_NULL, SESSION_ID_BASE, SESSION_SETUP_FLAG_BINDING,
-    SIGNING_REQUIRED, STATUS_ACCESS_DENIED, STATUS_MORE_PROCESSING_REQUIRED,
+    CAP_MULTI_CHANNEL, SESSION_FLAG_ENCRYPT_DATA, SESSION_FLAG_IS_GUEST, SESSION_FLAG_IS_NULL,
+    SESSION_SETUP_FLAG_BINDING, SIGNING_REQUIRED, STATUS_ACCESS_DENIED,
+    STATUS_INVALID_PARAMETER, STATUS_MORE_PROCESSING_REQUIRED, STATUS_NOT_SUPPORTED,
     STATUS_REQUEST_NOT_ACCEPTED, STATUS_SUCCESS, STATUS_USER_SESSION_DELETED, ConnectionState,
     Request, SMBSession,
 )
+
+GUEST = "Guest"
 
 
 class SessionSetupHandlers(ConnectionState):
@@ -26,8 +29,7 @@ class SessionSetupHandlers(ConnectionState):
             raise StatusError(STATUS_ACCESS_DENIED, "EncryptData: the connection cannot encrypt")
         token = buffer_at(request.message, req.SecurityBufferOffset, req.SecurityBufferLength)
         if req.Flags & SESSION_SETUP_FLAG_BINDING:
-            # No multichannel here, so no binding (3.3.5.5 step 3).
-            raise StatusError(STATUS_REQUEST_NOT_ACCEPTED, "session binding")
+            self._refuse_binding(request)
         session = self.sessions.get(request.header.session_id)
         if request.header.session_id == 0:
             session = self._new_session()
@@ -52,24 +54,57 @@ class SessionSetupHandlers(ConnectionState):
         result = step.result
         assert result is not None
         session.anonymous = result.anonymous
+        user = result.user
+        if self.config.force_guest and not result.anonymous:
+            # Simple File Sharing: every network logon runs as Guest, which cannot sign.
+            session.guest, user = True, GUEST
         session.keys = crypto.derive_session_keys(
             self.dialect or 0, result.session_key,
             session.preauth.value if session.preauth is not None else None,
             self.cipher or crypto.AES_128_CCM)  # the cipher only sizes 3.1.1 keys
-        if not session.anonymous:
+        if not session.anonymous and not session.guest:
             session.signing_required = bool(self.config.signing_required
                                             or req.SecurityMode & SIGNING_REQUIRED)
             session.encrypt_data = self.config.encrypt_data and self.cipher != 0
-        flags = SESSION_FLAG_IS_NULL if session.anonymous else 0
+        flags = (SESSION_FLAG_IS_NULL if session.anonymous
+                 else SESSION_FLAG_IS_GUEST if session.guest else 0)
         if session.encrypt_data:
             flags |= SESSION_FLAG_ENCRYPT_DATA
-        refused = self.config.gate.logon(session.slot, user=result.user,
-                                         client=result.workstation, anonymous=result.anonymous)
+        # The session's client is Connection.ClientName (address, or NetBIOS calling name);
+        # the NTLM workstation only goes into the logon event (4624).
+        refused = self.config.gate.logon(session.slot, user=user, client=self.client_name,
+                                         anonymous=result.anonymous,
+                                         workstation=result.workstation)
         if refused:  # per-client grouping judged the limit only now; the engine let go
             self._drop_session(session)
             raise StatusError(refused, "session limit reached")
         session.valid = True
         return STATUS_SUCCESS, _session_setup_body(flags, step.token)
+
+    def _refuse_binding(self, request: Request) -> None:
+        """SESSION_SETUP with the BINDING flag, answered as Windows answers it (MS-SMB2
+        3.3.5.5, the order of its checks): this server binds no second channel, so a
+        binding that passes them is STATUS_REQUEST_NOT_ACCEPTED."""
+        if (self.dialect or 0) < 0x0300 or not self.config.capabilities & CAP_MULTI_CHANNEL:
+            raise StatusError(STATUS_REQUEST_NOT_ACCEPTED, "binding: no multichannel")
+        found = self.config.session_ids.live.get(request.header.session_id)
+        if found is None:
+            raise StatusError(STATUS_USER_SESSION_DELETED, "binding: unknown session")
+        session, connection = found
+        if connection.dialect != self.dialect:
+            raise StatusError(STATUS_INVALID_PARAMETER, "binding: another dialect")
+        if not request.header.signed:
+            raise StatusError(STATUS_INVALID_PARAMETER, "binding: unsigned")
+        if connection._client.get("guid") != self._client.get("guid"):
+            raise StatusError(STATUS_USER_SESSION_DELETED, "binding: another client")
+        if not session.valid:
+            raise StatusError(STATUS_REQUEST_NOT_ACCEPTED, "binding: session in progress")
+        if session.anonymous or session.guest:
+            raise StatusError(STATUS_NOT_SUPPORTED, "binding: anonymous or guest session")
+        key = session.keys.signing if session.keys else None
+        if key is None or not crypto.verify(self.dialect or 0, key, request.message):
+            raise StatusError(STATUS_ACCESS_DENIED, "binding: bad signature")
+        raise StatusError(STATUS_REQUEST_NOT_ACCEPTED, "binding: not implemented")
 
     def _session_setup_key(self, request: Request, status: int) -> bytes | None:
         """The final SESSION_SETUP response is signed: always on 3.1.1, else when signing is
@@ -92,10 +127,11 @@ class SessionSetupHandlers(ConnectionState):
             self.config.lookup_password, netbios_name=self.config.netbios_name,
             netbios_domain=self.config.netbios_domain, dns_name=self.config.dns_name,
             dns_domain=self.config.dns_domain, now=self.config.now,
-            allow_anonymous=self.config.allow_anonymous)
+            allow_anonymous=self.config.allow_anonymous, version=self.config.ntlm_version,
+            accept_ntlmv1=self.config.accept_ntlmv1, accept_lm=self.config.accept_lm)
         preauth = self.preauth.copy() if self.preauth is not None else None
-        session = SMBSession(SESSION_ID_BASE + admission.session.id, admission.session,
-                             SpnegoAcceptor(ntlm), preauth)
+        session = SMBSession(0, admission.session, SpnegoAcceptor(ntlm), preauth)
+        session.id = self.config.session_ids.allocate((session, self))
         self.sessions[session.id] = session
         admission.session.close_hook = lambda reason: self._ended_by_engine(session)
         admission.session.file_closer = lambda index: self._close_nth_open(session, index)

@@ -8,6 +8,7 @@ each a mixin over this state.
 from __future__ import annotations
 
 import os
+import random
 from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Callable, Mapping
@@ -21,6 +22,7 @@ from protocols.errors import StatusError
 from protocols.sessions import SessionGate
 from protocols.smb2 import crypto
 from protocols.smb2.budget import PREAUTH_MAX_FRAME, PreauthBudget
+from protocols.smb2.leases import LeaseTable
 from protocols.smb2.framing import (
     FrameDecoder,
 )
@@ -54,7 +56,10 @@ FSCTL_PIPE_TRANSCEIVE = 0x0011C017
 FSCTL_VALIDATE_NEGOTIATE_INFO = 0x00140204
 
 CAP_DFS = s2.SMB2_GLOBAL_CAP_DFS
+CAP_LEASING = s2.SMB2_GLOBAL_CAP_LEASING
 CAP_LARGE_MTU = s2.SMB2_GLOBAL_CAP_LARGE_MTU
+CAP_MULTI_CHANNEL = s2.SMB2_GLOBAL_CAP_MULTI_CHANNEL
+CAP_DIRECTORY_LEASING = s2.SMB2_GLOBAL_CAP_DIRECTORY_LEASING
 CAP_ENCRYPTION = s2.SMB2_GLOBAL_CAP_ENCRYPTION
 SIGNING_ENABLED = s2.SMB2_NEGOTIATE_SIGNING_ENABLED
 SIGNING_REQUIRED = s2.SMB2_NEGOTIATE_SIGNING_REQUIRED
@@ -78,8 +83,30 @@ SHARE_FLAG_NO_CACHING = 0x30
 SHARE_FLAG_ENCRYPT_DATA = 0x8000
 MAX_CREDITS = 8192
 
-# The session id's high bits, so ids look like Windows' and never collide with 0.
-SESSION_ID_BASE = 0x0000_0400_0000_0000
+NETBIOS_MAX_IO = 64 * 1024  # Max{Transact,Read,Write}Size over NetBIOS (MS-SMB2 <254>)
+
+
+class SessionIds:
+    """Session ids shaped as Windows allocates them, shared by every connection of a host
+    (MS-SMB2 3.3.3 GlobalSessionTable): not 1, 2, 3 but like 0x00002c328000002d, a
+    varying high half over a table index with its top bit set (the one Windows id in
+    runZero's rumble-smb2-sessions README; the allocation pattern itself is unverified)."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self._rng = random.Random(seed)
+        self._index = self._rng.randrange(0x10, 0x100)
+        self.live: dict[int, Any] = {}  # id -> (SMBSession, its ConnectionState)
+
+    def allocate(self, session_and_connection: Any = None) -> int:
+        while True:
+            self._index = (self._index + 1) & 0x7FFFFFFF or 1
+            sid = (self._rng.randrange(0x1000, 0x10000) << 32) | 0x80000000 | self._index
+            if sid not in self.live:
+                self.live[sid] = session_and_connection
+                return sid
+
+    def free(self, sid: int) -> None:
+        self.live.pop(sid, None)
 
 
 @dataclass
@@ -94,12 +121,12 @@ class SMBServerConfig:
     server_guid: bytes = field(default_factory=lambda: os.urandom(16))
     signing_required: bool = False
     encrypt_data: bool = False
-    netbios_name: str = "EMULATOR"
-    netbios_domain: str = "WORKGROUP"
-    dns_name: str = "emulator"
+    netbios_name: str = "EMULATOR"  # the computer name; a workgroup host's NTLM domain too
+    netbios_domain: str = ""  # '' = the computer name (a standalone host)
+    dns_name: str = ""  # '' = the computer name
     dns_domain: str = ""
     allow_anonymous: bool = True
-    max_transact: int = 8 * 1024 * 1024
+    max_transact: int = 8 * 1024 * 1024  # on direct TCP; NetBIOS gets NETBIOS_MAX_IO
     pipes: PipeService | None = None  # named pipes on IPC$ (DCE/RPC); None: no pipe exists
     # Before its first valid session a connection is cut after preauth_timeout seconds on
     # this clock (MS-SMB2 3.3.6.3; None: no timer), and its buffered bytes count against
@@ -108,6 +135,20 @@ class SMBServerConfig:
     preauth_timeout: float = 30.0
     preauth_budget: PreauthBudget | None = None
     encrypt_shares: frozenset[str] = frozenset()  # lower-case names of EncryptData shares
+    leases: LeaseTable | None = None  # shared by all the host's connections; None: no caching
+    # The persona (emulator/editions.py): what NEGOTIATE and NTLM say about the host.
+    capabilities: int = CAP_MULTI_CHANNEL | CAP_DIRECTORY_LEASING | CAP_ENCRYPTION
+    signing_capabilities: bool = False  # answer SMB2_SIGNING_CAPABILITIES (3.1.1)
+    aes_256: bool = False  # AES-256-GCM/CCM may be chosen
+    start_time: float = 0.0  # NEGOTIATE ServerStartTime (POSIX seconds); 0 = not given
+    spnego_mechs: tuple[str, ...] = ("NEGOEX", "MS-KRB5", "KRB5", "KRB5-U2U", "NTLMSSP")
+    ntlm_version: bytes = b"\x0a\x00\x65\x4a\x00\x00\x00\x0f"  # 10.0.19045 rev 15
+    accept_ntlmv1: bool = False
+    accept_lm: bool = False
+    force_guest: bool = False  # network logons become Guest (XP Simple File Sharing)
+    is_admin: Callable[[str], bool] = lambda user: False  # who may open ADMIN$ / C$
+    admin_shares: Mapping[str, Any] = field(default_factory=dict)  # "admin$"/"c$" -> share
+    session_ids: SessionIds = field(default_factory=SessionIds)
 
     @property
     def max_frame(self) -> int:
@@ -128,6 +169,7 @@ class Open:
     file_id: tuple[int, int]
     tree: Tree
     handle: Any  # fs.OpenFile
+    lease: Any = None  # leases.OpenRef: the open as the host's lease/oplock table sees it
 
 
 @dataclass
@@ -138,6 +180,7 @@ class SMBSession:
     preauth: crypto.PreauthHash | None
     valid: bool = False
     anonymous: bool = False
+    guest: bool = False  # mapped to Guest (ForceGuest): no signing key, SESS_GUEST
     signing_required: bool = False
     encrypt_data: bool = False
     keys: crypto.SessionKeys | None = None
@@ -146,7 +189,8 @@ class SMBSession:
 
     @property
     def signing_key(self) -> bytes | None:
-        return self.keys.signing if self.keys and not self.anonymous else None
+        return (self.keys.signing if self.keys and not self.anonymous and not self.guest
+                else None)
 
 
 @dataclass
@@ -181,6 +225,8 @@ def utf16(data: bytes) -> str:
 
 
 def close_quietly(op: Open) -> None:
+    if op.lease is not None:
+        op.lease.close()
     try:
         op.handle.close()
     except StatusError:
@@ -201,6 +247,10 @@ class ConnectionState:
                  log: Callable[[str], None] = lambda line: None) -> None:
         self.config = config
         self.address = address
+        self.netbios = netbios
+        # MS-SMB2 Connection.ClientName: the client's IP address over direct TCP, its
+        # NetBIOS calling name over port 139 (set from the SESSION REQUEST).
+        self.client_name = f"[{address}]" if ":" in address else address
         self.log = log
         # Before a session is valid, frames are capped far below the post-logon size.
         self._decoder = FrameDecoder(netbios=netbios,
@@ -225,6 +275,8 @@ class ConnectionState:
         self._outstanding_credits = 1
         self._chain_file_id: tuple[int, int] | None = None  # the CREATE of this compound
         self._deleted_keys: dict[int, bytes] = {}  # sessions the engine ended -> signing key
+        self._pending: dict[int, Any] = {}  # AsyncId -> a CREATE waiting for breaks (oplocks.py)
+        self.on_output: Callable[[], None] | None = None  # output made outside receive_data
         config.gate.note_connection("smb")
 
     # -- frames ---------------------------------------------------------------------
@@ -294,6 +346,7 @@ class ConnectionState:
     def _drop_session(self, session: SMBSession) -> None:
         """Forget a session and close what it had open (no engine call)."""
         self.sessions.pop(session.id, None)
+        self.config.session_ids.free(session.id)
         for op in session.opens.values():
             close_quietly(op)
         session.opens.clear()

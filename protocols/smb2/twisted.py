@@ -25,7 +25,7 @@ class SMBProtocol(protocol.Protocol):
         address = getattr(peer, "host", str(peer))
         self.core = SMB2ServerConnection(self.config, address=address, netbios=self.netbios,
                                          log=lambda line: log.info("{line}", line=line))
-        self.core.on_output = self._flush  # the pre-auth timer and the shared budget
+        self.core.on_output = self._flush  # timers, the budget, break notifications
 
     def dataReceived(self, data: bytes) -> None:
         assert self.core is not None
@@ -34,7 +34,8 @@ class SMBProtocol(protocol.Protocol):
 
     def _flush(self) -> None:
         """Write what the core has and close when it asks; also called from the core's
-        ``on_output`` (a timer, the budget), possibly after the transport closed."""
+        ``on_output`` (a timer, the budget, a break notification or a CREATE that waited),
+        possibly after the transport closed."""
         transport: Any = self.transport
         if self.core is None or transport is None or self._closing:
             return

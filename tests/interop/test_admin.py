@@ -26,8 +26,9 @@ STATUS_USER_SESSION_DELETED = 0xC0000203
 def admin(emulator):
     """Factory: a server with the admin API on a free port and a virtual clock."""
     def start(edition="xp-pro", args=()):
+        # ForceGuest off: these tests follow named accounts (XP Pro, Simple File Sharing off).
         return emulator(edition, args=("--admin-port", "0", "--admin-token", TOKEN,
-                                       "--virtual-clock", *args))
+                                       "--virtual-clock", "--no-force-guest", *args))
     return start
 
 
@@ -286,7 +287,8 @@ def test_clock_advance_900_drops_an_idle_session_by_autodisconnect(admin):
 
 
 def test_clock_advance_needs_a_virtual_clock(emulator):
-    emu = emulator("xp-pro", args=("--admin-port", "0", "--admin-token", TOKEN))
+    emu = emulator("xp-pro", args=("--admin-port", "0", "--admin-token", TOKEN,
+                                   "--no-force-guest"))
     result = verb(emu, "clock", "advance", "10")
     assert result.returncode == 2 and "--virtual-clock" in result.stderr
     status, body = http(emu, "POST", "/api/clock/advance", {"seconds": 10})

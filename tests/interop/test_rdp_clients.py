@@ -327,8 +327,10 @@ def test_nmap_rdp_scripts_report_the_security_layers_and_ntlm_info(emulator):
     assert "CredSSP with Early User Auth: SUCCESS" in out, out
     assert "SSL: FAILED (HYBRID_REQUIRED_BY_SERVER)" in out, out
     assert "Native RDP: FAILED (HYBRID_REQUIRED_BY_SERVER)" in out, out
-    assert "NetBIOS_Computer_Name: EMULATOR" in out and "Target_Name: WORKGROUP" in out, out
-    assert "Product_Version: 10.0" in out, out
+    # A workgroup host names itself as the NTLM domain too; Server 2022 is 10.0.20348.
+    assert "NetBIOS_Computer_Name: EMULATOR" in out and "Target_Name: EMULATOR" in out, out
+    assert "NetBIOS_Domain_Name: EMULATOR" in out, out
+    assert "Product_Version: 10.0.20348" in out, out
 
 
 def test_nmap_on_a_2003_era_host_finds_tls_and_no_standard_security(emulator):

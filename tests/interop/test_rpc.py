@@ -31,7 +31,9 @@ STATUS_ACCESS_DENIED = 0xC0000022
 
 
 def start(emulator, edition="win10", args=()):
-    return emulator(edition, users=USERS, args=[*ADMIN_ARGS, *args])
+    # ForceGuest off: these tests need XP's accounts to log on as themselves (an XP Pro
+    # with Simple File Sharing turned off); test_persona covers the Guest mapping.
+    return emulator(edition, users=USERS, args=[*ADMIN_ARGS, "--no-force-guest", *args])
 
 
 # -- client helpers ---------------------------------------------------------------------------
@@ -111,10 +113,11 @@ def test_many_shares_span_fragments(emulator, smbclient_conf, tmp_path):
     emu = emulator("win10", users=USERS, shares=shares, args=ADMIN_ARGS)
     out = smbclient_list(emu, smbclient_conf, "-U", f"alice%{PASSWORD}")
     assert out.returncode == 0, out.stdout
-    assert sum(" Disk" in line for line in out.stdout.splitlines()) == 150
+    # 150 shares + ADMIN$ and C$ (Windows' administrative shares).
+    assert sum(" Disk" in line for line in out.stdout.splitlines()) == 152
     conn = smb(emu)
     try:
-        assert len(conn.listShares()) == 151  # impacket: every fragment read
+        assert len(conn.listShares()) == 153  # impacket: every fragment read
     finally:
         close_all(conn)
     pysmb = require_module("smb.SMBConnection")
@@ -122,7 +125,7 @@ def test_many_shares_span_fragments(emulator, smbclient_conf, tmp_path):
                                  is_direct_tcp=False)
     assert client.connect(emu.host, emu.netbios_port, timeout=20)
     try:
-        assert len(client.listShares(timeout=20)) == 151
+        assert len(client.listShares(timeout=20)) == 153
     finally:
         client.close()
 
@@ -137,14 +140,16 @@ def test_pysmb_lists_shares_over_netbios(emulator):
         shares = {(s.name, s.type, s.comments) for s in client.listShares(timeout=20)}
     finally:
         client.close()
-    assert shares == {("docs", 0, ""), ("IPC$", 3, "Remote IPC")}
+    # pysmb masks STYPE_SPECIAL off the type: ADMIN$ and C$ show as disk (0).
+    assert {("docs", 0, ""), ("IPC$", 3, "Remote IPC"), ("ADMIN$", 0, "Remote Admin"),
+            ("C$", 0, "Default share")} == shares
 
 
 def test_impacket_list_shares_and_share_info(emulator):
     emu = start(emulator)
     conn = smb(emu)
     try:
-        assert names(conn.listShares(), "shi1_netname") == ["docs", "IPC$"]
+        assert names(conn.listShares(), "shi1_netname") == ["ADMIN$", "C$", "IPC$", "docs"]
         dce = rpc(emu, "srvsvc", srvs.MSRPC_UUID_SRVS, conn=conn)
         info = srvs.hNetrShareGetInfo(dce, "docs", 1)["InfoStruct"]["ShareInfo1"]
         assert info["shi1_netname"] == "docs\0"
@@ -164,7 +169,8 @@ def test_rpcclient_as_administrator(emulator, smbclient_conf):
                     user=ADMIN)
     assert out.returncode == 0, out.stdout
     text = out.stdout
-    assert "netname: docs" in text and f"path:\t{emu.share_dir}" in text  # level 2, paths
+    # level 2, paths: a Windows path (the docs directory sits outside the system drive)
+    assert "netname: docs" in text and "path:\tC:\\Shares\\docs" in text
     assert "netname: IPC$" in text
     assert "EMULATOR" in text and "os version      :\t5.1" in text  # srvinfo (level 101)
     assert "platform_id     :\t500" in text
@@ -188,9 +194,11 @@ def test_rpcclient_as_a_user(emulator, smbclient_conf):
 def test_rpcclient_netsessdel(emulator, smbclient_conf):
     pysmb = require_module("smb.SMBConnection")
     emu = start(emulator, "xp-home")
+    # Over port 139 the session's client name is the NetBIOS calling name (VICTIMPC); over
+    # direct TCP it would be the address, as on Windows (no longer the NTLM workstation).
     victim = pysmb.SMBConnection("bob", USERS["bob"], "victimpc", "EMULATOR", use_ntlm_v2=True,
-                                 is_direct_tcp=True)
-    assert victim.connect(emu.host, emu.smb_port, timeout=20)
+                                 is_direct_tcp=False)
+    assert victim.connect(emu.host, emu.netbios_port, timeout=20)
     try:
         out = rpcclient(emu, smbclient_conf, "netsessdel \\\\VICTIMPC", user=ADMIN)
         assert out.returncode == 0, out.stdout
@@ -311,7 +319,7 @@ def test_unknown_pipes_and_interfaces(emulator):
     try:
         tid = conn.connectTree("IPC$")
         with pytest.raises(SessionError) as err:
-            conn.openFile(tid, "\\samr")
+            conn.openFile(tid, "\\netlogon")  # samr and lsarpc exist since issue 15
         assert err.value.getErrorCode() == STATUS_OBJECT_NAME_NOT_FOUND
         dce = rpc(emu, "wkssvc", wkst.MSRPC_UUID_WKST, conn=conn)
         with pytest.raises(DCERPCException, match="abstract_syntax_not_supported"):
@@ -322,7 +330,7 @@ def test_unknown_pipes_and_interfaces(emulator):
         answer = conn.readFile(tid, fid)
         assert answer[2] == 3  # fault
         conn.closeFile(tid, fid)
-        assert names(conn.listShares(), "shi1_netname") == ["docs", "IPC$"]
+        assert names(conn.listShares(), "shi1_netname") == ["ADMIN$", "C$", "IPC$", "docs"]
     finally:
         close_all(conn)
 

@@ -89,6 +89,31 @@ class FakeView:
     def now(self) -> float:
         return NOW
 
+    machine_sid: str = "S-1-5-21-1111111111-2222222222-3333333333"
+    anonymous_lookup: bool = True
+    restrict_anonymous_sam: bool = True
+    lockout: tuple[int, int] = (0, 30)
+    account_list: list[dict[str, Any]] = field(default_factory=lambda: [
+        {"rid": 500, "name": "Administrator", "enabled": False, "admin": True,
+         "logon_count": 0, "last_logon": None},
+        {"rid": 501, "name": "Guest", "enabled": False, "admin": False,
+         "logon_count": 0, "last_logon": None},
+        {"rid": 1000, "name": "alice", "enabled": True, "admin": False,
+         "logon_count": 3, "last_logon": NOW - 60},
+        {"rid": 1001, "name": "admin", "enabled": True, "admin": True,
+         "logon_count": 0, "last_logon": None},
+    ])
+
+    def local_domain(self) -> dict[str, Any]:
+        threshold, minutes = self.lockout
+        return {"name": "EMULATOR", "sid": self.machine_sid, "workgroup": "WORKGROUP",
+                "restrict_anonymous_sam": self.restrict_anonymous_sam,
+                "anonymous_lookup": self.anonymous_lookup, "lockout_threshold": threshold,
+                "lockout_minutes": minutes, "password_complex": False}
+
+    def accounts(self) -> list[dict[str, Any]]:
+        return [dict(a) for a in self.account_list]
+
 
 # -- client PDUs, built with impacket's client-side structures ----------------------------------
 

@@ -81,7 +81,8 @@ def bound(name="srvsvc", abstract=SRVSVC, **kwargs):
 @pytest.mark.parametrize("name,key", [
     ("srvsvc", "srvsvc"), ("\\srvsvc", "srvsvc"), ("\\PIPE\\srvsvc", "srvsvc"),
     ("PIPE\\WKSSVC", "wkssvc"), ("SpoolSS", "spoolss"), ("\\pipe\\spoolss", "spoolss"),
-    ("samr", None), ("lsarpc", None), ("", None), ("srvsvc\\x", None), ("..\\srvsvc", None),
+    ("samr", "samr"), ("\\PIPE\\LSARPC", "lsarpc"), ("netlogon", None), ("", None),
+    ("srvsvc\\x", None), ("..\\srvsvc", None),
 ])
 def test_pipe_names(name, key):
     assert known_pipe(name) == key

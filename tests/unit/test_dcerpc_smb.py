@@ -183,11 +183,12 @@ def test_write_read_and_transceive_like_pysmb():
     assert srvs.NetrShareEnumResponse(reassemble([out]))["TotalEntries"] == 2
     (slot,) = engine.sessions("smb")
     assert slot.open_files == ["\\PIPE\\srvsvc"]
-    # Who called: the SMB session's account, NTLM workstation and address.
+    # Who called: the SMB session's account, client name (its address over direct TCP,
+    # as Windows records Connection.ClientName; no longer the NTLM workstation) and address.
     op = next(iter(c.conn.sessions.values())).opens[fid]
     caller = op.handle.endpoint.association.services[0].caller
     assert (caller.user, caller.anonymous, caller.client, caller.address) == (
-        "alice", False, "WS01", "10.0.0.3")
+        "alice", False, "10.0.0.3", "10.0.0.3")
     assert c.close(fid) == STATUS_SUCCESS
     assert slot.open_files == []
 
@@ -200,7 +201,7 @@ def test_pipe_names_as_clients_send_them(name):
 
 def test_unknown_pipes_do_not_exist():
     _, c = alice_on_ipc()
-    for name in ("samr", "lsarpc", "..\\srvsvc", ""):
+    for name in ("netlogon", "winreg", "..\\srvsvc", ""):
         assert c.create(name)[0] == STATUS_OBJECT_NAME_NOT_FOUND
     _, c = alice_on_ipc(pipes=False)
     assert c.create("srvsvc")[0] == STATUS_OBJECT_NAME_NOT_FOUND

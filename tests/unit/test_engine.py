@@ -293,3 +293,17 @@ def test_sessions_asked_without_a_connection_are_not_pending_bounded():
     """RDP asks after the password was checked: no pending bound applies."""
     engine, _, _ = make_engine("server-2022", pending_per_connection=1, pending_per_address=1)
     assert all(engine.request_session("rdp", "10.0.0.1").admitted for _ in range(2))
+
+
+def test_logon_history_counts_completed_logons_per_account():
+    engine, clock, _ = make_engine("win10")
+    clock.advance(100)
+    for protocol, user in (("smb", "Alice"), ("rdp", "alice"), ("smb", "")):
+        adm = engine.request_session(protocol, "10.0.0.1")
+        clock.advance(5)
+        engine.logon(adm.session, user=user, client="PC", anonymous=not user)
+    pending = engine.request_session("smb", "10.0.0.2")  # never logs on: not counted
+    assert pending.admitted
+    assert engine.logon_history() == {"alice": (2, 110.0)}
+    engine.reset({"smb": 20, "rdp": 1}, engine.rules)
+    assert engine.logon_history() == {}

@@ -10,6 +10,7 @@ import spnego
 from impacket import ntlm
 from spnego._ntlm_raw.messages import AvId, Challenge, NegotiateFlags
 
+from protocols.auth import ntlm as ntlm_mod
 from protocols.auth.ntlm import (
     STATUS_INVALID_PARAMETER,
     STATUS_LOGON_FAILURE,
@@ -52,7 +53,7 @@ def test_challenge_matches_vector():
     )  # fmt: skip
     expected = bytes.fromhex(
         "4e544c4d53535000020000001200120038000000158289e20123456789abcdef"
-        "0000000000000000500050004a0000000a00614a0000000f"
+        "0000000000000000500050004a0000000a00654a0000000f"  # Version 10.0.19045
         "57004f0052004b00470052004f0055005000"  # target name WORKGROUP
         "02001200" "57004f0052004b00470052004f0055005000"  # MsvAvNbDomainName
         "01000a00" "48004f00530054003100"  # MsvAvNbComputerName HOST1
@@ -75,7 +76,7 @@ def test_challenge_parsed_by_pyspnego():
         assert chal.flags & getattr(NegotiateFlags, flag), flag
     assert chal.server_challenge == SERVER_CHALLENGE
     assert chal.target_name == "SRV"
-    assert (chal.version.major, chal.version.minor, chal.version.build) == (10, 0, 19041)
+    assert (chal.version.major, chal.version.minor, chal.version.build) == (10, 0, 19045)
     assert chal.version.revision == 15
     info = chal.target_info
     assert info[AvId.nb_domain_name] == "SRV"
@@ -87,15 +88,29 @@ def test_challenge_parsed_by_pyspnego():
 
 def test_challenge_only_echoes_what_was_asked():
     type1 = ntlm.getNTLMSSPType1("", "", signingRequired=False)
-    raw = acceptor().process_negotiate(type1.getData())
+    raw = acceptor(netbios_name="DESKTOP-ABC123").process_negotiate(type1.getData())
     chal = ntlm.NTLMAuthChallenge(raw)
     flags = chal["flags"]
     assert flags & ntlm.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
-    assert flags & ntlm.NTLMSSP_TARGET_TYPE_DOMAIN
     assert not flags & (ntlm.NTLMSSP_NEGOTIATE_SIGN | ntlm.NTLMSSP_NEGOTIATE_KEY_EXCH)
-    assert not flags & ntlm.NTLMSSP_NEGOTIATE_VERSION
-    assert chal["domain_offset"] == 48  # no Version field
-    assert chal["domain_name"] == "WORKGROUP".encode("utf-16le")
+    # Windows sends its Version even when the client did not ask for it, and a
+    # workgroup host names itself everywhere, with target type server.
+    assert flags & ntlm.NTLMSSP_NEGOTIATE_VERSION
+    assert flags & ntlm.NTLMSSP_TARGET_TYPE_SERVER and not flags & ntlm.NTLMSSP_TARGET_TYPE_DOMAIN
+    assert chal["domain_offset"] == 56  # after the 8-byte Version
+    assert chal["Version"] == bytes.fromhex("0a00654a0000000f")  # 10.0.19045 rev 15
+    assert chal["domain_name"] == "DESKTOP-ABC123".encode("utf-16le")
+    av = ntlm.AV_PAIRS(chal["TargetInfoFields"])
+    for av_id in (ntlm.NTLMSSP_AV_DOMAINNAME, ntlm.NTLMSSP_AV_HOSTNAME,
+                  ntlm.NTLMSSP_AV_DNS_DOMAINNAME, ntlm.NTLMSSP_AV_DNS_HOSTNAME):
+        assert av[av_id][1] == "DESKTOP-ABC123".encode("utf-16le"), av_id
+
+
+def test_challenge_version_is_the_hosts():
+    type1 = ntlm.getNTLMSSPType1("", "", signingRequired=False)
+    acc = acceptor(version=ntlm_mod.version_field(6, 1, 7601))
+    chal = ntlm.NTLMAuthChallenge(acc.process_negotiate(type1.getData()))
+    assert chal["Version"] == struct.pack("<BBH3xB", 6, 1, 7601, 15)
 
 
 def test_random_challenge():
@@ -144,6 +159,54 @@ def test_ntlmv1_refused():
     with pytest.raises(AuthFailure) as err:
         acc.process_authenticate(type3.getData())
     assert err.value.status == STATUS_LOGON_FAILURE
+
+
+@pytest.mark.parametrize("signing", [True, False])
+def test_ntlmv1_accepted_where_the_level_allows(signing):
+    # impacket's NTLMv1 with NTLM2 session security (ESS) against our ESS CHALLENGE.
+    acc = acceptor(accept_ntlmv1=True)
+    acc, type3, key = impacket_login("alice", "Secret1", "", signing=signing, acc=acc,
+                                     use_ntlmv2=False)
+    assert len(type3["ntlm"]) == 24
+    result = acc.process_authenticate(type3.getData())
+    assert result.user == "alice" and result.session_key == key
+
+
+def test_ntlmv1_wrong_password():
+    acc = acceptor(accept_ntlmv1=True)
+    acc, type3, _ = impacket_login("alice", "nope", "", acc=acc, use_ntlmv2=False)
+    with pytest.raises(AuthFailure) as err:
+        acc.process_authenticate(type3.getData())
+    assert err.value.status == STATUS_LOGON_FAILURE
+
+
+def _v1_authenticate(user, nt, lm, flags):
+    msg = ntlm.NTLMAuthChallengeResponse()
+    msg["flags"] = flags
+    msg["user_name"] = user.encode("utf-16le")
+    msg["domain_name"] = b""
+    msg["host_name"] = "WS01".encode("utf-16le")
+    msg["lanman"], msg["ntlm"] = lm, nt
+    msg["session_key"] = b""
+    return msg.getData()
+
+
+def test_plain_ntlmv1_and_lm_only():
+    # Without ESS: NT = DES(NT hash, challenge); LM-only: LM = DES(LM hash, challenge).
+    flags = ntlm.NTLMSSP_NEGOTIATE_UNICODE | ntlm.NTLMSSP_NEGOTIATE_NTLM
+    nt = ntlm.get_ntlmv1_response(ntlm.compute_nthash("Secret1"), SERVER_CHALLENGE)
+    lm = ntlm.get_ntlmv1_response(ntlm.compute_lmhash("Secret1"), SERVER_CHALLENGE)
+    for nt_resp, lm_resp, allowed in ((nt, lm, dict(accept_ntlmv1=True)),
+                                      (b"", lm, dict(accept_lm=True))):
+        acc = acceptor(**allowed)
+        acc.process_negotiate(ntlm.getNTLMSSPType1("", "", signingRequired=False).getData())
+        result = acc.process_authenticate(_v1_authenticate("alice", nt_resp, lm_resp, flags))
+        assert result.user == "alice" and len(result.session_key) == 16
+    # LM-only where only NTLMv1 is accepted (level 4): refused.
+    acc = acceptor(accept_ntlmv1=True)
+    acc.process_negotiate(ntlm.getNTLMSSPType1("", "", signingRequired=False).getData())
+    with pytest.raises(AuthFailure):
+        acc.process_authenticate(_v1_authenticate("alice", b"", lm, flags))
 
 
 def test_impacket_anonymous():

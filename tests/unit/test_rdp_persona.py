@@ -90,8 +90,9 @@ def test_win10_confirm_is_what_nmaps_terminal_services_match_expects():
                                                    .replace(" ", ""))
 
 
-@pytest.mark.parametrize("edition, flags", [("win7", 0x01), ("whs", 0x00), ("win11", 0x1f),
-                                            ("server-2022", 0x1f)])
+@pytest.mark.parametrize("edition, flags", [("win7", 0x01), ("whs", 0x00), ("win81", 0x0f),
+                                            ("server-2012r2", 0x0f), ("win11", 0x1f),
+                                            ("server-2016", 0x1f), ("server-2022", 0x1f)])
 def test_confirm_flags_per_edition(edition, flags):
     client = persona_host(edition).connect()
     tpdu = _cc(client, SSL | HYB)[4:]
@@ -132,6 +133,7 @@ def test_hybrid_sends_no_early_user_authorization_result():
 
 
 @pytest.mark.parametrize("edition, version", [("win7", 0x00080004), ("whs", 0x00080004),
+                                              ("win81", 0x00080004), ("server-2016", 0x00080007),
                                               ("win10", 0x0008000D)])
 def test_server_core_version_per_edition(edition, version):
     host = Host(edition, server_version=get_edition(edition).rdp_server_version)
@@ -212,6 +214,12 @@ def test_cli_flag_reaches_the_config():
 
 
 def test_editions_ship_nla_as_windows_does():
-    assert {n: e.rdp_nla_default for n, e in EDITIONS.items()} == {
-        "xp-home": "off", "xp-pro": "off", "win7": "offered", "win10": "required",
-        "win11": "required", "whs": "off", "server-2003": "off", "server-2022": "required"}
+    nla = {n: e.rdp_nla_default for n, e in EDITIONS.items() if e.rdp_limit != 0}
+    assert nla == {
+        "xp-pro": "off", "vista": "offered", "win7": "offered", "win81": "required",
+        "win10": "required", "win11": "required", "whs": "off", "server-2003": "off",
+        "server-2008r2": "offered", "server-2012r2": "required", "server-2016": "required",
+        "server-2019": "required", "server-2022": "required", "server-2025": "required"}
+    # HYBRID_EX from 8.1 on, exactly where NLA is required by default.
+    assert all(e.rdp_early_user_auth == (e.rdp_nla_default == "required")
+               for e in EDITIONS.values())

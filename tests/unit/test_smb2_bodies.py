@@ -37,6 +37,12 @@ CASES = [
         AdditionalInformation=0, Flags=0)),
     (bodies.SET_INFO, s2.SMB2SetInfo, dict(InfoType=1, FileInfoClass=20, BufferLength=0,
                                            BufferOffset=0x60)),
+    (bodies.OPLOCK_BREAK, s2.SMB2OplockBreakAcknowledgment, dict(OplockLevel=1)),
+    (bodies.LEASE_BREAK_ACK, s2.SMB2LeaseBreakAcknowledgement, dict(
+        LeaseKey=b"K" * 16, LeaseState=3, LeaseDuration=0)),
+    (bodies.LEASE_BREAK_NOTIFICATION, s2.SMB2LeaseBreakNotification, dict(
+        NewEpoch=2, Flags=1, LeaseKey=b"L" * 16, CurrentLeaseState=7, NewLeaseState=3,
+        BreakReason=0, AccessMaskHint=0, ShareMaskHint=0)),
     (bodies.SESSION_SETUP_RESPONSE, s2.SMB2SessionSetup_Response, dict(
         SessionFlags=2, SecurityBufferOffset=0x48, SecurityBufferLength=0)),
     (bodies.TREE_CONNECT_RESPONSE, s2.SMB2TreeConnect_Response, dict(
@@ -118,3 +124,33 @@ def test_empty_response_vector():
 
 def test_set_info_response_vector():
     assert bodies.SET_INFO_RESPONSE == bytes.fromhex("0200")
+
+
+# Layouts without a StructureSize: checked against impacket both ways all the same.
+NO_SIZE_CASES = [
+    (bodies.CREATE_CONTEXT, s2.SMB2CreateContext, dict(
+        Next=56, NameOffset=16, NameLength=4, DataOffset=24, DataLength=32)),
+    (bodies.LEASE_V1, s2.SMB2_CREATE_REQUEST_LEASE, dict(
+        LeaseKey=b"k" * 16, LeaseState=7, LeaseFlags=2, LeaseDuration=0)),
+    (bodies.LEASE_V2, s2.SMB2_CREATE_REQUEST_LEASE_V2, dict(
+        LeaseKey=b"k" * 16, LeaseState=3, Flags=4, LeaseDuration=0, ParentLeaseKey=b"p" * 16,
+        Epoch=9)),
+]
+
+
+@pytest.mark.parametrize("layout,cls,values", NO_SIZE_CASES, ids=[c[0].name for c in NO_SIZE_CASES])
+def test_unsized_layout_matches_impacket_both_ways(layout, cls, values):
+    st = cls()
+    for key, value in values.items():
+        st[key] = value
+    if "Buffer" in dict((f[0], 1) for f in cls.structure):
+        st["Buffer"] = b""
+    theirs = st.getData()
+    assert theirs[:layout.size] == layout.pack(**values)
+    assert len(theirs) == layout.size
+    parsed = layout.parse(theirs)
+    for key, value in values.items():
+        assert getattr(parsed, key) == value
+    again = cls(layout.pack(**values))
+    for key, value in values.items():
+        assert again[key] == value

@@ -4,7 +4,10 @@ import pytest
 from impacket import smb3structs as s2
 
 from protocols.errors import StatusError
-from protocols.smb2.framing import FrameDecoder, FramingError, SessionRequest, frame
+from protocols.smb2.framing import (
+    NEGATIVE_RESPONSE, FrameDecoder, FramingError, NotInSession, SessionRequest,
+    decode_netbios_name, encode_netbios_name, frame,
+)
 from protocols.smb2.messages import (
     ERROR_BODY, CompoundError, Header, buffer_at, join_compound, split_compound,
 )
@@ -104,12 +107,45 @@ def test_direct_tcp_framing_both_ways():
 
 
 def test_netbios_session_request_and_keepalive():
-    dec = FrameDecoder(netbios=True, max_payload=100)
-    request = b"\x81\x00\x00\x04" + b"\x20ABC"
+    dec = FrameDecoder(netbios=True, max_payload=200)
+    names = encode_netbios_name("*SMBSERVER") + encode_netbios_name("WS139", 0x00)
+    request = b"\x81\x00\x00" + bytes([len(names)]) + names
     items = dec.feed(request + b"\x85\x00\x00\x00" + frame(b"xy"))
-    assert isinstance(items[0], SessionRequest)
+    assert items[0] == SessionRequest("*SMBSERVER", "WS139") and items[0].valid
     assert items[1].payload == b"xy"
     assert len(items) == 2
+
+
+def test_netbios_names_both_ways():
+    encoded = encode_netbios_name("Desktop-1")
+    assert len(encoded) == 34 and encoded[0] == 32 and encoded[-1] == 0
+    assert decode_netbios_name(encoded) == ("DESKTOP-1", 34)
+    # With a scope: labels after the name, ending with a zero length.
+    scoped = encoded[:-1] + b"\x03lan\x00"
+    assert decode_netbios_name(scoped) == ("DESKTOP-1", len(scoped))
+    for bad in (b"", b"\x20ABC", b"\x1f" + b"A" * 31 + b"\x00", b"\x20" + b"Z" * 32 + b"\x00",
+                b"\x20" + b"CA" * 16 + b"\x00",  # 16 spaces... then NUL: an empty name
+                encoded[:-1] + b"\x40" + b"x" * 64 + b"\x00", encoded[:-1]):
+        with pytest.raises(ValueError):
+            decode_netbios_name(bad)
+
+
+def test_odd_session_request_is_invalid_and_not_a_session():
+    dec = FrameDecoder(netbios=True, max_payload=200)
+    (item,) = dec.feed(b"\x81\x00\x00\x04\x20ABC")
+    assert isinstance(item, SessionRequest) and not item.valid
+    assert not dec.in_session
+    # Trailing garbage after the two names is odd too.
+    names = encode_netbios_name("A") + encode_netbios_name("B") + b"\x00"
+    (item,) = FrameDecoder(netbios=True, max_payload=200).feed(
+        b"\x81\x00\x00" + bytes([len(names)]) + names)
+    assert not item.valid
+
+
+def test_message_before_session_request():
+    dec = FrameDecoder(netbios=True, max_payload=200)
+    assert dec.feed(frame(b"xy") + frame(b"zz")) == [NotInSession()]
+    assert NEGATIVE_RESPONSE == b"\x83\x00\x00\x01\x8f"  # nmap's Windows netbios-ssn match
 
 
 def test_oversized_frame_is_refused_before_buffering():

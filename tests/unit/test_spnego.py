@@ -48,16 +48,23 @@ def new_acceptor(**kwargs) -> SpnegoAcceptor:
 
 
 def test_initial_token_bytes():
+    # The 120-byte hint a Windows server sends (smbprotocol's real-server vector):
+    # NEGOEX, MS-KRB5, KRB5, KRB5-U2U, NTLMSSP and the RFC 4178 hint name.
     assert initial_token() == bytes.fromhex(
-        "604806062b0601050502a03e303ca00e300c060a2b06010401823702020a"
+        "607606062b0601050502a06c306aa03c303a060a2b06010401823702021e06092a864882f71201020206"
+        "092a864886f712010202060a2a864886f71201020203060a2b06010401823702020a"
         "a32a3028a0261b246e6f745f646566696e65645f696e5f5246433431373840706c656173655f69676e6f7265"
     )
     parsed = unpack_token(initial_token())  # pyspnego reads it as a NegTokenInit2
-    assert parsed.mech_types == [NTLM_OID]
+    assert parsed.mech_types[-1] == NTLM_OID and len(parsed.mech_types) == 5
     assert parsed.hint_name == b"not_defined_in_RFC4178@please_ignore"
-    assert SPNEGO_NegTokenInit(initial_token())["MechTypes"] == [
-        TypesMech["NTLMSSP - Microsoft NTLM Security Support Provider"]
-    ]
+    assert SPNEGO_NegTokenInit(initial_token())["MechTypes"][0] == TypesMech[
+        "NEGOEX - SPNEGO Extended Negotiation Security Mechanism"]
+    # An NTLMSSP-only list (a Samba-like hint) is still what it was.
+    assert initial_token(("NTLMSSP",)) == bytes.fromhex(
+        "604806062b0601050502a03e303ca00e300c060a2b06010401823702020a"
+        "a32a3028a0261b246e6f745f646566696e65645f696e5f5246433431373840706c656173655f69676e6f7265"
+    )
 
 
 def test_neg_token_resp_bytes():
