@@ -312,11 +312,11 @@ def test_impacket_rdp_check_grants_the_right_password_and_denies_a_wrong_one(emu
     assert emu.events(protocol="rdp", outcome="admitted") == []  # rdp_check stops at NLA
 
 
-def _nmap(host: str, scripts: str) -> str:
+def _nmap(host: str, scripts: str, env: dict[str, str] | None = None) -> str:
     exe = require_binary("nmap")
     # -d: rdp-enum-encryption lists the refused layers (with the RDP_NEG_FAILURE code) too.
     return subprocess.run([exe, "-d", "-Pn", "-n", "-p", "3389", "--script", scripts, host],
-                          capture_output=True, text=True, timeout=120).stdout
+                          capture_output=True, text=True, timeout=120, env=env).stdout
 
 
 def test_nmap_rdp_scripts_report_the_security_layers_and_ntlm_info(emulator):
@@ -331,6 +331,17 @@ def test_nmap_rdp_scripts_report_the_security_layers_and_ntlm_info(emulator):
     assert "NetBIOS_Computer_Name: EMULATOR" in out and "Target_Name: EMULATOR" in out, out
     assert "NetBIOS_Domain_Name: EMULATOR" in out, out
     assert "Product_Version: 10.0.20348" in out, out
+
+
+@pytest.mark.parametrize("edition, version", [("win7", "6.1.7601"), ("server-2016", "10.0.14393")])
+def test_rdp_ntlm_info_shows_the_editions_build(emulator, edition, version, tmp_path):
+    emu = _fixed_port_emulator(emulator, edition)
+    # Windows 7 speaks TLS 1.0 only: nmap's OpenSSL 3 needs security level 0 for it.
+    (tmp_path / "openssl.cnf").write_text(_LEGACY_OPENSSL)
+    out = _nmap(emu.listeners["rdp"][0], "rdp-ntlm-info",
+                env=dict(os.environ, OPENSSL_CONF=str(tmp_path / "openssl.cnf")))
+    assert f"Product_Version: {version}" in out, out
+    assert "NetBIOS_Computer_Name: EMULATOR" in out, out
 
 
 def test_nmap_on_a_2003_era_host_finds_tls_and_no_standard_security(emulator):
