@@ -13,7 +13,13 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from protocols.rdp.connection import RDPServerConfig, RDPServerConnection
+from protocols.rdp.connection import (
+    ABORT,
+    TLS_ALERT,
+    RDPServerConfig,
+    RDPServerConnection,
+    StartTLS,
+)
 from protocols.rdp.tls_alert import VERSIONS, RecordWatcher, access_denied_record
 
 log = Logger(namespace="rdp")
@@ -66,24 +72,33 @@ class RDPProtocol(protocol.Protocol):
         self._write(transport, core.data_to_send(CHUNK))
         while core.output_pending and not self._paused and not core.close_requested:
             self._write(transport, core.data_to_send(CHUNK))  # a screen, as the buffer drains
-        if core.tls_requested and not core.close_requested:
-            preface = core.tls_preface  # a bare ClientHello that opened the connection
-            transport.startTLS(self.tls_context)
-            tls_layer = transport.protocol
-            self._records = tls_layer.transport = RecordWatcher(tls_layer.transport)
-            core.tls_started()
-            if preface:
-                tls_layer.dataReceived(preface)
-        if core.close_requested:
+        for event in core.events():
+            if isinstance(event, StartTLS):
+                if not core.close_requested:
+                    self._start_tls(transport, core)
+                continue
             self._write(transport, core.data_to_send())  # the ending: a screen is dropped
             self._closing = True
             transport.unregisterProducer()  # loseConnection waits for no producer
-            if core.deny_with_tls_alert:
+            if event.mode == TLS_ALERT:
                 self._send_access_denied(transport)
-            elif core.close_abruptly:
+            elif event.mode == ABORT:
                 transport.abortConnection()
             else:
                 transport.loseConnection()
+            return
+
+    def _start_tls(self, transport: Any, core: RDPServerConnection) -> None:
+        """startTLS with the edition's context; a watcher beneath the TLS layer reads the
+        server's records (for the alert); a bare ClientHello that opened the connection is
+        handed to the TLS layer."""
+        preface = core.tls_preface
+        transport.startTLS(self.tls_context)
+        tls_layer = transport.protocol  # TLSMemoryBIOProtocol, between transport and us
+        self._records = tls_layer.transport = RecordWatcher(tls_layer.transport)
+        core.tls_started()
+        if preface:
+            tls_layer.dataReceived(preface)
 
     def _write(self, transport: Any, out: bytes) -> None:
         if out:

@@ -13,6 +13,7 @@ from emulator.config import ConfigError, build_config
 from emulator.editions import EDITIONS, get_edition
 from protocols.auth.credssp import CredSSPStep
 from protocols.rdp import gcc, mcs, negotiation
+from protocols.rdp.state import State
 from protocols.rdp.x224 import (
     FrameDecoder,
     HYBRID_REQUIRED_BY_SERVER,
@@ -121,7 +122,7 @@ def test_hybrid_ex_sends_the_early_user_authorization_result_after_credssp():
     client.core.tls_started()
     client.send(bytes.fromhex("3003020106"))  # a TSRequest: the fake completes CredSSP
     assert client.core.data_to_send() == b"\x00\x00\x00\x00"
-    assert client.core.state == "mcs-connect"
+    assert client.core.state == State.MCS_CONNECT
 
 
 def test_hybrid_sends_no_early_user_authorization_result():
@@ -129,7 +130,7 @@ def test_hybrid_sends_no_early_user_authorization_result():
     assert client.negotiate(SSL | HYB) == (TYPE_RDP_NEG_RSP, HYB)
     client.core.tls_started()
     client.send(bytes.fromhex("3003020106"))
-    assert client.core.data_to_send() == b"" and client.core.state == "mcs-connect"
+    assert client.core.data_to_send() == b"" and client.core.state == State.MCS_CONNECT
 
 
 @pytest.mark.parametrize("edition, version", [("win7", 0x00080004), ("whs", 0x00080004),
@@ -181,7 +182,7 @@ def test_a_bare_client_hello_starts_tls_with_its_bytes_then_x224_inside():
     assert core.tls_preface == b"" and not core.tls_requested
     # Inside TLS the client may still negotiate: no second TLS start.
     assert client.negotiate(SSL | HYB) == (TYPE_RDP_NEG_RSP, HYB)
-    assert not core.tls_requested and core.state == "credssp"
+    assert not core.tls_requested and core.state == State.CREDSSP
     assert host.engine.sessions() == [] and host.events.query() == []
 
 
@@ -223,3 +224,10 @@ def test_editions_ship_nla_as_windows_does():
     # HYBRID_EX from 8.1 on, exactly where NLA is required by default.
     assert all(e.rdp_early_user_auth == (e.rdp_nla_default == "required")
                for e in EDITIONS.values())
+
+
+def test_a_bare_client_hello_on_a_host_without_tls_is_bad_input():
+    client = Host("xp-pro").connect()  # Standard RDP Security only
+    client.send(HELLO)
+    assert client.core.close_requested and client.core.close_abruptly
+    assert not client.core.tls_requested and len(client.logs) == 1
