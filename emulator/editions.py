@@ -169,6 +169,10 @@ class Edition:
     rdp_nla_default: str = "off"
     rdp_early_user_auth: bool = False  # HYBRID_EX: Early User Authorization Result (8.1+)
     rdp_neg_flags: int = 0  # RDP_NEG_RSP flags
+    # A TLS ClientHello as the first bytes starts TLS (the "direct approach" that came with
+    # CredSSP: 7 and later accept it, metasploit PR #12183; Vista assumed, 2003 not: both
+    # unverified).
+    rdp_direct_tls: bool = False
     rdp_server_version: int = RDP_VERSION_5_PLUS
     rdp_tls_versions: tuple[str, str] = ("1.0", "1.0")  # lowest, highest
     rdp_tls_ciphers: tuple[str, ...] = TLS_CIPHERS_WIN7
@@ -207,9 +211,10 @@ _2003 = dict(_XP, version=(5, 2), build=3790, lm_compatibility_level=2, force_gu
              sam_first_user_rid=1000, lsa_anonymous_lookup=False)
 # RDP: Vista/7/2008 offer NLA (System Properties asks; Group Policy's default is "any
 # version"); 8.1/2012 R2 require it with HYBRID_EX; 10 1607 and later add 0x10, X25519.
-_RDP_7: dict[str, Any] = dict(rdp_nla_default="offered",
+_RDP_7: dict[str, Any] = dict(rdp_nla_default="offered", rdp_direct_tls=True,
                               rdp_neg_flags=EXTENDED_CLIENT_DATA_SUPPORTED)
 _RDP_81: dict[str, Any] = dict(rdp_nla_default="required", rdp_early_user_auth=True,
+                               rdp_direct_tls=True,
                                rdp_neg_flags=NEG_FLAGS_81, rdp_tls_versions=("1.0", "1.2"),
                                rdp_tls_ciphers=TLS_CIPHERS_WIN10)
 _RDP_10: dict[str, Any] = dict(_RDP_81, rdp_neg_flags=NEG_FLAGS_10,

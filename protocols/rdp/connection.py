@@ -104,6 +104,7 @@ class RDPServerConfig:
     nla_mode: str | None = None
     early_user_auth: bool = False  # HYBRID_EX (the Early User Authorization Result PDU)
     neg_flags: int = 0  # RDP_NEG_RSP flags
+    direct_tls: bool = False  # a bare TLS ClientHello first on the connection starts TLS
     server_version: int = gcc.RDP_VERSION_5_PLUS  # TS_UD_SC_CORE version
     refusal_logon_error: int | None = None  # Save Session Info ErrorNotificationType
     denial_errinfo: int = pdu.ERRINFO_SERVER_DENIED_CONNECTION
@@ -138,7 +139,7 @@ class RDPServerConnection(ActivationMixin, EndingMixin):
         self.log = log
         self.on_output: Callable[[], None] | None = None
         self._decoder = FrameDecoder()
-        self._decoder.tls_first = True
+        self._decoder.tls_first = config.direct_tls and "tls" in config.security_layers
         self.tls_preface = b""  # bytes that came before TLS started and belong to it
         self._tls_active = False
         self._out = output.Output()
@@ -266,8 +267,6 @@ class RDPServerConnection(ActivationMixin, EndingMixin):
     def _on_bare_tls(self) -> None:
         """A TLS ClientHello before any X.224 (scanners: ssl-enum-ciphers, ssl-cert): start
         TLS with those bytes; an X.224 Connection Request may follow inside it."""
-        if "tls" not in self.config.security_layers:
-            raise DecodeError("a TLS ClientHello on a host without TLS")
         self._decoder.tls_first = False
         self.tls_preface = self._decoder.take_buffered()
         self._events.append(StartTLS())

@@ -103,11 +103,13 @@ def _nmap_rdp(emu, *args: str) -> str:
 
 
 # Editions whose Windows answers nmap's TerminalServerCookie probe with the RDP_NEG_RSP flags
-# nmap-service-probes matches (0x1f: 10 1607 and later). Windows 7 and the 2003-era hosts are
-# matched by the TerminalServer probe (no RDP_NEG_REQ), which Windows answers with Standard
-# RDP Security's bare Connection Confirm: not served by this listener yet.
-_SV_MATCHED = ["win10", "win11", "server-2016", "server-2019", "server-2022", "server-2025"]
-_SV_NEEDS_RDP_SECURITY = ["xp-pro", "vista", "win7", "whs", "server-2003", "server-2008r2"]
+# nmap-service-probes matches (0x1f: 10 1607 and later), or (XP, 2003) answers its
+# TerminalServer probe (no RDP_NEG_REQ) with Standard RDP Security's bare Connection Confirm.
+# Vista, 7 and 2008 R2 would answer that probe so too ("any version"), but do not speak RDP
+# Security here.
+_SV_MATCHED = ["xp-pro", "whs", "server-2003", "win10", "win11", "server-2016",
+               "server-2019", "server-2022", "server-2025"]
+_SV_NEEDS_RDP_SECURITY = ["vista", "win7", "server-2008r2"]
 # 8.1 / 2012 R2 answer 0x0f, which nmap-service-probes matches since after nmap 7.93.
 _SV_NEWER_NMAP = ["win81", "server-2012r2"]
 

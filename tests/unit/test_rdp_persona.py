@@ -226,8 +226,10 @@ def test_editions_ship_nla_as_windows_does():
                for e in EDITIONS.values())
 
 
-def test_a_bare_client_hello_on_a_host_without_tls_is_bad_input():
-    client = Host("xp-pro").connect()  # Standard RDP Security only
+@pytest.mark.parametrize("edition", ["xp-pro", "whs", "server-2003"])
+def test_a_bare_client_hello_where_the_edition_has_no_direct_tls_is_bad_input(edition):
+    # xp-pro has no TLS; 2003 predates CredSSP's direct approach.
+    client = Host(edition).connect()
     client.send(HELLO)
     assert client.core.close_requested and client.core.close_abruptly
     assert not client.core.tls_requested and len(client.logs) == 1
