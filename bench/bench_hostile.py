@@ -20,7 +20,7 @@ Meanwhile it times real logons, `--tries` each: Debian's `smbclient` (`smbclient
 //host/share -c ls`: negotiate, NTLM logon, tree connect, one listing, exit), xfreerdp
 under Xvfb (NLA; until the emulator's admin API shows the user's RDP session active; then
 the session is ended for the next try) and the project's RDP test client
-(protocols/rdp/client.py, TLS: connect to first bitmap), first without the attack
+(emulator/harness/rdp_client.py, TLS: connect to first bitmap), first without the attack
 (baseline), then under it. smbclient and xfreerdp connect through a loopback relay that
 notes their first TCP connect: their time runs from that connect, not from the start of
 the process (xfreerdp spends about a second on its own start-up before it connects).

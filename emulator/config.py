@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, get_args, get_origin, get_type_hints
 
-from emulator.core.editions import DEFAULT_EDITION, get_edition
+from emulator.core.editions import DEFAULT_EDITION, NLA_MODES, get_edition
 from emulator.core.engine import (
     DEFAULT_PENDING_PER_ADDRESS, DEFAULT_PENDING_PER_CONNECTION, STATUS_REMOTE_SESSION_LIMIT,
     STATUS_REQUEST_NOT_ACCEPTED,
@@ -90,6 +90,10 @@ class Config:
     rdp_takeover_other_user: bool = key(False, "single-session editions: another user's "
                                         "logon ends the session in use instead of being "
                                         "refused")
+    rdp_nla: str | None = key(None, "Network Level Authentication: required (a client "
+                              "without CredSSP gets HYBRID_REQUIRED_BY_SERVER), offered, or "
+                              "off (unset: as the edition ships; see README)",
+                              metavar="|".join(NLA_MODES), parse=lambda v: _nla_mode(v))
     users: dict[str, str] = key({}, f"an account (repeatable; default "
                                 f"{':'.join(DEFAULT_USER)})", flag="--user",
                                 metavar="NAME:PASSWORD",
@@ -190,7 +194,12 @@ class Config:
                                         "account and a generated admin token anyway")
 
     def validate(self) -> None:
-        get_edition(self.edition)  # raises for an unknown name
+        edition = get_edition(self.edition)  # raises for an unknown name
+        if self.rdp_nla is not None:
+            if self.rdp_nla not in NLA_MODES:
+                raise ConfigError(f"rdp_nla must be one of {', '.join(NLA_MODES)}")
+            if self.rdp_nla != "off" and not edition.rdp_nla:
+                raise ConfigError(f"{edition.product} has no NLA (CredSSP): rdp_nla = off")
         if self.session_setup_timeout <= 0:
             raise ConfigError("session_setup_timeout must be positive")
         if self.smb_pending_per_connection < 1 or self.smb_pending_per_address < 1:
@@ -249,6 +258,12 @@ def _valid_computer_name(name: str) -> bool:
     reserved ones (MS-NBTE 2.2.1 leaves 15 for the name and one for the suffix)."""
     return (1 <= len(name) <= 15 and name.isprintable()
             and not any(c in name for c in '\\/:*?"<>| .'))
+
+
+def _nla_mode(value: str) -> str:
+    if value not in NLA_MODES:
+        raise ValueError(f"rdp_nla must be one of {', '.join(NLA_MODES)}, got {value!r}")
+    return value
 
 
 def parse_status(value: str | int) -> int:

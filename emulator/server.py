@@ -285,21 +285,34 @@ class Host:
     def is_admin(self, user: str) -> bool:
         return user.lower() in {name.lower() for name in self.config.admin_users}
 
+    @property
+    def rdp_tls(self) -> Any:
+        """The edition's TLS on the RDP port (protocols.rdp.tls.TLSProfile)."""
+        from protocols.rdp import tls
+
+        return tls.TLSProfile(self.edition.rdp_tls_versions, self.edition.rdp_tls_ciphers,
+                              self.edition.rdp_tls_curves)
+
     def rdp_config(self) -> RDPServerConfig:
         from protocols.auth.credssp import CredSSPAcceptor
         from protocols.rdp import tls
 
-        where = (self.config.tls_cert, self.config.tls_key)
+        e = self.edition
+        # The certificate follows the computer name and the edition's signature hash; the
+        # context, the edition's TLS. Loading a key costs ~0.2 s (its checks): a lab's hosts
+        # share what they load.
+        where = (self.config.tls_cert, self.config.tls_key, self.config.netbios_name,
+                 e.rdp_cert_hash, e.rdp_tls_versions, e.rdp_tls_ciphers, e.rdp_tls_curves)
         known = self.certificates.get(where)
         if known is None:
             try:
-                cert = tls.load_or_create(*where, self.config.netbios_name)
+                cert = tls.load_or_create(self.config.tls_cert, self.config.tls_key,
+                                          self.config.netbios_name, hash_name=e.rdp_cert_hash)
             except (OSError, ValueError) as exc:
                 raise ListenError(f"rdp: cannot load or create the TLS certificate: {exc}"
                                   ) from None
-            # Loading a key costs ~0.2 s (its checks): a lab's hosts share what they load.
             known = self.certificates[where] = (cert, cert.public_key_bytes(),
-                                                cert.context_factory())
+                                                cert.context_factory(self.rdp_tls))
         self.rdp_certificate: Any
         self.rdp_context: Any
         self.rdp_certificate, public_key, self.rdp_context = known
@@ -307,6 +320,10 @@ class Host:
         return RDPServerConfig(
             gate=self.engine, lookup_password=self.lookup_password, clock=self.clock,
             refusal_text=self.edition.rdp_refusal_text, nla=self.edition.rdp_nla,
+            nla_mode=self.config.rdp_nla or self.edition.rdp_nla_default,
+            early_user_auth=self.edition.rdp_early_user_auth,
+            neg_flags=self.edition.rdp_neg_flags, server_version=self.edition.rdp_server_version,
+            direct_tls=self.edition.rdp_direct_tls,
             refusal_logon_error=self.edition.rdp_logon_error,
             denial_errinfo=self.config.rdp_denial_errinfo,
             refusal_display_seconds=self.config.refusal_display_seconds,

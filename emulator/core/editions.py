@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 # SMB2 dialect revisions (MS-SMB2 2.2.3).
 SMB_2_0_2 = 0x0202
@@ -26,6 +27,45 @@ TS_REFUSAL_2008 = (
 )
 
 STATUS_CTX_LICENSE_NOT_AVAILABLE = 0xC00A0013  # ERROR_CTX_LICENSE_NOT_AVAILABLE 7054
+
+# RDP_NEG_RSP flags (MS-RDPBCGR 2.2.1.2.1).
+EXTENDED_CLIENT_DATA_SUPPORTED = 0x01
+DYNVC_GFX_PROTOCOL_SUPPORTED = 0x02  # RDP 8.0 and later
+NEGRSP_FLAG_RESERVED = 0x04
+RESTRICTED_ADMIN_MODE_SUPPORTED = 0x08  # 8.1 and later
+REDIRECTED_AUTHENTICATION_MODE_SUPPORTED = 0x10  # 10 1607 and later (Remote Credential Guard)
+# nmap-service-probes' TerminalServerCookie matches 0x07, 0x0f and 0x1f ("0x10 Remote
+# Credential Guard (Windows 10 1607 or later), 0x08 Restricted Admin (8.1 or later)").
+NEG_FLAGS_81 = (EXTENDED_CLIENT_DATA_SUPPORTED | DYNVC_GFX_PROTOCOL_SUPPORTED
+                | NEGRSP_FLAG_RESERVED | RESTRICTED_ADMIN_MODE_SUPPORTED)
+NEG_FLAGS_10 = NEG_FLAGS_81 | REDIRECTED_AUTHENTICATION_MODE_SUPPORTED
+
+# TS_UD_SC_CORE version (MS-RDPBCGR 2.2.1.4.2; nmap's rdp.lua names them).
+RDP_VERSION_5_PLUS = 0x00080004  # RDP 5.0 to 8.1 ("RDP 5.x, 6.x, 7.x, or 8.x server")
+RDP_VERSION_10_2 = 0x00080007  # Server 2016 (nmap PR #1614: "RDP 10.2 server")
+RDP_VERSION_10_6 = 0x0008000B  # 1809 (Server 2019): unverified, by RDP 10.6 = 1809
+RDP_VERSION_10_8 = 0x0008000D  # Windows 10 2004 (IronRDP PR #30)
+
+# SChannel's TLS cipher suites in its preference order, as OpenSSL names them (only the
+# ones this OpenSSL still has: no RC4, no 3DES; see README "TLS on the RDP port").
+# Windows 7 (ssl-enum-ciphers in rdesktop issue #97, after which come 3DES, RC4-SHA, RC4-MD5).
+TLS_CIPHERS_WIN7 = ("ECDHE-RSA-AES256-SHA", "ECDHE-RSA-AES128-SHA", "DHE-RSA-AES256-SHA",
+                    "DHE-RSA-AES128-SHA", "AES256-SHA", "AES128-SHA")
+# Windows 10 / Server 2019 (Get-TlsCipherSuite in sslyze issue #463; Edge 13 in ssllabs-scan
+# issue #150). ECDSA suites stay listed; with the RSA certificate they are never chosen.
+TLS_CIPHERS_WIN10 = (
+    "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-AES128-GCM-SHA256",
+    "DHE-RSA-AES256-GCM-SHA384", "DHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-SHA384", "ECDHE-ECDSA-AES128-SHA256",
+    "ECDHE-RSA-AES256-SHA384", "ECDHE-RSA-AES128-SHA256",
+    "ECDHE-ECDSA-AES256-SHA", "ECDHE-ECDSA-AES128-SHA",
+    "ECDHE-RSA-AES256-SHA", "ECDHE-RSA-AES128-SHA",
+    "AES256-GCM-SHA384", "AES128-GCM-SHA256", "AES256-SHA256", "AES128-SHA256",
+    "AES256-SHA", "AES128-SHA")
+NIST_CURVES = ("P-256", "P-384", "P-521")  # 7-era SChannel (rdesktop #97 shows secp256r1)
+
+NLA_MODES = ("required", "offered", "off")
 
 # Built-in local accounts: (RID, name, enabled by default). XP's Remote Assistance and Help
 # and Support accounts take RIDs 1000 and 1002 (1001 is the HelpServicesGroup alias), so its
@@ -124,6 +164,20 @@ class Edition:
     lsa_anonymous_lookup: bool = False
     sam_lockout: tuple[int, int] = (0, 30)
     sam_password_complex: bool = False
+    # RDP persona. NLA as the edition ships: "required" (8/2012 and later), "offered"
+    # (CredSSP when the client asks: Vista/7/2008), "off"; --rdp-nla overrides it.
+    rdp_nla_default: str = "off"
+    rdp_early_user_auth: bool = False  # HYBRID_EX: Early User Authorization Result (8.1+)
+    rdp_neg_flags: int = 0  # RDP_NEG_RSP flags
+    # A TLS ClientHello as the first bytes starts TLS (the "direct approach" that came with
+    # CredSSP: 7 and later accept it, metasploit PR #12183; Vista assumed, 2003 not: both
+    # unverified).
+    rdp_direct_tls: bool = False
+    rdp_server_version: int = RDP_VERSION_5_PLUS
+    rdp_tls_versions: tuple[str, str] = ("1.0", "1.0")  # lowest, highest
+    rdp_tls_ciphers: tuple[str, ...] = TLS_CIPHERS_WIN7
+    rdp_tls_curves: tuple[str, ...] | None = NIST_CURVES  # None: OpenSSL's, X25519 first
+    rdp_cert_hash: str = "sha1"  # the self-signed certificate's signature hash
 
     @property
     def max_dialect_name(self) -> str:
@@ -155,18 +209,29 @@ _2003 = dict(_XP, version=(5, 2), build=3790, lm_compatibility_level=2, force_gu
              rdp_refusal_text=TS_REFUSAL_2003, rdp_security_layers=("rdp", "tls"),
              sam_builtin_accounts=SAM_ACCOUNTS_2003,
              sam_first_user_rid=1000, lsa_anonymous_lookup=False)
+# RDP: Vista/7/2008 offer NLA (System Properties asks; Group Policy's default is "any
+# version"); 8.1/2012 R2 require it with HYBRID_EX; 10 1607 and later add 0x10, X25519.
+_RDP_7: dict[str, Any] = dict(rdp_nla_default="offered", rdp_direct_tls=True,
+                              rdp_neg_flags=EXTENDED_CLIENT_DATA_SUPPORTED)
+_RDP_81: dict[str, Any] = dict(rdp_nla_default="required", rdp_early_user_auth=True,
+                               rdp_direct_tls=True,
+                               rdp_neg_flags=NEG_FLAGS_81, rdp_tls_versions=("1.0", "1.2"),
+                               rdp_tls_ciphers=TLS_CIPHERS_WIN10)
+_RDP_10: dict[str, Any] = dict(_RDP_81, rdp_neg_flags=NEG_FLAGS_10,
+                               rdp_server_version=RDP_VERSION_10_8, rdp_tls_curves=None,
+                               rdp_cert_hash="sha256")
 _VISTA = dict(version=(6, 0), build=6002, smb_capabilities=0, max_io_size=64 * 1024,
               server_start_time=True, spnego_mechs=MECHS_PRE_NEGOEX,
-              sam_builtin_accounts=SAM_ACCOUNTS_7, **_NLA)
+              sam_builtin_accounts=SAM_ACCOUNTS_7, **_NLA, **_RDP_7)
 _WIN7 = dict(_VISTA, version=(6, 1), build=7601, max_io_size=MIB, spnego_mechs=MECHS_WINDOWS)
 _WIN8 = dict(version=(6, 3), build=9600, max_io_size=8 * MIB,
-             sam_builtin_accounts=SAM_ACCOUNTS_7, **_NLA)
-_WIN10 = dict(version=(10, 0), build=19045, **_NLA)
+             sam_builtin_accounts=SAM_ACCOUNTS_7, **_NLA, **_RDP_81)
+_WIN10 = dict(version=(10, 0), build=19045, **_NLA, **_RDP_10)
 _WIN11 = dict(version=(10, 0), build=26100, smb_signing_required=True,
               smb_signing_capabilities=True, aes_256=True, ntlmv1_removed=True,
-              sam_lockout=(10, 10), **_NLA)
+              sam_lockout=(10, 10), **_NLA, **_RDP_10)
 _2022 = dict(version=(10, 0), build=20348, smb_signing_capabilities=True, aes_256=True,
-             **_SERVER_SAM_10, **_NLA)
+             **_SERVER_SAM_10, **_NLA, **_RDP_10)
 
 EDITIONS: dict[str, Edition] = {
     e.name: e
@@ -188,9 +253,11 @@ EDITIONS: dict[str, Edition] = {
         Edition("server-2012r2", "Windows Server 2012 R2 Standard", None, 2, "admin",
                 SMB_3_0_2, **dict(_WIN8, **_SERVER_SAM)),
         Edition("server-2016", "Windows Server 2016 Standard", None, 2, "admin", SMB_3_1_1,
-                **dict(_WIN10, build=14393, **_SERVER_SAM_10)),
+                **dict(_WIN10, build=14393, rdp_server_version=RDP_VERSION_10_2,
+                       **_SERVER_SAM_10)),
         Edition("server-2019", "Windows Server 2019 Standard", None, 2, "admin", SMB_3_1_1,
-                **dict(_WIN10, build=17763, **_SERVER_SAM_10)),
+                **dict(_WIN10, build=17763, rdp_server_version=RDP_VERSION_10_6,
+                       **_SERVER_SAM_10)),
         Edition("server-2022", "Windows Server 2022 Standard", None, 2, "admin", SMB_3_1_1,
                 **_2022),
         Edition("server-2025", "Windows Server 2025 Standard", None, 2, "admin", SMB_3_1_1,

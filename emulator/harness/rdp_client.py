@@ -13,6 +13,7 @@ import os
 import socket
 import ssl
 import struct
+import warnings
 from dataclasses import dataclass, field
 
 from protocols.rdp import gcc, mcs, pdu, security
@@ -168,6 +169,11 @@ class RDPTestClient:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
+        # 7-era and 2003-era editions speak TLS 1.0 with SHA-1, as those Windows did.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TLSVersion.TLSv1
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.set_ciphers("ALL:@SECLEVEL=0")
         self.sock = ctx.wrap_socket(self.raw)
         return True
 

@@ -33,6 +33,7 @@ from impacket import nmb, nt_errors
 from impacket.smbconnection import SessionError, SMBConnection
 
 from emulator.admin.client import AdminError
+from emulator.core.editions import get_edition
 from emulator.harness.hosts import EmulatedHost
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
@@ -82,7 +83,8 @@ class Scenario:
 class RdpClients:
     """Live RDP connections held by a scenario: aardwolf (a real client, NLA or TLS) in a
     background asyncio loop, or the project's own TLS test client for a console request
-    (aardwolf cannot ask for one)."""
+    (aardwolf cannot ask for one) and for hosts whose TLS stops at 1.0 (2003-era, 7:
+    aardwolf's Python ssl context starts at TLS 1.2)."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
@@ -91,13 +93,13 @@ class RdpClients:
         self.held: dict[str, Any] = {}
 
     def connect(self, label: str, host: str, port: int, user: str, password: str,
-                console: bool) -> None:
-        if console:
+                console: bool, legacy_tls: bool = False) -> None:
+        if console or legacy_tls:
             from emulator.harness.rdp_client import RDPTestClient
 
             client = RDPTestClient(host, port)
             client.negotiate()
-            client.logon(user, password, console=True)
+            client.logon(user, password, console=console)
             self.held[label] = client
             return
         self.held[label] = asyncio.run_coroutine_threadsafe(
@@ -294,8 +296,9 @@ def _rdp_logon(run: Run, step: dict[str, Any]) -> str:
         return "no RDP host"
     denials_before = len(_rdp_denials(run, user))
     try:
+        legacy_tls = get_edition(run.host.edition).rdp_tls_versions[1] == "1.0"
         run.rdp_clients().connect(step.get("as", user), run.host.host, port, user, password,
-                                  bool(step.get("console")))
+                                  bool(step.get("console")), legacy_tls)
     except Exception as exc:
         return f"error: {type(exc).__name__}: {exc}"
 

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from protocols.auth.credssp import CredSSPAcceptor
 from protocols.auth.ntlm import AuthFailure
-from protocols.rdp import gcc, mcs, output, pdu, render
+from protocols.rdp import gcc, mcs, negotiation, output, pdu, render
 from protocols.rdp.activation import LOGON_FAILURE_TEXT, ActivationMixin, split_user
 from protocols.rdp.ending import (
     ABORT,
@@ -50,11 +50,11 @@ from protocols.rdp.state import (
 from protocols.rdp.x224 import (
     CREDSSP_FRAME,
     FASTPATH_FRAME,
-    HYBRID_REQUIRED_BY_SERVER,
     PROTOCOL_HYBRID,
+    PROTOCOL_HYBRID_EX,
     PROTOCOL_RDP,
-    PROTOCOL_SSL,
     SSL_REQUIRED_BY_SERVER,
+    TLS_FRAME,
     X224_CR,
     X224_DR,
     X224_DT,
@@ -100,6 +100,12 @@ class RDPServerConfig:
     clock: Clock
     refusal_text: str
     nla: bool = False  # the edition wants CredSSP when the client offers it
+    # NLA as configured: "required" / "offered" / "off"; None: "offered" if nla else "off".
+    nla_mode: str | None = None
+    early_user_auth: bool = False  # HYBRID_EX (the Early User Authorization Result PDU)
+    neg_flags: int = 0  # RDP_NEG_RSP flags
+    direct_tls: bool = False  # a bare TLS ClientHello first on the connection starts TLS
+    server_version: int = gcc.RDP_VERSION_5_PLUS  # TS_UD_SC_CORE version
     refusal_logon_error: int | None = None  # Save Session Info ErrorNotificationType
     denial_errinfo: int = pdu.ERRINFO_SERVER_DENIED_CONNECTION
     refusal_display_seconds: float = 30.0
@@ -133,6 +139,9 @@ class RDPServerConnection(ActivationMixin, EndingMixin):
         self.log = log
         self.on_output: Callable[[], None] | None = None
         self._decoder = FrameDecoder()
+        self._decoder.tls_first = config.direct_tls and "tls" in config.security_layers
+        self.tls_preface = b""  # bytes that came before TLS started and belong to it
+        self._tls_active = False
         self._out = output.Output()
         self._machine = ConnectionStateMachine()
         self._events: list[StartTLS | CloseConnection] = []
@@ -156,6 +165,9 @@ class RDPServerConnection(ActivationMixin, EndingMixin):
     # -- the sans-IO surface -------------------------------------------------------------
     def receive_data(self, data: bytes) -> None:
         if self.close_requested:
+            return
+        if self.tls_preface:  # more of a bare ClientHello, before the adapter started TLS
+            self.tls_preface += data
             return
         self._decoder.feed(data)
         try:
@@ -196,8 +208,11 @@ class RDPServerConnection(ActivationMixin, EndingMixin):
         return self._closing is not None and self._closing.mode == TLS_ALERT
 
     def tls_started(self) -> None:
-        """The adapter started TLS (bytes from now on are the decrypted stream)."""
+        """The adapter started TLS (bytes from now on are the decrypted stream) and fed it
+        ``tls_preface``, the bytes of a bare ClientHello that arrived first."""
         self._events = [e for e in self._events if not isinstance(e, StartTLS)]
+        self._tls_active = True
+        self.tls_preface = b""
 
     def get_timer(self) -> float | None:
         """The next deadline, in the clock's seconds; None when nothing waits."""
@@ -220,6 +235,9 @@ class RDPServerConnection(ActivationMixin, EndingMixin):
     def _dispatch(self, frame: Frame) -> None:
         if frame.kind == CREDSSP_FRAME:
             self._on_credssp(frame.data)
+            return
+        if frame.kind == TLS_FRAME:
+            self._on_bare_tls()
             return
         if frame.kind == FASTPATH_FRAME:
             self._machine.expect(State.ACTIVE, what="fast-path input")
@@ -246,36 +264,46 @@ class RDPServerConnection(ActivationMixin, EndingMixin):
             self._on_domain_pdu(mcs.parse_domain_pdu(payload))
 
     # -- X.224 negotiation -----------------------------------------------------------------
+    def _on_bare_tls(self) -> None:
+        """A TLS ClientHello before any X.224 (scanners: ssl-enum-ciphers, ssl-cert): start
+        TLS with those bytes; an X.224 Connection Request may follow inside it."""
+        self._decoder.tls_first = False
+        self.tls_preface = self._decoder.take_buffered()
+        self._events.append(StartTLS())
+
     def _on_connection_request(self, tpdu: bytes) -> None:
+        self._decoder.tls_first = False
         request = parse_connection_request(tpdu)
         requested = request.requested_protocols or 0
         self.requested_protocols = requested
-        layers = self.config.security_layers
-        if not self.config.answers_negotiation:
+        config = self.config
+        layers = config.security_layers
+        if not config.answers_negotiation:
             self._select_standard_security(negotiated=False)
             return
-        if (self.config.nla and "tls" in layers and requested & PROTOCOL_HYBRID
-                and self.config.credssp is not None):
-            selected = PROTOCOL_HYBRID
-        elif "tls" in layers and requested & PROTOCOL_SSL:
-            selected = PROTOCOL_SSL
-        elif "rdp" in layers:
+        choice = negotiation.Choice(None, SSL_REQUIRED_BY_SERVER)
+        if "tls" in layers:
+            choice = negotiation.select_protocol(
+                requested, config.nla_mode or ("offered" if config.nla else "off"),
+                early_user_auth=config.early_user_auth, credssp=config.credssp is not None)
+        if choice.selected is None and "rdp" in layers and not self._tls_active:
             self._select_standard_security(negotiated=request.requested_protocols is not None)
             return
-        else:
-            # Standard RDP Security only (or no RDP_NEG_REQ at all): what Windows sends when
-            # its security layer is TLS (or NLA is required).
-            code = HYBRID_REQUIRED_BY_SERVER if self.config.nla else SSL_REQUIRED_BY_SERVER
-            self._out += negotiation_failure(code)
-            self._close(f"client offers only Standard RDP Security (0x{requested:x}); "
-                        f"RDP_NEG_FAILURE 0x{code:x}", quiet=True)
+        if choice.selected is None:
+            # Standard RDP Security only (or no RDP_NEG_REQ at all), or no CredSSP where
+            # NLA is required: what Windows sends when its security layer is TLS or NLA.
+            self._out += negotiation_failure(choice.failure)
+            self._close(f"client offers 0x{requested:x}; RDP_NEG_FAILURE 0x{choice.failure:x}",
+                        quiet=True)
             return
+        selected = choice.selected
         self.selected_protocol = selected
-        self._out += connection_confirm(selected)
-        self._events.append(StartTLS())
-        if self._decoder.buffered:
-            raise DecodeError("data after the Connection Request before TLS")
-        if selected == PROTOCOL_HYBRID:
+        self._out += connection_confirm(selected, config.neg_flags)
+        if not self._tls_active:  # after a bare ClientHello, TLS already runs
+            self._events.append(StartTLS())
+            if self._decoder.buffered:
+                raise DecodeError("data after the Connection Request before TLS")
+        if selected in (PROTOCOL_HYBRID, PROTOCOL_HYBRID_EX):
             assert self.config.credssp is not None
             self._credssp = self.config.credssp()
             self._decoder.credssp = True
@@ -315,6 +343,8 @@ class RDPServerConnection(ActivationMixin, EndingMixin):
             self._nla_credentials = step.credentials
             self._decoder.credssp = False
             self._machine.fire(Event.CREDSSP_DONE)
+            if self.selected_protocol == PROTOCOL_HYBRID_EX:
+                self._out += negotiation.early_user_authorization_result()
 
     # -- MCS connect -----------------------------------------------------------------------
     def _on_connect_initial(self, payload: bytes) -> None:
@@ -336,7 +366,7 @@ class RDPServerConnection(ActivationMixin, EndingMixin):
         self.channels[mcs.IO_CHANNEL] = "I/O"
         ids = [self._add_channel(name) for name, _options in client.channels]
         # Windows' order: core, network, security (aardwolf reads them in that order).
-        blocks = (gcc.server_core(self.requested_protocols or 0)
+        blocks = (gcc.server_core(self.requested_protocols or 0, self.config.server_version)
                   + gcc.server_network(mcs.IO_CHANNEL, ids) + security)
         if client.message_channel:
             blocks += gcc.server_message_channel(self._add_channel("MCS message channel"))

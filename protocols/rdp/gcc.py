@@ -105,9 +105,10 @@ def parse_conference_create_request(data: bytes) -> bytes:
     oid, pos = _per_octets(data, pos, n[0])
     if oid != T124_OID:
         raise DecodeError("GCC: not T.124 (02/98)")
-    connect_len, pos = read_per_length(data, pos)
-    if pos + connect_len != len(data):
-        raise DecodeError("GCC: connectPDU length does not match")
+    # The connectPDU length is read and not checked: Windows sends 0x2A in its response
+    # whatever follows, and accepts it in a request too (pyrdp-mitm writes 0x2A, noting
+    # that Windows takes it). The user data length below is what bounds the blocks.
+    _connect_len, pos = read_per_length(data, pos)
     # choice conferenceCreateRequest (0), selection (userData present), conferenceName
     # numeric "1" (length 0 = 1 char, then one packed nibble pair), padding, one UserData
     # set, choice 0xC0 (value present, h221NonStandard), the 4-byte key "Duca".
@@ -128,11 +129,13 @@ def parse_conference_create_request(data: bytes) -> bytes:
     return data[pos:]
 
 
-def conference_create_request(blocks: bytes) -> bytes:
-    """Client side (tests, benchmark)."""
+def conference_create_request(blocks: bytes, connect_length: int | None = None) -> bytes:
+    """Client side (tests, benchmark); ``connect_length``: the connectPDU length to write
+    instead of the true one (pyrdp-mitm writes 0x2A)."""
     body = (b"\x00\x08\x00\x10\x00\x01\xc0\x00" + H221_CS_KEY + per_length(len(blocks))
             + blocks)
-    return b"\x00\x05" + T124_OID + per_length(len(body)) + body
+    length = len(body) if connect_length is None else connect_length
+    return b"\x00\x05" + T124_OID + per_length(length) + body
 
 
 def conference_create_response(blocks: bytes) -> bytes:

@@ -1,15 +1,23 @@
-"""The server certificate: given (PEM files), or self-signed and generated on first run.
+"""The server certificate: given (PEM files), or self-signed and generated on first run;
+and the TLS context the RDP port serves, per edition (``TLSProfile``).
 
 Windows Remote Desktop also starts with a self-signed certificate named after the host;
-generated once, kept on disk, so clients that chose to trust it keep trusting it.
+generated once, kept on disk, so clients that chose to trust it keep trusting it. A new
+computer name makes a new one (as Windows does when the host is renamed); 7-era hosts
+sign it with SHA-1.
+
+What SChannel does and OpenSSL cannot (README "TLS on the RDP port"): RC4 and 3DES
+suites (this OpenSSL has neither), and the ServerHello extension order.
 """
 
 from __future__ import annotations
 
 import datetime
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -33,23 +41,109 @@ class ServerCertificate:
         to in pubKeyAuth."""
         return subject_public_key(self.cert_pem)
 
-    def context_factory(self) -> object:
-        """A Twisted TLS server context (pyOpenSSL): TLS 1.2 with AES-GCM, what SChannel
-        negotiates with current clients, and the layout tls_alert can seal an alert in."""
-        from OpenSSL import crypto
-        from twisted.internet import ssl
-
-        from protocols.rdp.tls_alert import CIPHERS
-
-        return ssl.CertificateOptions(
-            privateKey=crypto.load_privatekey(crypto.FILETYPE_PEM, self.key_pem),
-            certificate=crypto.load_certificate(crypto.FILETYPE_PEM, self.cert_pem),
-            lowerMaximumSecurityTo=ssl.TLSVersion.TLSv1_2,
-            acceptableCiphers=ssl.AcceptableCiphers.fromOpenSSLCipherString(":".join(CIPHERS)),
-        )
+    def context_factory(self, profile: TLSProfile | None = None) -> ContextFactory:
+        """A TLS server context (pyOpenSSL) as the edition's SChannel serves it."""
+        return ContextFactory(self, profile or TLSProfile())
 
 
-def generate(common_name: str) -> ServerCertificate:
+# Protocol names as the editions table spells them -> OpenSSL's.
+_VERSIONS = {"1.0": 0x0301, "1.1": 0x0302, "1.2": 0x0303}
+# SSL_OP_NO_ENCRYPT_THEN_MAC (OpenSSL 1.1.0+; pyOpenSSL has no name for it): SChannel
+# answers MAC-then-encrypt, and tls_alert seals its CBC alert that way.
+OP_NO_ENCRYPT_THEN_MAC = 0x00080000
+# RFC 3526 group 14 (2048-bit MODP) for the DHE suites: Server 2019 answers "DH (2048
+# bits)" (sslyze issue #463); Windows 7 used 1024-bit DH (rdesktop issue #97).
+DH_PARAMETERS = b"""-----BEGIN DH PARAMETERS-----
+MIIBCAKCAQEA///////////JD9qiIWjCNMTGYouA3BzRKQJOCIpnzHQCC76mOxOb
+IlFKCHmONATd75UZs806QxswKwpt8l8UN0/hNW1tUcJF5IW1dmJefsb0TELppjft
+awv/XLb0Brft7jhr+1qJn6WunyQRfEsf5kkoZlHs5Fs9wgB8uKFjvwWY2kg2HFXT
+mmkWP6j9JM9fg2VdI9yjrZYcYvNWIIVSu57VKQdwlpZtZww1Tkq8mATxdGwIyhgh
+fDKQXkYuNs474553LBgOhgObJ4Oi7Aeij7XFXfBvTFLJ3ivL9pVYFxg5lUl86pVq
+5RXSJhiY+gUQFXKOWoqsqmj//////////wIBAg==
+-----END DH PARAMETERS-----
+"""
+
+
+@dataclass(frozen=True)
+class TLSProfile:
+    """Protocol range and suites (OpenSSL names, SChannel's order) of one edition."""
+
+    versions: tuple[str, str] = ("1.2", "1.2")
+    ciphers: tuple[str, ...] = ("ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-AES128-GCM-SHA256",
+                                "AES256-GCM-SHA384", "AES128-GCM-SHA256")
+    # ECDHE curves in order (OpenSSL names: "P-256", "P-384", "P-521"), or None:
+    # OpenSSL's list (X25519 first, as SChannel's since Windows 10 1607).
+    curves: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        low, high = self.versions
+        if low not in _VERSIONS or high not in _VERSIONS or _VERSIONS[low] > _VERSIONS[high]:
+            raise ValueError(f"bad TLS version range {self.versions}")
+        if self.curves is not None and not set(self.curves) <= {"P-256", "P-384", "P-521"}:
+            raise ValueError(f"unknown ECDHE curves {self.curves}")
+        from protocols.rdp.tls_alert import supported
+
+        unsealable = [c for c in self.ciphers if not supported(c)]
+        if unsealable:  # the failed-NLA alert could not be sent on them
+            raise ValueError(f"no access-denied alert for {', '.join(unsealable)}")
+
+
+def _implements_context_factory(cls: type) -> type:
+    from twisted.internet.interfaces import IOpenSSLContextFactory
+    from zope.interface import implementer
+
+    return implementer(IOpenSSLContextFactory)(cls)
+
+
+@_implements_context_factory
+class ContextFactory:
+    """Twisted's server context factory interface (``getContext``), built once."""
+
+    def __init__(self, cert: ServerCertificate, profile: TLSProfile) -> None:
+        from OpenSSL import SSL
+
+        ctx = SSL.Context(SSL.TLS_METHOD)
+        ctx.set_min_proto_version(_VERSIONS[profile.versions[0]])
+        ctx.set_max_proto_version(_VERSIONS[profile.versions[1]])
+        # Security level 0: TLS 1.0/1.1, SHA-1 signatures and 1024-bit keys where the
+        # edition had them; the suites are exactly the profile's, in its order.
+        ctx.set_cipher_list((":".join(profile.ciphers) + ":@SECLEVEL=0").encode())
+        ctx.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_CIPHER_SERVER_PREFERENCE
+                        | SSL.OP_NO_TICKET | OP_NO_ENCRYPT_THEN_MAC)
+        # A server-side session cache: the ServerHello carries a 32-byte session id, as
+        # SChannel's does (FreeRDP issue #7769 quotes one).
+        ctx.set_session_id(b"smbrdp-emulator-rdp")
+        ctx.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
+        ctx.use_privatekey(serialization.load_pem_private_key(cert.key_pem, password=None))
+        ctx.use_certificate(x509.load_pem_x509_certificate(cert.cert_pem))
+        ctx.check_privatekey()
+        if profile.curves is not None:
+            _set_groups(ctx, profile.curves)
+        with tempfile.NamedTemporaryFile(suffix=".pem") as fh:  # load_tmp_dh reads a file
+            fh.write(DH_PARAMETERS)
+            fh.flush()
+            ctx.load_tmp_dh(fh.name.encode())
+        self._context = ctx
+        self.profile = profile
+
+    def getContext(self) -> Any:  # noqa: N802 (Twisted's name)
+        return self._context
+
+
+def _set_groups(ctx: Any, curves: tuple[str, ...]) -> None:
+    """SSL_CTX_set1_groups_list, which pyOpenSSL binds (as set1_curves_list) but does not
+    expose; set_tmp_ecdh would leave one curve and no finite-field group, so no DHE. The
+    FFDHE groups stay so that DHE suites are still chosen by clients that list them."""
+    from OpenSSL._util import lib
+
+    names = ":".join(curves + ("ffdhe2048", "ffdhe3072")).encode()
+    if lib.SSL_CTX_set1_curves_list(ctx._context, names) != 1:
+        raise ValueError(f"OpenSSL refused the groups {names!r}")
+
+
+def generate(common_name: str, hash_name: str = "sha256") -> ServerCertificate:
+    if hash_name not in HASHES:
+        raise ValueError(f"certificate hash {hash_name!r} (known: {', '.join(HASHES)})")
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
@@ -66,10 +160,30 @@ def generate(common_name: str) -> ServerCertificate:
                                          crl_sign=False, encipher_only=False,
                                          decipher_only=False), critical=False)
             .sign(key, hashes.SHA256()))
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    if hash_name == "sha1":
+        cert_pem = _resign_sha1(cert_pem, key)
     return ServerCertificate(
-        cert.public_bytes(serialization.Encoding.PEM),
+        cert_pem,
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                           serialization.NoEncryption()))
+
+
+HASHES = ("sha1", "sha256")
+
+
+def _resign_sha1(cert_pem: bytes, key: rsa.RSAPrivateKey) -> bytes:
+    """cryptography no longer signs with SHA-1; OpenSSL does, through pyOpenSSL's
+    (deprecated) X509.sign: the same certificate, signed sha1WithRSAEncryption."""
+    import warnings
+
+    from OpenSSL import crypto
+
+    x509_obj = crypto.load_certificate(crypto.FILETYPE_PEM, cert_pem)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        x509_obj.sign(crypto.PKey.from_cryptography_key(key), "sha1")
+    return crypto.dump_certificate(crypto.FILETYPE_PEM, x509_obj)
 
 
 def default_directory() -> Path:
@@ -79,9 +193,10 @@ def default_directory() -> Path:
 
 
 def load_or_create(cert_path: str | None, key_path: str | None, common_name: str,
-                   directory: Path | None = None) -> ServerCertificate:
+                   directory: Path | None = None, hash_name: str = "sha256") -> ServerCertificate:
     """The given PEM files (the key may sit in the certificate file, before it), or the
-    generated pair under ``directory`` (created on first run)."""
+    generated pair under ``directory`` (created on first run; made again when the computer
+    name or the signature hash differs, or it is about to expire)."""
     if cert_path:
         cert_pem = Path(cert_path).read_bytes()
         if key_path:
@@ -92,15 +207,22 @@ def load_or_create(cert_path: str | None, key_path: str | None, common_name: str
         x509.load_pem_x509_certificate(given.cert_pem)  # fail early on a bad file
         return given
     folder = directory or default_directory()
-    path = folder / "rdp-tls.pem"  # key and certificate in one file, replaced atomically
+    # Key and certificate in one file, replaced atomically; one per signature hash, so a
+    # 7-era and a current edition run from the same home keep theirs.
+    path = folder / ("rdp-tls.pem" if hash_name == "sha256" else f"rdp-tls-{hash_name}.pem")
     try:
         found = _split_pem(path.read_bytes())
-        expires = found.certificate.not_valid_after_utc
-        if expires > datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1):
+        cert = found.certificate
+        expires = cert.not_valid_after_utc
+        names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        hash_used = cert.signature_hash_algorithm
+        if (expires > datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)
+                and [n.value for n in names] == [common_name]
+                and hash_used is not None and hash_used.name == hash_name):
             return found
     except (OSError, ValueError):
         pass  # missing, unreadable or expiring: make a new one
-    made = generate(common_name)
+    made = generate(common_name, hash_name)
     tmp = folder / f".rdp-tls.{os.getpid()}.tmp"
     try:
         folder.mkdir(parents=True, exist_ok=True)

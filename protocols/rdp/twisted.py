@@ -20,7 +20,7 @@ from protocols.rdp.connection import (
     RDPServerConnection,
     StartTLS,
 )
-from protocols.rdp.tls_alert import access_denied_record, records_in
+from protocols.rdp.tls_alert import VERSIONS, RecordWatcher, access_denied_record
 
 log = Logger(namespace="rdp")
 
@@ -35,7 +35,7 @@ class RDPProtocol(protocol.Protocol):
         self.core: RDPServerConnection | None = None
         self._closing = False
         self._paused = False  # the transport's write buffer is full
-        self._tls_records = 0  # records the server sent under TLS: the alert's sequence
+        self._records: RecordWatcher | None = None  # the server's TLS records, for the alert
 
     def connectionMade(self) -> None:
         transport: Any = self.transport
@@ -75,7 +75,7 @@ class RDPProtocol(protocol.Protocol):
         for event in core.events():
             if isinstance(event, StartTLS):
                 if not core.close_requested:
-                    transport.startTLS(self.tls_context)
+                    self._start_tls(transport, core)
                 continue
             self._write(transport, core.data_to_send())  # the ending: a screen is dropped
             self._closing = True
@@ -88,22 +88,39 @@ class RDPProtocol(protocol.Protocol):
                 transport.loseConnection()
             return
 
+    def _start_tls(self, transport: Any, core: RDPServerConnection) -> None:
+        """startTLS with the edition's context; a watcher beneath the TLS layer reads the
+        server's records (for the alert); a bare ClientHello that opened the connection is
+        handed to the TLS layer."""
+        preface = core.tls_preface
+        transport.startTLS(self.tls_context)
+        tls_layer = transport.protocol  # TLSMemoryBIOProtocol, between transport and us
+        self._records = tls_layer.transport = RecordWatcher(tls_layer.transport)
+        core.tls_started()
+        if preface:
+            tls_layer.dataReceived(preface)
+
     def _write(self, transport: Any, out: bytes) -> None:
         if out:
             transport.write(out)
-            if getattr(transport, "TLS", False):
-                self._tls_records += records_in(len(out))
 
     def _send_access_denied(self, transport: Any) -> None:
         """The fatal alert SChannel ends a failed CredSSP v2 logon with, written beneath
-        the TLS layer (which cannot be asked for it); the Finished was record 0."""
+        the TLS layer (which cannot be asked for it), after the records it has sent."""
         tls = transport.getHandle()  # the pyOpenSSL connection
-        record = access_denied_record(tls.get_cipher_name(), tls.master_key(),
-                                      tls.client_random(), tls.server_random(),
-                                      1 + self._tls_records)
-        raw = transport.protocol.transport  # beneath TLSMemoryBIOProtocol: bytes as they are
-        raw.write(record)
-        raw.loseConnection()  # after the buffer drains; a fatal alert has no close_notify
+        records = self._records
+        assert records is not None and records.sequence is not None  # after the handshake
+        try:
+            record = access_denied_record(
+                tls.get_cipher_name(), tls.master_key(), tls.client_random(),
+                tls.server_random(), records.sequence,
+                version=VERSIONS[tls.get_protocol_version_name()],
+                previous_block=records.last_block)
+        except (ValueError, KeyError):  # not a suite the listener offers
+            transport.abortConnection()
+            return
+        records.raw_write(record)
+        records.loseConnection()  # after the buffer drains; a fatal alert has no close_notify
 
     def connectionLost(self, reason: object = None) -> None:
         if self.core is not None:

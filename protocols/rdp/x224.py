@@ -154,6 +154,8 @@ def parse_connection_confirm(tpdu: bytes) -> tuple[int, int]:
 # -- input framing ---------------------------------------------------------------------
 
 TPKT_FRAME, FASTPATH_FRAME, CREDSSP_FRAME = "tpkt", "fastpath", "credssp"
+TLS_FRAME = "tls"  # a TLS record first on the connection: the bytes stay buffered
+TLS_HANDSHAKE = 0x16
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,12 @@ class FrameDecoder:
     def __init__(self) -> None:
         self._buf = bytearray()
         self.credssp = False  # expect bare DER TSRequests
+        self.tls_first = False  # a TLS handshake record may open the connection
+
+    def take_buffered(self) -> bytes:
+        """What is buffered, handed over (to the TLS layer) and forgotten."""
+        data, self._buf = bytes(self._buf), bytearray()
+        return data
 
     def feed(self, data: bytes) -> None:
         self._buf += data
@@ -185,6 +193,13 @@ class FrameDecoder:
         if self.credssp:
             return self._der()
         first = buf[0]
+        if first == TLS_HANDSHAKE and self.tls_first:
+            # A bare TLS ClientHello (ssl-enum-ciphers, ssl-cert): Windows starts TLS at once.
+            if len(buf) < 2:
+                return None
+            if buf[1] != 0x03:
+                raise DecodeError(f"TLS record of version 0x{buf[1]:02x}..")
+            return Frame(TLS_FRAME, b"")
         if first == TPKT_VERSION:
             if len(buf) < TPKT_HEADER:
                 return None

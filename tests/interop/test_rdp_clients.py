@@ -67,9 +67,12 @@ class Clients:
     def xfreerdp(self, user: str, password: str | None = None, *extra: str) -> Any:
         exe = require_binary("xfreerdp")
         log = open(self.logs / f"xfreerdp-{user}-{len(self.procs)}.log", "w+")  # noqa: SIM115
+        # 2003-era and 7 editions speak TLS 1.0 as those Windows did: OpenSSL 3 allows it at
+        # security level 0 only (FreeRDP issue #7839, its FAQ: /tls-seclevel:0).
         cmd = [exe, f"/v:{self.host}:{self.port}", f"/u:{user}",
                f"/p:{USERS[user] if password is None else password}", "/cert:ignore",
-               f"/size:{SIZE[0]}x{SIZE[1]}", "/bpp:32", "/log-level:INFO", *extra]
+               f"/size:{SIZE[0]}x{SIZE[1]}", "/bpp:32", "/log-level:INFO", "/tls-seclevel:0",
+               *extra]
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, text=True, env=self.env)
         proc.log = log  # type: ignore[attr-defined]
@@ -153,6 +156,22 @@ def find_image(screen: Any, needle: Any) -> tuple[int, int] | None:
                     == nbytes[dy * nw * 3:(dy + 1) * nw * 3] for dy in range(needle.height)):
                 return x // 3, y
             x = row.find(first, x + 1)
+    return None
+
+
+def find_image_near(screen: Any, needle: Any, tolerance: int = 8) -> tuple[int, int] | None:
+    """As find_image, each channel within ``tolerance``: a 15/16 bpp session keeps 5 or 6
+    bits a channel, and the server rounds where the client's expansion does not."""
+    import numpy as np
+
+    big = np.asarray(screen.convert("RGB"), dtype=np.int16)
+    small = np.asarray(needle.convert("RGB"), dtype=np.int16)
+    h, w = small.shape[:2]
+    corner = np.abs(big - small[0, 0]).max(axis=2) <= tolerance
+    for y, x in zip(*np.nonzero(corner), strict=True):
+        if y + h <= big.shape[0] and x + w <= big.shape[1] and \
+                np.abs(big[y:y + h, x:x + w] - small).max() <= tolerance:
+            return int(x), int(y)
     return None
 
 
@@ -264,13 +283,14 @@ def test_xfreerdp_with_nla_on_server_2022_refusal_and_wrong_password(emulator, c
     assert failed["id"] == 4625
 
 
-def _fixed_port_emulator(emulator: Any, edition: str) -> EmulatorProcess:
+def _fixed_port_emulator(emulator: Any, edition: str, *args: str) -> EmulatorProcess:
     """rdp_check.py and nmap's RDP scripts only talk to port 3389: give the emulator a
     loopback address of its own (127.x.y.z) so 3389 is free there."""
     for _ in range(5):
         host = f"127.{random.randint(16, 250)}.{random.randint(1, 250)}.{random.randint(2, 250)}"
         try:
-            return emulator(edition, users=USERS, args=["--host", host, "--rdp-port", "3389"])
+            return emulator(edition, users=USERS,
+                            args=["--host", host, "--rdp-port", "3389", *args])
         except pytest.fail.Exception:
             continue
     pytest.fail("no loopback address with a free port 3389")
@@ -293,17 +313,20 @@ def test_impacket_rdp_check_grants_the_right_password_and_denies_a_wrong_one(emu
     assert emu.events(protocol="rdp", outcome="admitted") == []  # rdp_check stops at NLA
 
 
-def _nmap(host: str, scripts: str) -> str:
+def _nmap(host: str, scripts: str, env: dict[str, str] | None = None) -> str:
     exe = require_binary("nmap")
     # -d: rdp-enum-encryption lists the refused layers (with the RDP_NEG_FAILURE code) too.
     return subprocess.run([exe, "-d", "-Pn", "-n", "-p", "3389", "--script", scripts, host],
-                          capture_output=True, text=True, timeout=120).stdout
+                          capture_output=True, text=True, timeout=120, env=env).stdout
 
 
 def test_nmap_rdp_scripts_report_the_security_layers_and_ntlm_info(emulator):
     emu = _fixed_port_emulator(emulator, "server-2022")
     out = _nmap(emu.listeners["rdp"][0], "rdp-enum-encryption,rdp-ntlm-info")
-    assert "CredSSP (NLA): SUCCESS" in out and "SSL: SUCCESS" in out, out
+    # NLA required, as Server 2016 and later ship (nmap PR #1614 shows the same answers).
+    assert "CredSSP (NLA): SUCCESS" in out, out
+    assert "CredSSP with Early User Auth: SUCCESS" in out, out
+    assert "SSL: FAILED (HYBRID_REQUIRED_BY_SERVER)" in out, out
     assert "Native RDP: FAILED (HYBRID_REQUIRED_BY_SERVER)" in out, out
     # A workgroup host names itself as the NTLM domain too; Server 2022 is 10.0.20348.
     assert "NetBIOS_Computer_Name: EMULATOR" in out and "Target_Name: EMULATOR" in out, out
@@ -311,9 +334,21 @@ def test_nmap_rdp_scripts_report_the_security_layers_and_ntlm_info(emulator):
     assert "Product_Version: 10.0.20348" in out, out
 
 
+@pytest.mark.parametrize("edition, version", [("win7", "6.1.7601"), ("server-2016", "10.0.14393")])
+def test_rdp_ntlm_info_shows_the_editions_build(emulator, edition, version, tmp_path):
+    emu = _fixed_port_emulator(emulator, edition)
+    # Windows 7 speaks TLS 1.0 only: nmap's OpenSSL 3 needs security level 0 for it.
+    (tmp_path / "openssl.cnf").write_text(_LEGACY_OPENSSL)
+    out = _nmap(emu.listeners["rdp"][0], "rdp-ntlm-info",
+                env=dict(os.environ, OPENSSL_CONF=str(tmp_path / "openssl.cnf")))
+    assert f"Product_Version: {version}" in out, out
+    assert "NetBIOS_Computer_Name: EMULATOR" in out, out
+
+
 # -- aardwolf, headless ----------------------------------------------------------------------------
 
-async def _aardwolf(url: str, seconds: float) -> tuple[Any, Any]:
+async def _aardwolf(url: str, seconds: float, seen: dict[str, Any] | None = None
+                   ) -> tuple[Any, Any]:
     from aardwolf.commons.factory import RDPConnectionFactory
     from aardwolf.commons.iosettings import RDPIOSettings
     from aardwolf.commons.queuedata.constants import VIDEO_FORMAT
@@ -327,6 +362,8 @@ async def _aardwolf(url: str, seconds: float) -> tuple[Any, Any]:
     conn = RDPConnectionFactory.from_url(url, settings).get_connection(settings)
     try:
         _, err = await conn.connect()
+        if seen is not None:  # what the server selected, and the Early User Auth result
+            seen.update(protocol=conn.x224_protocol, authz=getattr(conn, "authz_result", None))
         await asyncio.sleep(seconds)
         image = (conn.get_desktop_buffer(VIDEO_FORMAT.PIL).convert("RGB")
                  if conn.desktop_buffer_has_data else None)
@@ -335,12 +372,15 @@ async def _aardwolf(url: str, seconds: float) -> tuple[Any, Any]:
     return err, image
 
 
-@pytest.mark.parametrize("edition", ["whs", "win10"])  # TLS, then NLA
-def test_aardwolf_gets_the_desktop_then_the_refusal(emulator, edition):
+# TLS (aardwolf's TLS stops at 1.2 security levels: the NLA-less edition is a current one
+# with NLA off), then NLA.
+@pytest.mark.parametrize("edition, nla", [("server-2022", "off"), ("win10", "required")])
+def test_aardwolf_gets_the_desktop_then_the_refusal(emulator, edition, nla):
     require_module("aardwolf")
     from protocols.rdp.render import DESKTOP_COLOR, message_box_origin, render_message_box
 
-    emu = emulator(edition, users=USERS, args=["--refusal-display-seconds", "2"])
+    emu = emulator(edition, users=USERS, args=["--refusal-display-seconds", "2",
+                                               "--rdp-nla", nla])
     host, port = emu.listeners["rdp"]
     url = "rdp+ntlm-password://{}:{}@" + f"{host}:{port}"
     err, image = asyncio.run(asyncio.wait_for(
@@ -350,8 +390,8 @@ def test_aardwolf_gets_the_desktop_then_the_refusal(emulator, edition):
     for point in ((10, 10), (1000, 700)):
         assert close(image.getpixel(point), DESKTOP_COLOR), image.getpixel(point)
     wait_for(emu, 1, outcome="disconnect", user="alice")  # it left; the session stays
-    # win10 has one session: bob is refused while alice's disconnected session exists.
-    if edition == "whs":
+    # win10 has one session: carol is refused while alice's disconnected session exists.
+    if edition == "server-2022":  # two sessions: bob takes the second
         asyncio.run(asyncio.wait_for(_aardwolf(url.format("bob", USERS["bob"]), 0.5), 30))
     err, image = asyncio.run(asyncio.wait_for(
         _aardwolf(url.format("carol", USERS["carol"]), 1.0), 30))
@@ -390,3 +430,103 @@ def test_a_client_offering_only_standard_rdp_security_gets_the_windows_failure(e
     finally:
         client.close()
     assert emu.events(protocol="rdp") == []
+
+
+# -- the edition's security layers, as FreeRDP meets them -------------------------------------
+
+def test_win10_requires_nla_tls_only_xfreerdp_is_refused_hybrid_ex_logs_on(emulator, clients):
+    emu = emulator("win10", users=USERS)
+    c = clients(emu)
+    tls_only = c.xfreerdp("alice", None, "/sec:tls")
+    c.finish(tls_only)
+    assert "HYBRID_REQUIRED_BY_SERVER" in c.output(tls_only), c.output(tls_only)
+    assert emu.events(protocol="rdp") == []  # refused at X.224: nothing to count
+    # FreeRDP 2.11 cannot finish HYBRID_EX (/sec:ext: "no protocol has been selected yet");
+    # aardwolf offers it and reads the Early User Authorization Result after CredSSP.
+    require_module("aardwolf")
+    from aardwolf.protocol.x224.constants import SUPP_PROTOCOLS
+
+    host, port = emu.listeners["rdp"]
+    seen: dict[str, Any] = {}
+    err, image = asyncio.run(asyncio.wait_for(_aardwolf(
+        f"rdp+ntlm-password://alice:{USERS['alice']}@{host}:{port}", 1.0, seen), 30))
+    assert err is None and image is not None
+    assert SUPP_PROTOCOLS.HYBRID_EX in seen["protocol"] and seen["authz"] == 0, seen
+    wait_for(emu, 1, outcome="admitted", user="alice")
+
+
+# -- through pyrdp-mitm ---------------------------------------------------------------------------
+
+# pyrdp-mitm's own OpenSSL (cryptography's) refuses TLS 1.0 as any OpenSSL 3 does: against a
+# 2003-era host it needs what this config allows, as against a real Windows Home Server.
+_LEGACY_OPENSSL = """openssl_conf = openssl_init
+[openssl_init]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = system_default_sect
+[system_default_sect]
+MinProtocol = TLSv1
+CipherString = DEFAULT@SECLEVEL=0
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_xfreerdp_through_pyrdp_mitm_to_whs_two_admitted_the_third_refused(emulator, clients,
+                                                                           xvfb, tmp_path):
+    """pyrdp-mitm (PyPI pyrdp-mitm; it pins its own cryptography, so it lives in its own
+    virtualenv: PYRDP_MITM names its script, else it is looked up on PATH) rewrites the
+    GCC Conference Create Request with connectPDU length 0x2A, which Windows accepts."""
+    exe = os.environ.get("PYRDP_MITM") or require_binary("pyrdp-mitm")
+    from emulator.core.editions import TS_REFUSAL_2003
+    from protocols.rdp.render import render_message_box
+
+    emu = emulator("whs", users=USERS, args=["--refusal-display-seconds", str(DISPLAY_SECONDS)])
+    host, port = emu.listeners["rdp"]
+    listen = _free_port()
+    (tmp_path / "openssl.cnf").write_text(_LEGACY_OPENSSL)
+    (tmp_path / "pyrdp").mkdir()
+    log = open(tmp_path / "pyrdp.log", "w+")  # noqa: SIM115
+    proxy = subprocess.Popen(
+        [exe, "-a", "127.0.0.1", "-l", str(listen), "-o", str(tmp_path / "pyrdp"),
+         f"{host}:{port}"], cwd=tmp_path / "pyrdp", stdout=log, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, env=dict(os.environ, OPENSSL_CONF=str(tmp_path / "openssl.cnf")))
+    try:
+        deadline = time.monotonic() + 20
+        while "MITM Server listening" not in (tmp_path / "pyrdp.log").read_text():
+            assert proxy.poll() is None and time.monotonic() < deadline, \
+                (tmp_path / "pyrdp.log").read_text()
+            time.sleep(0.1)
+        c = clients(emu)
+        c.host, c.port = "127.0.0.1", listen  # every client goes through the proxy
+        alice = c.xfreerdp("alice")
+        bob = c.xfreerdp("bob")
+        wait_for(emu, 2, outcome="admitted")
+        assert alice.poll() is None and bob.poll() is None
+        carol = c.xfreerdp("carol")
+        (denied,) = wait_for(emu, 1, outcome="denied")
+        assert denied["user"] == "carol"
+        time.sleep(1.0)  # the client draws what the proxy relayed
+        shot = screenshot(xvfb)
+        shot.save(tmp_path / "refused-through-pyrdp.png")
+        # pyrdp runs the session in high colour: compare within its quantization.
+        box = render_message_box(TS_REFUSAL_2003)
+        assert find_image_near(shot, box) is not None, "the refusal box is not on the screen"
+        other = render_message_box("The number of connections to this computer is limited.")
+        assert find_image_near(shot, other) is None  # the check can tell texts apart
+        # pyrdp logs the Set Error Info, then drops the client when the server closes: the
+        # client ends with a reset rather than the errinfo (pyrdp's doing, not the host's).
+        assert c.finish(carol) != 0
+        text = (tmp_path / "pyrdp.log").read_text()
+        assert "Client Info: username = 'carol" in text
+        assert "RDP Error Info: The server denied the connection." in text
+    finally:
+        proxy.terminate()
+        proxy.wait(10)
+        log.close()

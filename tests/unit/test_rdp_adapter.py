@@ -16,6 +16,18 @@ from tests.unit.test_rdp_connection import TIMEOUT, USERS, Host
 BUFFER = 64 * 1024  # Twisted's FileDescriptor.bufferSize: a producer is paused past it
 
 
+class TLSLayer:
+    """Twisted's TLS protocol between the transport and the adapter: the adapter may feed
+    it bytes that came before TLS started, and puts a record watcher beneath it."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport: Any = transport
+        self.received = b""
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802 (Twisted's name)
+        self.received += data
+
+
 class Transport(StringTransport):
     """A TCP transport as the adapter sees it: startTLS, abortConnection, and a streaming
     producer paused when more than BUFFER bytes wait (as FileDescriptor.write does)."""
@@ -27,6 +39,7 @@ class Transport(StringTransport):
 
     def startTLS(self, context: Any) -> None:
         self.tls_started = True  # what follows is the decrypted stream
+        self.protocol = TLSLayer(self)  # as Twisted's startTLS puts TLSMemoryBIOProtocol
 
     def abortConnection(self) -> None:
         self.aborted = True
@@ -155,3 +168,14 @@ def test_leaving_mid_screen_unregisters_and_drops_the_rest():
     lose(protocol)
     (session,) = host.engine.sessions("rdp")
     assert session.state == "disconnected"  # a logged-on session outlives its connection
+
+
+def test_a_bare_client_hello_is_handed_to_the_tls_layer():
+    host = Host("win10")
+    protocol, transport = connect(host)
+    hello = bytes.fromhex("16030100310100002d0301") + b"\x00" * 40
+    protocol.dataReceived(hello)
+    assert transport.tls_started and transport.value() == b""  # no X.224 answer
+    assert transport.protocol.received == hello
+    assert not transport.disconnecting
+    lose(protocol)

@@ -302,3 +302,19 @@ def test_frame_decoder_refuses_an_oversized_tsrequest_before_buffering_it():
     dec.feed(h("3083ffffff"))
     with pytest.raises(DecodeError):
         dec.next_frame()
+
+
+# The Conference Create Request as pyrdp-mitm 2.1.0 writes it (pyrdp/parser/gcc.py, checked
+# against its writer): connectPDU length 0x2A whatever follows, then the usual framing.
+PYRDP_GCC_PREFIX = bytes.fromhex("000500147c00012a000800100001c00044756361")
+
+
+def test_the_connect_pdu_length_pyrdp_writes_is_accepted_as_windows_accepts_it():
+    blocks = gcc.client_data_blocks(name="PYRDP")
+    data = PYRDP_GCC_PREFIX + mcs.per_length(len(blocks)) + blocks
+    assert gcc.conference_create_request(blocks, connect_length=0x2A) == data
+    assert gcc.parse_conference_create_request(data) == blocks
+    assert gcc.parse_client_data(blocks).core.client_name == "PYRDP"
+    # The user data length still bounds the blocks.
+    with pytest.raises(DecodeError):
+        gcc.parse_conference_create_request(data[:-1])

@@ -48,7 +48,12 @@ class Host:
         self.failed: list[tuple[str, str, str, int]] = []
         settings: dict[str, Any] = dict(
             gate=self.engine, lookup_password=USERS.get, clock=self.clock,
+            # The scripted client speaks TLS, not CredSSP: NLA is offered, not required,
+            # unless a test asks for the edition's default (nla_mode=ed.rdp_nla_default).
             refusal_text=ed.rdp_refusal_text, nla=ed.rdp_nla,
+            nla_mode="offered" if ed.rdp_nla else "off",
+            early_user_auth=ed.rdp_early_user_auth, neg_flags=ed.rdp_neg_flags,
+            server_version=ed.rdp_server_version, direct_tls=ed.rdp_direct_tls,
             refusal_logon_error=ed.rdp_logon_error, refusal_display_seconds=DISPLAY,
             handshake_timeout=TIMEOUT, on_failed_logon=lambda *a: self.failed.append(a),
             security_layers=ed.rdp_security_layers, answers_negotiation=ed.rdp_negotiation)
@@ -380,7 +385,7 @@ def test_wrong_password_on_the_tls_path_shows_the_logon_failure_and_counts_nothi
 @pytest.mark.parametrize("edition, requested, expected", [
     ("tls-only", 0, (TYPE_RDP_NEG_FAILURE, 0x1)),  # SSL_REQUIRED_BY_SERVER
     ("tls-only", None, (TYPE_RDP_NEG_FAILURE, 0x1)),  # no RDP_NEG_REQ at all
-    ("server-2022", 0, (TYPE_RDP_NEG_FAILURE, 0x5)),  # HYBRID_REQUIRED_BY_SERVER
+    ("server-2022", 0, (TYPE_RDP_NEG_FAILURE, 0x1)),  # NLA offered: SSL_REQUIRED_BY_SERVER
     ("whs", PROTOCOL_SSL | PROTOCOL_HYBRID, (TYPE_RDP_NEG_RSP, PROTOCOL_SSL)),  # no NLA in 2003
     ("server-2022", PROTOCOL_SSL, (TYPE_RDP_NEG_RSP, PROTOCOL_SSL)),
 ])
@@ -421,7 +426,7 @@ def _through(client: Client, stage: str) -> None:
 
 
 GARBAGE = {
-    "x224": [b"\x03\x00\x00\x05\xff", b"\x16\x03\x01\x02\x00" + b"\x00" * 20,
+    "x224": [b"\x03\x00\x00\x05\xff", b"\x16\x02\x01\x02\x00" + b"\x00" * 20,
              b"\x03\x00\x00\x0b\x06\xd0\x00\x00\x00\x00\x00"],
     "mcs-connect": [x224_data(b"\x7f\x65\x82\xff\xff"), x224_data(b"\x7f\x66\x00"),
                     x224_data(mcs.connect_initial(b"\x00\x05"))],
