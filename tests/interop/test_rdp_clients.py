@@ -481,9 +481,11 @@ def _free_port() -> int:
 def test_xfreerdp_through_pyrdp_mitm_to_whs_two_admitted_the_third_refused(emulator, clients,
                                                                            xvfb, tmp_path):
     """pyrdp-mitm (PyPI pyrdp-mitm; it pins its own cryptography, so it lives in its own
-    virtualenv: PYRDP_MITM names its script, else it is looked up on PATH) rewrites the
-    GCC Conference Create Request with connectPDU length 0x2A, which Windows accepts."""
-    exe = os.environ.get("PYRDP_MITM") or require_binary("pyrdp-mitm")
+    virtualenv: PYRDP_MITM names its script, else .venv-pyrdp/ (scripts/install-test-deps)
+    or PATH) rewrites the GCC Conference Create Request with connectPDU length 0x2A, which Windows accepts."""
+    venv = Path(__file__).resolve().parents[2] / ".venv-pyrdp" / "bin" / "pyrdp-mitm"
+    exe = os.environ.get("PYRDP_MITM") or (str(venv) if venv.exists() else None) \
+        or require_binary("pyrdp-mitm")
     from emulator.core.editions import TS_REFUSAL_2003
     from protocols.rdp.render import render_message_box
 
