@@ -67,7 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "autodisconnect": args.autodisconnect,
             "null_session_timeout": args.null_session_timeout,
             "restrict_anonymous": args.restrict_anonymous,
-            "force_guest": args.force_guest, "netbios_name": args.netbios_name,
+            "force_guest": args.force_guest, "smb1": args.smb1, "netbios_name": args.netbios_name,
             "workgroup": args.workgroup, "system_drive": args.system_drive,
             "lm_compatibility_level": args.lm_compatibility_level,
             "restrict_anonymous_sam": args.restrict_anonymous_sam,
@@ -243,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--force-guest", action=argparse.BooleanOptionalAction,
                        help="XP Simple File Sharing: network logons become Guest "
                        "(default: the edition's; on for XP)")
+    serve.add_argument("--smb1", action=argparse.BooleanOptionalAction,
+                       help='SMB1 ("NT LM 0.12"; default: the edition\'s: on for XP, 2003, '
+                       "WHS, Vista, 7, 2008 R2)")
     serve.add_argument("--lm-compatibility-level", type=int, metavar="0-5",
                        help="LAN Manager authentication level: 4 refuses LM, 5 also NTLMv1 "
                        "(default: the edition's)")

@@ -77,6 +77,7 @@ class Config:
     restrict_anonymous_sam: bool | None = None  # RestrictAnonymousSAM; None: the edition's
     lm_compatibility_level: int | None = None  # None: the edition's default
     force_guest: bool | None = None  # XP Simple File Sharing; None: the edition's default
+    smb1: bool | None = None  # SMB1 ("NT LM 0.12"); None: the edition's default
     # Counting rules (emulator.engine.Rules), changeable at runtime through the admin API.
     autodisconnect: int = 15  # minutes; 0 = within seconds; -1 = off
     null_session_timeout: float = 60.0  # seconds, 30 to 90 on Windows

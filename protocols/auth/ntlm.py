@@ -229,7 +229,22 @@ class NTLMAcceptor:
             auth = _parse_authenticate(token)
         except Exception as exc:
             raise AuthFailure(STATUS_INVALID_PARAMETER, f"bad AUTHENTICATE: {exc}") from exc
+        return self._verify(auth, token)
 
+    def check_responses(self, *, user: str, domain: str, workstation: str, lm: bytes,
+                        nt: bytes) -> AuthResult:
+        """SMB1 without extended security: the LM/NTLM (or LMv2/NTLMv2) responses of a
+        SESSION_SETUP_ANDX to the NEGOTIATE's challenge (``server_challenge``), checked
+        by the same rules as an AUTHENTICATE's (MS-CIFS 3.3.5.3)."""
+        if self._finished:
+            raise AuthFailure(STATUS_INVALID_PARAMETER, "responses already checked")
+        self._finished = True
+        # Plain NTLM (no NTLM2 session security): the session key is the base key.
+        auth = _Authenticate(flags=NTLMSSP_NEGOTIATE_NTLM, user=user, domain=domain,
+                             workstation=workstation, lm=lm, nt=nt, encrypted_key=b"")
+        return self._verify(auth, None)
+
+    def _verify(self, auth: _Authenticate, token: bytes | None) -> AuthResult:
         if not auth.user and not auth.nt and auth.lm in (b"", b"\x00"):
             if not self._allow_anonymous:
                 raise AuthFailure(STATUS_LOGON_FAILURE, "anonymous logon refused")
@@ -277,7 +292,7 @@ class NTLMAcceptor:
             av_flags = struct.unpack("<I", flags_pair[1])[0] if flags_pair else 0
         except Exception as exc:
             raise AuthFailure(STATUS_INVALID_PARAMETER, f"bad AV pairs: {exc}") from exc
-        if av_flags & _AV_FLAGS_MIC:
+        if av_flags & _AV_FLAGS_MIC and token is not None:
             mic = token[_MIC_OFFSET : _MIC_OFFSET + 16]
             zeroed = token[:_MIC_OFFSET] + b"\x00" * 16 + token[_MIC_OFFSET + 16 :]
             expected = ntlm.hmac_md5(
