@@ -158,6 +158,7 @@ _COMMANDS: dict[int, Callable[..., Any]] = {
     i.SMB.SMB_COM_TREE_DISCONNECT: SMB1Core.tree_disconnect,
     i.SMB.SMB_COM_ECHO: SMB1Core.echo,
     i.SMB.SMB_COM_NT_CREATE_ANDX: SMB1Core.nt_create,
+    i.SMB.SMB_COM_OPEN_ANDX: SMB1Core.open_andx,
     i.SMB.SMB_COM_READ_ANDX: SMB1Core.read_andx,
     i.SMB.SMB_COM_WRITE_ANDX: SMB1Core.write_andx,
     i.SMB.SMB_COM_CLOSE: SMB1Core.close,
@@ -165,4 +166,8 @@ _COMMANDS: dict[int, Callable[..., Any]] = {
     i.SMB.SMB_COM_TRANSACTION2: SMB1Core.transaction2,
     i.SMB.SMB_COM_FIND_CLOSE2: SMB1Core.find_close,
     i.SMB.SMB_COM_CHECK_DIRECTORY: SMB1Core.check_directory,
+    i.SMB.SMB_COM_DELETE: SMB1Core.delete,
+    i.SMB.SMB_COM_CREATE_DIRECTORY: SMB1Core.create_directory,
+    i.SMB.SMB_COM_DELETE_DIRECTORY: SMB1Core.delete_directory,
+    i.SMB.SMB_COM_RENAME: SMB1Core.rename,
 }

@@ -24,6 +24,15 @@ READ_ANDX = struct.Struct("<4xHIHHIH")  # FID, Offset, MaxCount, MinCount, Timeo
 READ_RESPONSE = struct.Struct("<HHHHHH8x")  # after AndX: Available .. Reserved2
 WRITE_ANDX = struct.Struct("<4xHIIHHHHH")  # FID, Offset, Timeout, WriteMode, Remaining,
 #                                            DataLengthHigh, DataLength, DataOffset
+# OPEN_ANDX (MS-CIFS 2.2.4.41): Flags, AccessMode, SearchAttrs, FileAttrs, CreationTime,
+# OpenMode (then AllocationSize, Timeout, Reserved); the response's FID .. OpenResults.
+OPEN_ANDX = struct.Struct("<4xHHHHIH")
+OPEN_RESPONSE = struct.Struct("<HHIIHHHH6x")
+# AccessMode's low bits -> DesiredAccess (generic read, write, both, execute).
+_ACCESS = {0: 0x00120089, 1: 0x00120116, 2: 0x0012019F, 3: 0x001200A0}
+# (FileExistsOpts, CreateFile) -> CreateDisposition; OPEN_ANDX's result codes.
+_OPEN_DISPOSITIONS = {(1, False): 1, (1, True): 3, (2, False): 4, (2, True): 5, (0, True): 2}
+_OPEN_RESULTS = {0: 3, 1: 1, 2: 2, 3: 3, 5: 3}  # superseded/opened/created/overwritten
 FILE_TYPE_DISK = 0
 FILE_TYPE_MESSAGE_MODE_PIPE = 2
 PIPE_STATE_MESSAGE = 0x05FF  # ICount 0xFF, message read and type, ... (MS-CIFS 2.2.4.64.2)
@@ -108,6 +117,32 @@ class FileCommands:
             1 if getattr(op.handle, "is_directory", False) else 0))
         return words, b""
 
+    # -- OPEN_ANDX (pysmb's retrieveFile/storeFile) ---------------------------------------
+    def open_andx(self: SMB1Core, block: Block, chain: Chain) -> tuple[bytes, Any]:
+        if len(block.words) < OPEN_ANDX.size:
+            raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "OPEN_ANDX words")
+        _flags, access_mode, _search, attributes, _ctime, open_mode = OPEN_ANDX.unpack_from(
+            block.words)
+        disposition = _OPEN_DISPOSITIONS.get((open_mode & 0x3, bool(open_mode & 0x10)))
+        if disposition is None:
+            raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, f"OpenMode 0x{open_mode:x}")
+        h = chain.request
+        start = block.data_offset + (1 if h.unicode and block.data_offset & 1 else 0)
+        name, _ = smb_string(chain.message[:block.data_offset + len(block.data)], start,
+                             h.unicode)
+        op, action = self.open_handle(
+            chain, name, desired_access=_ACCESS.get(access_mode & 0x7, _ACCESS[0]),
+            disposition=disposition, options=0x40, attributes=attributes)  # non-directory
+        info = op.handle.network_open_info()
+        pipe = isinstance(op.handle, PipeHandle)
+        seconds = max(0, (info.last_write_time - 116444736000000000) // 10_000_000)
+        words = andx(OPEN_RESPONSE.pack(
+            op.file_id[0], info.file_attributes & 0xFFFF, seconds & 0xFFFFFFFF,
+            min(info.end_of_file, 0xFFFFFFFF), access_mode & 0x7,
+            FILE_TYPE_MESSAGE_MODE_PIPE if pipe else FILE_TYPE_DISK,
+            PIPE_STATE_MESSAGE if pipe else 0, _OPEN_RESULTS.get(action, 1)))
+        return words, b""
+
     # -- READ_ANDX / WRITE_ANDX ------------------------------------------------------------
     def read_andx(self: SMB1Core, block: Block, chain: Chain) -> tuple[bytes, Any]:
         if len(block.words) not in (20, 24):
@@ -141,6 +176,61 @@ class FileCommands:
         written = op.handle.write(offset, chain.message[data_offset:data_offset + length])
         return andx(struct.pack("<HHHH", written & 0xFFFF, 0xFFFF if isinstance(
             op.handle, PipeHandle) else 0, written >> 16, 0)), b""
+
+    # -- DELETE, CREATE_DIRECTORY, DELETE_DIRECTORY (a path in a 0x04 buffer) --------------
+    def _path_command(self: SMB1Core, block: Block, chain: Chain, *, skip_words: bool,
+                      access: int, disposition: int, options: int) -> tuple[bytes, Any]:
+        tree = self._tree(chain)
+        if tree.share is None:
+            raise StatusError(nt_errors.STATUS_INVALID_DEVICE_REQUEST, "IPC$ has no files")
+        if block.data[:1] != b"\x04" or (skip_words and len(block.words) < 2):
+            raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "path buffer")
+        h = chain.request
+        start = block.data_offset + 1
+        start += 1 if h.unicode and start & 1 else 0
+        path, _ = smb_string(chain.message[:block.data_offset + len(block.data)], start,
+                             h.unicode)
+        handle, _ = tree.share.open(_share_path(path), desired_access=access,
+                                    create_disposition=disposition, create_options=options,
+                                    file_attributes=0)
+        handle.close()
+        return b"", b""
+
+    def delete(self: SMB1Core, block: Block, chain: Chain) -> tuple[bytes, Any]:
+        # Open with DELETE and delete-on-close (non-directory), then close.
+        return self._path_command(block, chain, skip_words=True, access=0x00010000,
+                                  disposition=1, options=0x1040)
+
+    def create_directory(self: SMB1Core, block: Block, chain: Chain) -> tuple[bytes, Any]:
+        return self._path_command(block, chain, skip_words=False, access=0x00100001,
+                                  disposition=2, options=0x0001)
+
+    def delete_directory(self: SMB1Core, block: Block, chain: Chain) -> tuple[bytes, Any]:
+        return self._path_command(block, chain, skip_words=False, access=0x00010000,
+                                  disposition=1, options=0x1001)
+
+    def rename(self: SMB1Core, block: Block, chain: Chain) -> tuple[bytes, Any]:
+        """SMB_COM_RENAME (MS-CIFS 2.2.4.8): two 0x04 buffers, old and new name; done as
+        an open with DELETE and FileRenameInformation, as over SMB2."""
+        tree = self._tree(chain)
+        if tree.share is None or block.data[:1] != b"\x04":
+            raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "RENAME")
+        h = chain.request
+        region = chain.message[:block.data_offset + len(block.data)]
+        start = block.data_offset + 1
+        old, pos = smb_string(region, start + (1 if h.unicode and start & 1 else 0), h.unicode)
+        if region[pos:pos + 1] != b"\x04":
+            raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "RENAME new name")
+        pos += 1
+        new, _ = smb_string(region, pos + (1 if h.unicode and pos & 1 else 0), h.unicode)
+        handle, _ = tree.share.open(_share_path(old), desired_access=0x00010080,
+                                    create_disposition=1, create_options=0, file_attributes=0)
+        try:
+            target = _share_path(new).encode("utf-16-le")
+            handle.set_info(10, struct.pack("<B7xQI", 0, 0, len(target)) + target)
+        finally:
+            handle.close()
+        return b"", b""
 
     # -- CLOSE -----------------------------------------------------------------------------
     def close(self: SMB1Core, block: Block, chain: Chain) -> tuple[bytes, Any]:

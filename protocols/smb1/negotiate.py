@@ -71,8 +71,9 @@ def negotiate_response(request: Header, data: bytes, persona: SMB1Persona, *,
     else:
         capabilities &= ~CAP_EXTENDED_SECURITY
         flags2 &= ~FLAGS2_EXTENDED_SECURITY
-        unicode = request.unicode
-        body = challenge + encode_string(domain, unicode) + encode_string(server_name, unicode)
+        # Unicode whatever the client asked: the response's Flags2 says Unicode (as
+        # Windows'), and nmap reads these two names as UTF-16 (MS-SMB 2.2.4.5.2.2).
+        body = challenge + encode_string(domain, True) + encode_string(server_name, True)
         challenge_length = len(challenge)
     words = NEGOTIATE_WORDS.pack(
         index, security_mode, persona.max_mpx, 1, persona.max_buffer, MAX_RAW_SIZE, 0,

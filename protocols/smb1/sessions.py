@@ -99,6 +99,7 @@ class SessionCommands:
         try:
             step = session.auth.step(blob)
         except AuthFailure as failure:
+            self.conn.log(f"smb {self.conn.address}: SMB1 logon refused: {failure}")
             self.conn._end_session(session, "auth-failed", failure.status)
             chain.uid = 0
             raise StatusError(failure.status, "authentication failed") from None
@@ -138,6 +139,7 @@ class SessionCommands:
             result = session.auth.ntlm.check_responses(
                 user=user, domain=domain, workstation="", lm=lm, nt=nt)
         except AuthFailure as failure:
+            self.conn.log(f"smb {self.conn.address}: SMB1 logon refused: {failure}")
             self.conn._end_session(session, "auth-failed", failure.status)
             chain.uid = 0
             raise StatusError(failure.status, "authentication failed") from None

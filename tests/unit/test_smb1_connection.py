@@ -351,3 +351,79 @@ def test_unknown_command_is_an_error():
     cmd["Parameters"], cmd["Data"] = b"", b""
     (reply,) = send(conn, packet(cmd))
     assert status(parse(reply)) == 0x00160002  # STATUS_SMB_BAD_COMMAND
+
+
+def test_non_extended_negotiate_names_are_unicode_even_to_an_oem_client():
+    # nmap's smb-os-discovery reads them as UTF-16 whatever it asked for.
+    _, _, config = make("xp-pro")
+    reply = negotiate(connection(config), flags2=NO_EXT_FLAGS2)
+    data = i.SMBCommand(reply["Data"][0])["Data"]
+    assert data[8:].decode("utf-16-le").split("\0")[:2] == ["WORKGROUP", "XPBOX"]
+
+
+def test_ntlmv1_in_the_lm_field_with_a_truncated_nt_field_logs_on():
+    # nmap's smb.lua: the NTLMv1 response in the LM field, an 8-byte NT field.
+    engine, _, config = make("xp-pro", force_guest=False)
+    conn = connection(config)
+    negotiate(conn)
+    type1 = ntlm.getNTLMSSPType1("", "")
+    (r1,) = send(conn, packet(setup_extended(type1.getData())))
+    p1 = parse(r1)
+    cmd = i.SMBCommand(p1["Data"][0])
+    blob = cmd["Data"][:i.SMBSessionSetupAndX_Extended_Response_Parameters(
+        cmd["Parameters"])["SecurityBlobLength"]]
+    challenge = ntlm.NTLMAuthChallenge(blob)["challenge"]
+    v1 = ntlm.get_ntlmv1_response(ntlm.compute_nthash(PASSWORD), challenge)
+    auth = ntlm.NTLMAuthChallengeResponse("alice", "", challenge)
+    auth["flags"] = 0x00088215
+    auth["lanman"], auth["ntlm"] = v1, v1[:8]
+    auth["user_name"], auth["domain_name"], auth["host_name"] = (
+        "alice".encode("utf-16-le"), b"", b"")
+    (r2,) = send(conn, packet(setup_extended(auth.getData()), uid=p1["Uid"], mid=2))
+    assert status(parse(r2)) == 0 and engine.counted("smb") == 1
+
+
+def _logged_in_tree(edition, share_dir):
+    from protocols.smb2.fs import DiskShare
+    _, _, config = make(edition, force_guest=False, shares={"docs": DiskShare("docs", share_dir)})
+    conn = connection(config)
+    negotiate(conn)
+    _, uid = login_extended(conn)
+    (reply,) = send(conn, packet(tree_connect("\\\\XPBOX\\docs"), uid=uid, mid=3))
+    return conn, uid, parse(reply)["Tid"]
+
+
+def test_delete_removes_a_file(tmp_path):
+    (tmp_path / "gone.txt").write_text("x")
+    conn, uid, tid = _logged_in_tree("xp-pro", tmp_path)
+    cmd = i.SMBCommand(i.SMB.SMB_COM_DELETE)
+    cmd["Parameters"] = struct.pack("<H", 0x06)
+    # The buffer starts at offset 37: the name after the 0x04 is already 2-aligned.
+    cmd["Data"] = b"\x04" + "\\gone.txt".encode("utf-16-le") + b"\0\0"
+    (reply,) = send(conn, packet(cmd, uid=uid, tid=tid, mid=4))
+    assert status(parse(reply)) == 0 and not (tmp_path / "gone.txt").exists()
+    (reply,) = send(conn, packet(cmd, uid=uid, tid=tid, mid=5))
+    assert status(parse(reply)) == 0xC0000034  # STATUS_OBJECT_NAME_NOT_FOUND
+
+
+def test_read_andx_past_a_closed_fid_is_invalid_handle(tmp_path):
+    conn, uid, tid = _logged_in_tree("xp-pro", tmp_path)
+    cmd = i.SMBCommand(i.SMB.SMB_COM_READ_ANDX)
+    params = i.SMBReadAndX_Parameters2()
+    params["Fid"], params["Offset"], params["MaxCount"] = 0x1234, 0, 100
+    cmd["Parameters"], cmd["Data"] = params, b""
+    (reply,) = send(conn, packet(cmd, uid=uid, tid=tid, mid=4))
+    assert status(parse(reply)) == 0xC0000008
+
+
+def test_a_transaction_announcing_secondaries_is_refused_without_buffering(tmp_path):
+    conn, uid, tid = _logged_in_tree("xp-pro", tmp_path)
+    cmd = i.SMBCommand(i.SMB.SMB_COM_TRANSACTION2)
+    params = i.SMBTransaction2_Parameters()
+    for k, v in dict(TotalParameterCount=60000, TotalDataCount=60000, ParameterCount=0,
+                     ParameterOffset=0, DataCount=0, DataOffset=0, Setup=b"\x01\x00").items():
+        params[k] = v
+    cmd["Parameters"], cmd["Data"] = params, b""
+    (reply,) = send(conn, packet(cmd, uid=uid, tid=tid, mid=4))
+    assert status(parse(reply)) == 0xC00000BB  # STATUS_NOT_SUPPORTED
+    assert not conn.close_requested
