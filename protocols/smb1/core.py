@@ -20,7 +20,7 @@ from protocols.errors import StatusError
 from protocols.smb1 import negotiate as neg
 from protocols.smb1.files import FileCommands
 from protocols.smb1.messages import (
-    EMPTY_BLOCK, FLAGS_REPLY, STATUS_SMB_BAD_COMMAND, Header, join_chain, split_chain,
+    EMPTY_BLOCK, STATUS_SMB_BAD_COMMAND, Header, join_chain, split_chain,
 )
 from protocols.smb1.sessions import FIRST_UID, SessionCommands
 from protocols.smb1.trans import TransCommands
@@ -61,8 +61,8 @@ class SMB1Core(SessionCommands, FileCommands, TransCommands):
             header = Header.parse(message)
         except ValueError as exc:
             raise Disconnect(str(exc)) from None
-        if header.flags & FLAGS_REPLY:
-            raise Disconnect("an SMB1 response where a request belongs")
+        # The REPLY bit of a request is not checked: nmap's smb.lua retries a failed
+        # SESSION_SETUP_ANDX with the response's Flags (0x98), and Windows answers it.
         if header.command == i.SMB.SMB_COM_NEGOTIATE:
             return [self._negotiate(header, message)]
         if not self.negotiated:

@@ -209,3 +209,24 @@ def test_nmap_enum_shares_and_sessions(emulator):
                 f"smbpassword={PASSWORD}")
     for name in ("IPC$", "docs"):
         assert f"\\\\{emu.host}\\{name}" in out, out
+
+
+def _net_rap(emu, conf, verb, user="alice", password=PASSWORD):
+    exe = require_binary("net")
+    return subprocess.run([exe, "rap", verb, "-S", emu.host, "-p", str(emu.smb_port),
+                           "-U", f"{user}%{password}", "-s", str(conf), *NT1,
+                           "--option=client ipc signing=auto"],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=60)
+
+
+def test_net_rap_share_and_session(emulator, smbclient_conf):
+    emu = emulator("xp-pro", args=["--no-force-guest", "--admin-user", "alice"])
+    # `net rap share` exits with the number of shares (Samba's cli_RNetShareEnum result).
+    out = _net_rap(emu, smbclient_conf, "share")
+    assert {"IPC$", "docs", "ADMIN$", "C$"} <= set(out.stdout.split()), out.stdout
+    out = _net_rap(emu, smbclient_conf, "session")
+    assert re.search(r"127\.0\.0\.1\s+alice", out.stdout), out.stdout
+    # NetSessionEnum is for administrators: bob gets ERROR_ACCESS_DENIED.
+    out = _net_rap(emu, smbclient_conf, "session", user="bob", password=emu.users["bob"])
+    assert "alice" not in out.stdout, out.stdout
