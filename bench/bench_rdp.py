@@ -12,7 +12,11 @@ bitmap; then close. The client is the project's RDPTestClient (TLS, no NLA) for 
   Set Error Info, Deactivate All and DPUM (`--refusal-display-seconds 0`); xrdp has no
   counterpart, its column shows "-";
 * xrdp, "to first bitmap": its own login screen (Client Info without INFO_AUTOLOGON; no
-  sesman is needed to get there).
+  sesman is needed to get there);
+* "RDP Security to first bitmap": the same over Standard RDP Security (RC4 128-bit, the
+  proprietary certificate, no TLS): the emulator's `whs` (its Negotiate layer answers a
+  client not offering TLS with PROTOCOL_RDP), against a second xrdp with
+  `security_layer=rdp`, `crypt_level=high`.
 
 For each it prints handshakes/s over `--threads` client threads, p50/p99 latency, server
 CPU ms per handshake (utime+stime+cutime+cstime over the server's process tree, from
@@ -64,6 +68,7 @@ from bench_smb import (  # noqa: E402
 from emulator.hosts import ServerProcess  # noqa: E402
 from protocols.rdp import tls  # noqa: E402
 from protocols.rdp.client import RDPTestClient  # noqa: E402
+from protocols.rdp.x224 import PROTOCOL_RDP, PROTOCOL_SSL  # noqa: E402
 
 TOKEN = "bench-token"
 XRDP_PID_FILE = "/var/run/xrdp/xrdp.pid"
@@ -72,13 +77,17 @@ MAX_HOLD = 1000
 
 # -- the handshakes ------------------------------------------------------------------------
 
-def drawn(port: int, user: str, password: str, *, autologon: bool = True) -> RDPTestClient:
-    """A connection up to the first bitmap the server draws; left open."""
+def drawn(port: int, user: str, password: str, *, autologon: bool = True,
+          requested: int = PROTOCOL_SSL) -> RDPTestClient:
+    """A connection up to the first bitmap the server draws; left open. ``requested``
+    PROTOCOL_RDP: over Standard RDP Security."""
     client = RDPTestClient(HOST, port)
     try:
-        if not client.negotiate():
-            raise RuntimeError(f"TLS refused, failure code {client.report.failure_code}")
-        client.logon(user, password, autologon=autologon)
+        if not client.negotiate(requested):
+            raise RuntimeError(f"refused, failure code {client.report.failure_code}")
+        if requested == PROTOCOL_RDP and client.report.selected_protocol != PROTOCOL_RDP:
+            raise RuntimeError(f"not RDP Security: {client.report.selected_protocol}")
+        client.logon(user, password, autologon=autologon, salted_mac=False)  # as xrdp checks
         client.read_until_drawn()
     except BaseException:
         client.close()
@@ -86,8 +95,12 @@ def drawn(port: int, user: str, password: str, *, autologon: bool = True) -> RDP
     return client
 
 
-def drawn_handshake(port: int, user: str, password: str, autologon: bool = True) -> None:
-    drawn(port, user, password, autologon=autologon).close()
+def drawn_handshake(port: int, user: str, password: str, autologon: bool = True,
+                    requested: int = PROTOCOL_SSL) -> None:
+    client = drawn(port, user, password, autologon=autologon, requested=requested)
+    if requested == PROTOCOL_RDP and client.security is None:
+        raise RuntimeError("the server chose no encryption")
+    client.close()
 
 
 def refused_handshake(port: int) -> None:
@@ -193,8 +206,8 @@ fork=true
 port=tcp://.:{port}
 tcp_nodelay=true
 tcp_keepalive=true
-security_layer=tls
-crypt_level=none
+security_layer={security}
+crypt_level={crypt}
 certificate={d}/cert.pem
 key_file={d}/key.pem
 ssl_protocols=TLSv1.2, TLSv1.3
@@ -228,15 +241,16 @@ code=20
 """
 
 
-def start_xrdp(tmp: Path) -> tuple[Server | None, str]:
-    """Start a private xrdp, or return (None, the reason it was skipped)."""
+def start_xrdp(tmp: Path, security: str = "tls") -> tuple[Server | None, str]:
+    """Start a private xrdp (``security``: its security_layer, "tls" or "rdp"), or return
+    (None, the reason it was skipped)."""
     xrdp = shutil.which("xrdp") or ("/usr/sbin/xrdp" if os.path.exists("/usr/sbin/xrdp")
                                     else None)
     if xrdp is None:
         return None, "xrdp not installed (apt-get install -y --no-install-recommends xrdp)"
     if os.path.exists(XRDP_PID_FILE):
         return None, f"{XRDP_PID_FILE} exists (a system xrdp runs?): xrdp refuses to start"
-    workdir = tmp / "xrdp"
+    workdir = tmp / f"xrdp-{security}"
     workdir.mkdir()
     cert = tls.generate("localhost")
     (workdir / "cert.pem").write_bytes(cert.cert_pem)
@@ -245,7 +259,8 @@ def start_xrdp(tmp: Path) -> tuple[Server | None, str]:
     key.chmod(0o600)
     port = free_port()
     ini = workdir / "xrdp.ini"
-    ini.write_text(XRDP_INI.format(port=port, d=workdir))
+    ini.write_text(XRDP_INI.format(port=port, d=workdir, security=security,
+                                   crypt="none" if security == "tls" else "high"))
     version = subprocess.run([xrdp, "--version"], capture_output=True, text=True,
                              timeout=10).stdout.strip().splitlines()
     out = open(workdir / "xrdp.out", "wb")  # noqa: SIM115 - closed right after Popen
@@ -272,6 +287,7 @@ def start_xrdp(tmp: Path) -> tuple[Server | None, str]:
 
 def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
     print_comparison(results, [("drawn", f"to first bitmap x{args.threads}"),
+                               ("rdpsec", f"RDP Security to first bitmap x{args.threads}"),
                                ("refused", f"refusal x{args.threads}")])
     print("\nto first bitmap = emulator: an admitted user's desktop; xrdp: its login screen."
           "\nCPU = utime+stime+cutime+cstime over the server's process tree; PSS from "
@@ -282,7 +298,7 @@ def to_json(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, res in results.items():
         entry: dict[str, Any] = {"version": res.get("version"), "skipped": res.get("skipped")}
-        for key in ("drawn", "refused"):
+        for key in ("drawn", "rdpsec", "refused"):
             r = res.get(key)
             if r is not None:
                 entry[key] = {"handshakes": r.handshakes, "errors": r.errors,
@@ -318,6 +334,11 @@ def bench_emulator(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         print("  emulator: to first bitmap (desktop) ...", flush=True)
         res["drawn"] = run_rate(server.pid, lambda i: drawn_handshake(port, f"t{i}", f"pw{i}"),
                                 args.threads, args.seconds, args.max_handshakes)
+        print("  emulator: to first bitmap over Standard RDP Security ...", flush=True)
+        res["rdpsec"] = run_rate(
+            server.pid, lambda i: drawn_handshake(port, f"t{i}", f"pw{i}",
+                                                  requested=PROTOCOL_RDP),
+            args.threads, args.seconds, args.max_handshakes)
         if args.hold:
             print(f"  emulator: memory, holding {args.hold} desktops ...", flush=True)
             res["mem"], held = run_memory(
@@ -333,6 +354,35 @@ def bench_emulator(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
 
 def bench_xrdp(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    res = _bench_xrdp_tls(args, tmp)
+    if "skipped" in res:
+        return res
+    server, why = start_xrdp(tmp, "rdp")  # one xrdp at a time: each writes its pid file
+    if server is None:
+        print(f"  xrdp (security_layer=rdp) skipped: {why}")
+        return res
+    try:
+        print(f"  xrdp: pid {server.pid}, port {server.port}; to first bitmap over Standard "
+              "RDP Security ...", flush=True)
+        res["rdpsec"] = run_rate(
+            server.pid, lambda _i: drawn_handshake(server.port, "", "", autologon=False,
+                                                   requested=PROTOCOL_RDP),
+            args.threads, args.seconds, args.max_handshakes)
+    finally:
+        _stop_xrdp(server)
+    return res
+
+
+def _stop_xrdp(server: Server) -> None:
+    # Let xrdp reap its per-connection children before it is stopped: killed with it,
+    # they would be left to init as zombies.
+    deadline = time.monotonic() + 10
+    while len(process_tree(server.pid)) > 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    server.stop()
+
+
+def _bench_xrdp_tls(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     server, why = start_xrdp(tmp)
     if server is None:
         print(f"  xrdp skipped: {why}")
@@ -353,12 +403,7 @@ def bench_xrdp(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 args.phase_timeout)
     finally:
         close_all(clients)
-        # Let xrdp reap its per-connection children before it is stopped: killed with it,
-        # they would be left to init as zombies.
-        deadline = time.monotonic() + 10
-        while len(process_tree(server.pid)) > 1 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        server.stop()
+        _stop_xrdp(server)
     return res
 
 

@@ -108,18 +108,33 @@ def tree_cpu_seconds(root: int) -> float:
 
 def tree_pss_kb(root: int) -> tuple[int, int]:
     """(PSS in kB summed over the tree, number of processes)."""
+    return tree_rollup_kb(root, "Pss:")
+
+
+def tree_rollup_kb(root: int, key: str) -> tuple[int, int]:
+    """(one /proc/<pid>/smaps_rollup field in kB, "Pss:" or "Rss:", summed over the tree,
+    number of processes)."""
     total, count = 0, 0
     for pid in process_tree(root):
         try:
             with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as fh:
                 for line in fh:
-                    if line.startswith("Pss:"):
+                    if line.startswith(key):
                         total += int(line.split()[1])
                         count += 1
                         break
         except OSError:
             continue
     return total, count
+
+
+def tree_fds(root: int) -> int:
+    """Open file descriptors over the process tree (/proc/<pid>/fd)."""
+    total = 0
+    for pid in process_tree(root):
+        with contextlib.suppress(OSError):
+            total += len(os.listdir(f"/proc/{pid}/fd"))
+    return total
 
 
 # -- servers -------------------------------------------------------------

@@ -57,6 +57,10 @@ MIB = 1024 * 1024
 MECHS_WINDOWS = ("NEGOEX", "MS-KRB5", "KRB5", "KRB5-U2U", "NTLMSSP")
 MECHS_PRE_NEGOEX = ("MS-KRB5", "KRB5", "KRB5-U2U", "NTLMSSP")
 
+# Standard RDP Security (MS-RDPBCGR 2.2.1.4.3, 5.3.2): encryption levels and methods.
+RDP_LEVEL_CLIENT_COMPATIBLE = 2
+RDP_RC4_40, RDP_RC4_128, RDP_RC4_56 = 0x01, 0x02, 0x08
+
 
 @dataclass(frozen=True)
 class Edition:
@@ -77,6 +81,15 @@ class Edition:
     # Save Session Info logon error (STATUS_CTX_LICENSE_NOT_AVAILABLE); None = not sent.
     rdp_nla: bool = False
     rdp_logon_error: int | None = None
+    # The RDP security layers: "tls" (TLS, and CredSSP with rdp_nla) and "rdp" (Standard RDP
+    # Security, RC4 with a proprietary certificate); both is 2003 SP1's "Negotiate": TLS
+    # when the client offers it, RDP Security otherwise. rdp_negotiation False: every
+    # Connection Request gets a Connection Confirm without RDP_NEG_RSP (XP's RDP 5.1 server).
+    rdp_security_layers: tuple[str, ...] = ("tls",)
+    rdp_negotiation: bool = True
+    # Under "rdp": the encryption level and the RC4 methods offered (FIPS is not).
+    rdp_encryption_level: int = RDP_LEVEL_CLIENT_COMPATIBLE
+    rdp_encryption_methods: int = RDP_RC4_40 | RDP_RC4_56 | RDP_RC4_128
     # Product version and build: the NTLM CHALLENGE Version field, srvsvc's sv101 version.
     version: tuple[int, int] = (10, 0)
     build: int = 19045
@@ -152,7 +165,8 @@ _XP = dict(version=(5, 1), build=2600, smb_capabilities=0, max_io_size=64 * 1024
 _SERVER_SAM = dict(sam_builtin_accounts=SAM_ACCOUNTS_2003, sam_password_complex=True)
 _SERVER_SAM_10 = dict(sam_builtin_accounts=SAM_ACCOUNTS_2022, sam_password_complex=True)
 _2003 = dict(_XP, version=(5, 2), build=3790, lm_compatibility_level=2, force_guest=False,
-             rdp_refusal_text=TS_REFUSAL_2003, sam_builtin_accounts=SAM_ACCOUNTS_2003,
+             rdp_refusal_text=TS_REFUSAL_2003, rdp_security_layers=("rdp", "tls"),
+             sam_builtin_accounts=SAM_ACCOUNTS_2003,
              sam_first_user_rid=1000, lsa_anonymous_lookup=False, smb1_max_mpx=50,
              smb1_max_buffer=16644, smb1_capabilities=0x8001F3FD,
              native_os="Windows Server 2003 3790 Service Pack 2",
@@ -179,7 +193,8 @@ EDITIONS: dict[str, Edition] = {
     e.name: e
     for e in [
         Edition("xp-home", "Windows XP Home Edition", 5, 0, "none", SMB_2_0_2, **_XP),
-        Edition("xp-pro", "Windows XP Professional", 10, 1, "none", SMB_2_0_2, **_XP),
+        Edition("xp-pro", "Windows XP Professional", 10, 1, "none", SMB_2_0_2,
+                **dict(_XP, rdp_security_layers=("rdp",), rdp_negotiation=False)),
         Edition("vista", "Windows Vista Business", 10, 1, "none", SMB_2_0_2, **_VISTA),
         Edition("win7", "Windows 7 Professional", 20, 1, "none", SMB_2_1, **_WIN7),
         Edition("win81", "Windows 8.1 Pro", 20, 1, "none", SMB_3_0_2, **_WIN8),

@@ -23,6 +23,7 @@ from emulator.rpcview import EngineServerView
 from protocols.auth.ntlm import version_field
 from protocols.dcerpc.pipes import PipeService
 from protocols.rdp.connection import RDPServerConfig
+from protocols.rdp.security import StandardSecurityConfig
 from protocols.smb1.negotiate import SMB1Persona
 from protocols.smb2.budget import PreauthBudget
 from protocols.smb2.connection import SMBServerConfig
@@ -248,7 +249,18 @@ class EmulatorServer:
             handshake_timeout=self.config.session_setup_timeout,
             takeover_other_user=self.config.rdp_takeover_other_user,
             credssp=lambda: CredSSPAcceptor(self.lookup_password, public_key, **ntlm),
-            on_failed_logon=self._rdp_failed_logon)
+            on_failed_logon=self._rdp_failed_logon,
+            security_layers=self.edition.rdp_security_layers,
+            answers_negotiation=self.edition.rdp_negotiation,
+            standard_security=self._standard_security())
+
+    def _standard_security(self) -> StandardSecurityConfig | None:
+        """The host's RSA key (512 bits, made once per run) and proprietary certificate,
+        when the edition speaks Standard RDP Security."""
+        if "rdp" not in self.edition.rdp_security_layers:
+            return None
+        return StandardSecurityConfig(encryption_level=self.edition.rdp_encryption_level,
+                                      encryption_methods=self.edition.rdp_encryption_methods)
 
     def _rdp_failed_logon(self, address: str, user: str, client: str, status: int) -> None:
         """A wrong password (or failed NLA) before any session exists: an event, no slot."""

@@ -1,4 +1,5 @@
-"""A minimal blocking RDP client over TLS (no NLA), for tests and the benchmark.
+"""A minimal blocking RDP client over TLS or Standard RDP Security (no NLA), for tests and
+the benchmark.
 
 It runs the connection sequence of a FreeRDP-like client and reports what the server
 did: the selected protocol, the Demand Active, bitmap rectangles, Save Session Info
@@ -14,10 +15,15 @@ import ssl
 import struct
 from dataclasses import dataclass, field
 
-from protocols.rdp import gcc, mcs, pdu
+from protocols.rdp import gcc, mcs, pdu, security
+from protocols.rdp.proprietary_cert import parse_proprietary_certificate
+from protocols.rdp.rdpsec import MAC_SIZE, RC4_METHODS_ALL, SecurityContext
 from protocols.rdp.x224 import (
+    NO_NEGOTIATION,
+    PROTOCOL_RDP,
     PROTOCOL_SSL,
     TYPE_RDP_NEG_RSP,
+    X224_DATA_HEADER,
     connection_request,
     parse_connection_confirm,
     parse_x224,
@@ -25,9 +31,73 @@ from protocols.rdp.x224 import (
 )
 
 
+class ClientSecurity:
+    """The client side of Standard RDP Security: the Security Exchange PDU, then every PDU
+    sent encrypted (salted MACs, as FreeRDP sends them) and every server frame decrypted
+    back into what a TLS client would have read."""
+
+    def __init__(self, server: gcc.ServerSecurity, *, salted: bool = True,
+                 license_encrypt: bool = True) -> None:
+        key = parse_proprietary_certificate(server.certificate)  # the signature verified
+        self.client_random = os.urandom(32)
+        self.exchange_flags = security.SEC_EXCHANGE_PKT | (
+            security.SEC_LICENSE_ENCRYPT_SC if license_encrypt else 0)
+        self.encrypted_random = key.encrypt_client_random(self.client_random)
+        self.context = SecurityContext.for_client(self.client_random, server.server_random,
+                                                  server.method)
+        self.salted = salted
+        self.method = server.method
+        self.license_flags: int | None = None  # the server's licensing PDU's, as received
+
+    def security_exchange(self) -> bytes:
+        return (struct.pack("<HHI", self.exchange_flags, 0, len(self.encrypted_random))
+                + self.encrypted_random)
+
+    def wrap(self, payload: bytes, flags: int = 0) -> bytes:
+        """A payload without a security header (a Client Info carries SEC_INFO_PKT in
+        ``flags``) -> the encrypted PDU."""
+        flags |= security.SEC_ENCRYPT | (security.SEC_SECURE_CHECKSUM if self.salted else 0)
+        signature, data = self.context.encrypt(payload, self.salted)
+        return security.header(flags) + signature + data
+
+    def fastpath(self, events: bytes, count: int = 1) -> bytes:
+        enc = security.FASTPATH_ENCRYPTED | (security.FASTPATH_SECURE_CHECKSUM
+                                             if self.salted else 0)
+        signature, data = self.context.encrypt(events, self.salted)
+        return (bytes([(count << 2) | enc << 6])
+                + struct.pack(">H", 0x8000 | (3 + MAC_SIZE + len(data))) + signature + data)
+
+    def unseal(self, frame: bytes) -> bytes:
+        """A server frame (TPKT payload or fast-path PDU) -> as it would come under TLS."""
+        if frame[0] != X224_DATA_HEADER[0]:  # fast-path output
+            enc = frame[0] >> 6
+            if not enc & security.FASTPATH_ENCRYPTED:
+                return frame
+            start = 3 if frame[1] & 0x80 else 2
+            plain = self.context.decrypt(frame[start:start + MAC_SIZE],
+                                         frame[start + MAC_SIZE:],
+                                         bool(enc & security.FASTPATH_SECURE_CHECKSUM))
+            return (bytes([frame[0] & 0x3F]) + struct.pack(">H", 0x8000 | (3 + len(plain)))
+                    + plain)
+        if frame[:3] != X224_DATA_HEADER or frame[3] >> 2 != mcs.SEND_DATA_INDICATION:
+            return frame
+        channel, payload = mcs.parse_send_data_indication(frame[3:])
+        (flags,) = struct.unpack_from("<H", payload)
+        body = payload[4:]
+        if flags & security.SEC_ENCRYPT:
+            body = self.context.decrypt(body[:MAC_SIZE], body[MAC_SIZE:],
+                                        bool(flags & security.SEC_SECURE_CHECKSUM))
+        if flags & security.SEC_LICENSE_PKT:
+            self.license_flags = flags
+            body = pdu.security_header(pdu.SEC_LICENSE_PKT) + body
+        return X224_DATA_HEADER + mcs.send_data_indication(channel, body)
+
+
 @dataclass
 class ServerReport:
     selected_protocol: int | None = None
+    negotiated: bool = True  # False: a Connection Confirm without rdpNegData
+    encryption: gcc.ServerSecurity | None = None  # Standard RDP Security: what the server chose
     failure_code: int | None = None
     session_id: int | None = None
     licensed: bool = False
@@ -79,6 +149,7 @@ class RDPTestClient:
         self.report = ServerReport()
         self.raw = socket.create_connection((host, port), timeout=timeout)
         self.sock: socket.socket | ssl.SSLSocket = self.raw
+        self.security: ClientSecurity | None = None
 
     def close(self) -> None:
         self.sock.close()
@@ -87,10 +158,13 @@ class RDPTestClient:
     def negotiate(self, requested: int | None = PROTOCOL_SSL, cookie: bytes = b"") -> bool:
         self.sock.sendall(connection_request(requested, cookie))
         kind, value = parse_connection_confirm(read_tpkt(self.sock))
-        if kind != TYPE_RDP_NEG_RSP:
+        if kind not in (TYPE_RDP_NEG_RSP, NO_NEGOTIATION):
             self.report.failure_code = value
             return False
         self.report.selected_protocol = value
+        self.report.negotiated = kind == TYPE_RDP_NEG_RSP
+        if value == PROTOCOL_RDP:
+            return True  # Standard RDP Security: set up after the MCS connect
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
@@ -99,20 +173,29 @@ class RDPTestClient:
 
     def logon(self, user: str, password: str, *, console: bool = False, bpp: int = 16,
               width: int = 1024, height: int = 768, channels: tuple[str, ...] = ("cliprdr",),
-              client_name: str = "pytest", autologon: bool = True) -> None:
+              client_name: str = "pytest", autologon: bool = True,
+              encryption_methods: int = RC4_METHODS_ALL, salted_mac: bool = True) -> None:
         """MCS connect, domain, Client Info; then read up to the Demand Active, answer it and
         finalize. `autologon=False` leaves INFO_AUTOLOGON out of the Client Info, so a server
-        that has its own logon screen (xrdp) draws that."""
+        that has its own logon screen (xrdp) draws that. Under Standard RDP Security
+        `salted_mac` sends salted MACs (SEC_SECURE_CHECKSUM) as FreeRDP does; xrdp 0.9
+        checks only plain ones."""
         self.user_name, self.client_name = user, client_name
         blocks = gcc.client_data_blocks(
             width=width, height=height, name=client_name, bpp=bpp, channels=channels,
             selected_protocol=self.report.selected_protocol or 0,
-            cluster_flags=0x0F if console else 0x0D)
+            cluster_flags=0x0F if console else 0x0D,
+            encryption_methods=encryption_methods if self.report.selected_protocol == 0 else 0)
         self.sock.sendall(x224_data(mcs.connect_initial(gcc.conference_create_request(blocks))))
         _, payload = parse_x224(read_tpkt(self.sock))
-        result, _ = mcs.parse_connect_response(payload)
+        result, user_data = mcs.parse_connect_response(payload)
         if result != 0:
             raise AssertionError(f"MCS connect result {result}")
+        server = gcc.parse_server_data(gcc.parse_conference_create_response(user_data))
+        encryption = gcc.parse_server_security(server[gcc.SC_SECURITY])
+        if encryption.method:
+            self.report.encryption = encryption
+            self.security = ClientSecurity(encryption, salted=salted_mac)
         self.sock.sendall(x224_data(mcs.erect_domain_request()))
         self.sock.sendall(x224_data(mcs.attach_user_request()))
         _, confirm = parse_x224(read_tpkt(self.sock))
@@ -123,7 +206,15 @@ class RDPTestClient:
         for channel in ids:
             self.sock.sendall(x224_data(mcs.channel_join_request(self.user_id, channel)))
             read_tpkt(self.sock)
-        self.send_io(pdu.client_info(user, password, autologon=autologon))
+        info = pdu.client_info(user, password, autologon=autologon)
+        if self.security is not None:
+            self.sock.sendall(x224_data(mcs.send_data_request(
+                self.user_id, mcs.IO_CHANNEL, self.security.security_exchange())))
+            info = self.security.wrap(info[4:], pdu.SEC_INFO_PKT)
+            self.sock.sendall(x224_data(mcs.send_data_request(self.user_id, mcs.IO_CHANNEL,
+                                                              info)))
+        else:
+            self.send_io(info)
         while not self.report.session_id_seen():
             self._read_one()
         caps = pdu.server_capabilities(width, height, bpp)  # shapes a client accepts too
@@ -133,6 +224,8 @@ class RDPTestClient:
             self.send_io(message)
 
     def send_io(self, payload: bytes) -> None:
+        if self.security is not None:
+            payload = self.security.wrap(payload)
         self.sock.sendall(x224_data(mcs.send_data_request(self.user_id, mcs.IO_CHANNEL, payload)))
 
     def read_until_closed(self) -> ServerReport:
@@ -150,13 +243,18 @@ class RDPTestClient:
 
     # -- server output -----------------------------------------------------------------------
     def _read_one(self) -> None:
-        if not absorb(self.report, read_frame(self.sock)):
+        frame = read_frame(self.sock)
+        if self.security is not None:
+            frame = self.security.unseal(frame)
+        if not absorb(self.report, frame):
             raise EOFError("disconnect provider ultimatum")
         if self.report.license_request is not None:
             request, self.report.license_request = self.report.license_request, None
-            self.send_io(pdu.client_new_license_request(
+            reply = pdu.client_new_license_request(
                 request, self.user_name or "user", self.client_name,
-                os.urandom(32), os.urandom(48)))
+                os.urandom(32), os.urandom(48))  # with its basic security header
+            self.sock.sendall(x224_data(mcs.send_data_request(self.user_id, mcs.IO_CHANNEL,
+                                                              reply)))
 
 
 def absorb(report: ServerReport, frame_payload: bytes) -> bool:

@@ -1,12 +1,19 @@
-"""The RDP server connection: a sans-IO state machine (MS-RDPBCGR 1.3.1.1, the connection
-sequence, as far as a TLS or CredSSP client needs it).
+"""The RDP server connection: the sans-IO surface and the dispatch of input (MS-RDPBCGR
+1.3.1.1, the connection sequence, as far as a TLS, CredSSP or Standard RDP Security client
+needs it).
 
-Bytes go in with ``receive_data``; bytes come out of ``data_to_send``. The adapter
-watches three flags: ``tls_requested`` (write what is pending, then start TLS),
-``close_requested`` (drop the transport) and ``close_abruptly`` (do not wait for a TLS
-close). Timers (the pre-logon timeout, how long the refusal stays on screen) run on the
-injected clock; when one fires, or the engine calls the close hook, output appears
-outside ``receive_data`` and the core calls ``on_output`` so the adapter flushes.
+Bytes go in with ``receive_data``; bytes come out of ``data_to_send``. What the adapter
+must do besides writing is an event: ``StartTLS`` (write what is pending, then start TLS)
+and ``CloseConnection`` (how to drop the transport); ``tls_requested``, ``close_requested``,
+``close_abruptly`` and ``deny_with_tls_alert`` read them. Time is passed in: ``get_timer()``
+is the next deadline (the pre-logon timeout, the end of the refusal's display) and
+``handle_timer(now)`` runs what is due; one ``state.TimerOwner`` arms it on the injected
+clock, and output made outside ``receive_data`` (a timer, the engine's close hook) is
+announced through ``on_output`` so the adapter flushes.
+
+The states and their transitions are ``state.TRANSITIONS``; the jobs are split:
+``activation.py`` (Client Info, admission, capabilities, finalization, the screen),
+``ending.py`` (teardowns, closes, the engine's close hook).
 
 Sessions are asked of the session gate (the engine) after logon: the core never counts.
 """
@@ -14,19 +21,38 @@ Sessions are asked of the session gate (the engine) after logon: the core never 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
-from collections.abc import Callable
 
 from protocols.auth.credssp import CredSSPAcceptor
 from protocols.auth.ntlm import AuthFailure
 from protocols.rdp import gcc, mcs, output, pdu, render
-from protocols.rdp.output import io_pdu as _io
+from protocols.rdp.activation import LOGON_FAILURE_TEXT, ActivationMixin, split_user
+from protocols.rdp.ending import (
+    ABORT,
+    ERRINFO_FOR_REASON,
+    GRACEFUL,
+    TLS_ALERT,
+    CloseConnection,
+    EndingMixin,
+    StartTLS,
+)
+from protocols.rdp.security import StandardSecurity, StandardSecurityConfig
+from protocols.rdp.state import (
+    Clock,
+    ConnectionStateMachine,
+    Event,
+    State,
+    TimerOwner,
+    Timers,
+)
 from protocols.rdp.x224 import (
     CREDSSP_FRAME,
     FASTPATH_FRAME,
     HYBRID_REQUIRED_BY_SERVER,
     PROTOCOL_HYBRID,
+    PROTOCOL_RDP,
     PROTOCOL_SSL,
     SSL_REQUIRED_BY_SERVER,
     X224_CR,
@@ -36,6 +62,7 @@ from protocols.rdp.x224 import (
     Frame,
     FrameDecoder,
     connection_confirm,
+    connection_confirm_without_negotiation,
     negotiation_failure,
     parse_connection_request,
     parse_x224,
@@ -43,36 +70,14 @@ from protocols.rdp.x224 import (
 )
 from protocols.sessions import SessionGate
 
-STATUS_LOGON_FAILURE = 0xC000006D
-STATUS_CTX_LICENSE_NOT_AVAILABLE = 0xC00A0013
-
-LOGON_FAILURE_TEXT = ("The system could not log you on. Make sure your User name and domain "
-                      "are correct, then type your password again. Letters in passwords must "
-                      "be typed using the correct case.")
-
-# What the client is told when the engine ends or disconnects its session.
-ERRINFO_FOR_REASON = {
-    "admin-disconnect": pdu.ERRINFO_RPC_INITIATED_DISCONNECT,
-    "admin-reset": pdu.ERRINFO_RPC_INITIATED_LOGOFF,
-    "admin-delete": pdu.ERRINFO_RPC_INITIATED_LOGOFF,
-    "idle-limit": pdu.ERRINFO_IDLE_TIMEOUT,
-    "replaced": pdu.ERRINFO_DISCONNECTED_BY_OTHERCONNECTION,
-    "setup-timeout": pdu.ERRINFO_LOGON_TIMEOUT,
-}
+__all__ = ["ABORT", "ERRINFO_FOR_REASON", "GRACEFUL", "LOGON_FAILURE_TEXT", "TLS_ALERT",
+           "CloseConnection", "RDPServerConfig", "RDPServerConnection", "StartTLS", "State",
+           "split_user"]
 
 # Parse errors that mean "bad input", whichever layer raised them.
 BAD_INPUT = (DecodeError, struct.error, ValueError, IndexError, KeyError, UnicodeError)
 
-# States.
-X224, CREDSSP, MCS_CONNECT, MCS_DOMAIN, CAPABILITIES, FINALIZING, ACTIVE = (
-    "x224", "credssp", "mcs-connect", "mcs-domain", "capabilities", "finalizing", "active")
-
-
-class Clock(Protocol):
-    def seconds(self) -> float: ...
-
-    def callLater(self, delay: float, callable: Callable[..., Any], *args: Any,
-                  **kw: Any) -> Any: ...
+HANDSHAKE = "handshake"  # the pre-logon timeout: one deadline, one owner
 
 
 class RDPSessionGate(SessionGate, Protocol):
@@ -104,53 +109,48 @@ class RDPServerConfig:
     # Records a failed logon (address, user, client name, status): an event, no slot.
     on_failed_logon: Callable[[str, str, str, int], None] | None = None
     desktop_color: tuple[int, int, int] = render.DESKTOP_COLOR
+    # The security layers the host speaks: "tls" (TLS, and CredSSP with ``nla``) and
+    # "rdp" (Standard RDP Security: RC4 with the proprietary certificate); both is the
+    # "Negotiate" layer of 2003 SP1: TLS when the client offers it, RDP Security otherwise.
+    security_layers: tuple[str, ...] = ("tls",)
+    # False: every Connection Request gets a Connection Confirm without RDP_NEG_RSP, as
+    # XP's RDP 5.1 server answers (Standard RDP Security follows).
+    answers_negotiation: bool = True
+    standard_security: StandardSecurityConfig | None = None  # made when "rdp" is a layer
+
+    def __post_init__(self) -> None:
+        if "rdp" in self.security_layers and self.standard_security is None:
+            self.standard_security = StandardSecurityConfig()
+        if not self.answers_negotiation and "rdp" not in self.security_layers:
+            raise ValueError("a host that does not negotiate speaks Standard RDP Security")
 
 
-def split_user(name: str, domain: str) -> tuple[str, str]:
-    """'DOMAIN\\user' and 'user@domain' -> (user, domain)."""
-    if "\\" in name:
-        domain, _, name = name.partition("\\")
-    elif "@" in name and not domain:
-        name, _, domain = name.partition("@")
-    return name, domain
-
-
-class RDPServerConnection:
+class RDPServerConnection(ActivationMixin, EndingMixin):
     def __init__(self, config: RDPServerConfig, *, address: str,
                  log: Callable[[str], None] = lambda line: None) -> None:
         self.config = config
         self.address = address
         self.log = log
+        self.on_output: Callable[[], None] | None = None
         self._decoder = FrameDecoder()
         self._out = output.Output()
-        self.close_requested = False
-        self.close_abruptly = False
-        self.deny_with_tls_alert = False  # end TLS with a fatal access_denied alert
-        self.tls_requested = False
-        self.on_output: Callable[[], None] | None = None
-        self.state = X224
+        self._machine = ConnectionStateMachine()
+        self._events: list[StartTLS | CloseConnection] = []
+        self._closing: CloseConnection | None = None
+        self._timers = Timers()
+        self._timer_owner = TimerOwner(config.clock, self.get_timer, self._on_timer)
         self.requested_protocols: int | None = None
         self.selected_protocol: int | None = None
         self.client: gcc.ClientData | None = None
-        self.bpp = 16
         self.channels: dict[int, str] = {}
         self.user_id = mcs.USER_ID
         self.attached = False
-        self.info: pdu.ClientInfo | None = None
-        self.user = ""
-        self.domain = ""
         self._credssp: CredSSPAcceptor | None = None
         self._nla_credentials: tuple[str, str, str] | None = None
-        self.session: Any = None  # the engine's session while this connection holds it
-        self._session_live = False  # logged on (or reattached): a drop disconnects it
-        self._new_logon = False  # call gate.logon when activation completes
-        self.refused_status: int | None = None
-        self.logon_failed = False
-        self.demand_sent = False
-        self.desktop = (1024, 768)  # the session's desktop: the client's ask, clamped
-        self._screen: tuple[Any, ...] | None = None  # what is on screen: output.screen's args
-        self.fastpath_output = False
-        self._timer: Any = config.clock.callLater(config.handshake_timeout, self._handshake_expired)
+        self._security: StandardSecurity | None = None  # Standard RDP Security, once chosen
+        self._init_activation()
+        self._timers.set(HANDSHAKE, config.clock.seconds() + config.handshake_timeout)
+        self._timer_owner.rearm()
         config.gate.note_connection("rdp")
 
     # -- the sans-IO surface -------------------------------------------------------------
@@ -166,6 +166,7 @@ class RDPServerConnection:
                 self._dispatch(frame)
         except BAD_INPUT as exc:
             self._abort(f"bad input in state {self.state}: {exc}")
+        self._timer_owner.rearm()
 
     def data_to_send(self, limit: int | None = None) -> bytes:
         """What is to be sent: all of it, or (``limit``) the queued bytes and about that
@@ -176,20 +177,44 @@ class RDPServerConnection:
     def output_pending(self) -> bool:
         return self._out.pending
 
+    def events(self) -> list[StartTLS | CloseConnection]:
+        """What the adapter must do after writing what is pending, in order (taken once)."""
+        events, self._events = self._events, []
+        return events
+
+    @property
+    def tls_requested(self) -> bool:
+        return any(isinstance(e, StartTLS) for e in self._events)
+
+    @property
+    def close_abruptly(self) -> bool:
+        return self._closing is not None and self._closing.mode == ABORT
+
+    @property
+    def deny_with_tls_alert(self) -> bool:
+        """End TLS with a fatal access_denied alert (the adapter writes it)."""
+        return self._closing is not None and self._closing.mode == TLS_ALERT
+
     def tls_started(self) -> None:
         """The adapter started TLS (bytes from now on are the decrypted stream)."""
-        self.tls_requested = False
+        self._events = [e for e in self._events if not isinstance(e, StartTLS)]
+
+    def get_timer(self) -> float | None:
+        """The next deadline, in the clock's seconds; None when nothing waits."""
+        return self._timers.next_deadline()
+
+    def handle_timer(self, now: float) -> None:
+        """Run what is due at ``now``."""
+        self._on_timer(now)
+        self._timer_owner.rearm()
 
     def connection_lost(self) -> None:
-        self._cancel_timer()
-        self.close_requested = True
-        session, self.session = self.session, None
-        if session is None:
-            return
-        if self._session_live:
-            self.config.gate.disconnect(session)  # stays, counted; the user may come back
-        else:
-            self.config.gate.release(session, "connection-closed")
+        self._timers.clear()
+        self._timer_owner.cancel()
+        if self._closing is None:
+            self._closing = CloseConnection(GRACEFUL)
+            self._machine.fire(Event.CLOSE)
+        self._end_session()
 
     # -- framing and dispatch ----------------------------------------------------------------
     def _dispatch(self, frame: Frame) -> None:
@@ -197,12 +222,13 @@ class RDPServerConnection:
             self._on_credssp(frame.data)
             return
         if frame.kind == FASTPATH_FRAME:
-            if self.state != ACTIVE:
-                raise DecodeError("fast-path input before activation")
+            self._machine.expect(State.ACTIVE, what="fast-path input")
+            if self._security is not None:
+                self._security.unwrap_fastpath(frame.data)  # the MAC checked, the stream kept
             self._touch()
             return
         code, payload = parse_x224(frame.data)
-        if self.state == X224:
+        if self.state == State.X224:
             if code != X224_CR:
                 raise DecodeError("expected an X.224 Connection Request")
             self._on_connection_request(frame.data)
@@ -212,9 +238,9 @@ class RDPServerConnection:
             return
         if code != X224_DT:
             raise DecodeError(f"unexpected X.224 TPDU 0x{code:02x}")
-        if self.state == MCS_CONNECT:
+        if self.state == State.MCS_CONNECT:
             self._on_connect_initial(payload)
-        elif self.state == CREDSSP:
+        elif self.state == State.CREDSSP:
             raise DecodeError("TPKT during CredSSP")
         else:
             self._on_domain_pdu(mcs.parse_domain_pdu(payload))
@@ -224,10 +250,18 @@ class RDPServerConnection:
         request = parse_connection_request(tpdu)
         requested = request.requested_protocols or 0
         self.requested_protocols = requested
-        if self.config.nla and requested & PROTOCOL_HYBRID and self.config.credssp is not None:
+        layers = self.config.security_layers
+        if not self.config.answers_negotiation:
+            self._select_standard_security(negotiated=False)
+            return
+        if (self.config.nla and "tls" in layers and requested & PROTOCOL_HYBRID
+                and self.config.credssp is not None):
             selected = PROTOCOL_HYBRID
-        elif requested & PROTOCOL_SSL:
+        elif "tls" in layers and requested & PROTOCOL_SSL:
             selected = PROTOCOL_SSL
+        elif "rdp" in layers:
+            self._select_standard_security(negotiated=request.requested_protocols is not None)
+            return
         else:
             # Standard RDP Security only (or no RDP_NEG_REQ at all): what Windows sends when
             # its security layer is TLS (or NLA is required).
@@ -238,16 +272,27 @@ class RDPServerConnection:
             return
         self.selected_protocol = selected
         self._out += connection_confirm(selected)
-        self.tls_requested = True
+        self._events.append(StartTLS())
         if self._decoder.buffered:
             raise DecodeError("data after the Connection Request before TLS")
         if selected == PROTOCOL_HYBRID:
             assert self.config.credssp is not None
             self._credssp = self.config.credssp()
             self._decoder.credssp = True
-            self.state = CREDSSP
+            self._machine.fire(Event.CREDSSP_SELECTED)
         else:
-            self.state = MCS_CONNECT
+            self._machine.fire(Event.TLS_SELECTED)
+
+    def _select_standard_security(self, *, negotiated: bool) -> None:
+        """RDP_NEG_RSP selecting PROTOCOL_RDP, or (no RDP_NEG_REQ, or a host that predates
+        negotiation) a Connection Confirm without rdpNegData (MS-RDPBCGR 3.3.5.3.2)."""
+        assert self.config.standard_security is not None  # __post_init__ made it
+        self.selected_protocol = PROTOCOL_RDP
+        self._out += (connection_confirm(PROTOCOL_RDP) if negotiated
+                      else connection_confirm_without_negotiation())
+        self._security = StandardSecurity(self.config.standard_security)
+        self._out.seal = self._security.seal
+        self._machine.fire(Event.RDP_SELECTED)
 
     # -- CredSSP (NLA) ---------------------------------------------------------------------
     def _on_credssp(self, ts_request: bytes) -> None:
@@ -259,9 +304,9 @@ class RDPServerConnection:
             # errorCode get a fatal TLS access_denied alert instead (the adapter sends it).
             reply = self._credssp.error_reply(exc.status)
             self._out += reply
-            self.deny_with_tls_alert = not reply
             self._failed_logon(self._credssp.attempted_user or "", "", exc.status)
-            self._close(f"NLA logon failed (0x{exc.status:08x})")
+            self._close(f"NLA logon failed (0x{exc.status:08x})",
+                        mode=GRACEFUL if reply else TLS_ALERT)
             return
         if step.token:
             self._out += step.token
@@ -269,7 +314,7 @@ class RDPServerConnection:
             assert step.credentials is not None  # complete: TSCredentials checked against NTLM
             self._nla_credentials = step.credentials
             self._decoder.credssp = False
-            self.state = MCS_CONNECT
+            self._machine.fire(Event.CREDSSP_DONE)
 
     # -- MCS connect -----------------------------------------------------------------------
     def _on_connect_initial(self, payload: bytes) -> None:
@@ -279,18 +324,25 @@ class RDPServerConnection:
                 and client.core.server_selected_protocol != self.selected_protocol):
             raise DecodeError("client core data names another selected protocol")
         self.client = client
-        self.bpp = client.core.session_bpp()
-        self.desktop = output.clamp_desktop(client.core.desktop_width,
-                                            client.core.desktop_height)
+        self._client_data(client)
+        security = gcc.server_security()
+        if self._security is not None:
+            if self._security.choose(client.encryption_methods) is None:
+                # Client Compatible and up: no method in common ends it (MS-RDPBCGR 5.3.2).
+                self._close(f"no encryption method in common (client offers "
+                            f"0x{client.encryption_methods:x})")
+                return
+            security = self._security.server_security_block()
         self.channels[mcs.IO_CHANNEL] = "I/O"
         ids = [self._add_channel(name) for name, _options in client.channels]
         # Windows' order: core, network, security (aardwolf reads them in that order).
         blocks = (gcc.server_core(self.requested_protocols or 0)
-                  + gcc.server_network(mcs.IO_CHANNEL, ids) + gcc.server_security())
+                  + gcc.server_network(mcs.IO_CHANNEL, ids) + security)
         if client.message_channel:
             blocks += gcc.server_message_channel(self._add_channel("MCS message channel"))
         self._out += x224_data(mcs.connect_response(gcc.conference_create_response(blocks)))
-        self.state = MCS_DOMAIN
+        self._machine.fire(Event.CONNECT_INITIAL if self._security is None
+                           else Event.CONNECT_INITIAL_RDP)
 
     def _add_channel(self, name: str) -> int:
         """The next free channel id after the I/O channel, skipping the user's id."""
@@ -302,18 +354,19 @@ class RDPServerConnection:
 
     # -- MCS domain ------------------------------------------------------------------------
     def _on_domain_pdu(self, p: mcs.DomainPDU) -> None:
+        in_domain = self.state in (State.SECURITY_EXCHANGE, State.MCS_DOMAIN)
         if p.kind == mcs.DISCONNECT_PROVIDER_ULTIMATUM:
             self._close("client sent a Disconnect Provider Ultimatum", quiet=True)
             return
-        if self.state == MCS_DOMAIN and p.kind == mcs.ERECT_DOMAIN_REQUEST:
+        if in_domain and p.kind == mcs.ERECT_DOMAIN_REQUEST:
             return
-        if self.state == MCS_DOMAIN and p.kind == mcs.ATTACH_USER_REQUEST:
+        if in_domain and p.kind == mcs.ATTACH_USER_REQUEST:
             if self.attached:
                 raise DecodeError("second Attach User Request")
             self.attached = True
             self._out += x224_data(mcs.attach_user_confirm(self.user_id))
             return
-        if self.state == MCS_DOMAIN and p.kind == mcs.CHANNEL_JOIN_REQUEST:
+        if in_domain and p.kind == mcs.CHANNEL_JOIN_REQUEST:
             if not self.attached or p.initiator != self.user_id:
                 raise DecodeError("Channel Join Request before Attach User")
             # rdesktop numbers its static channels 1004, 1005, ... itself, whatever the
@@ -323,9 +376,19 @@ class RDPServerConnection:
         if p.kind == mcs.SEND_DATA_REQUEST:
             if not self.attached or p.initiator != self.user_id:
                 raise DecodeError("Send Data Request from an unknown user")
+            if self._security is None:
+                flags, data = None, p.data
+            elif self.state == State.SECURITY_EXCHANGE:
+                if p.channel != mcs.IO_CHANNEL:
+                    raise DecodeError("virtual channel data before the Security Exchange PDU")
+                self._security.security_exchange(p.data)
+                self._machine.fire(Event.SECURITY_EXCHANGE)
+                return
+            else:  # every channel shares the cipher streams: each PDU is decrypted
+                flags, data = self._security.unwrap(p.data)
             if p.channel == mcs.IO_CHANNEL:
-                self._on_io_data(p.data)
-            elif self.state == ACTIVE:
+                self._on_io_data(flags, data)
+            elif self.state == State.ACTIVE:
                 self._touch()  # a virtual channel: nothing is served on it
             return
         if p.kind == mcs.DETACH_USER_REQUEST:
@@ -333,201 +396,34 @@ class RDPServerConnection:
             return
         raise DecodeError(f"MCS PDU {p.kind} in state {self.state}")
 
-    def _on_io_data(self, data: bytes) -> None:
-        if self.state == MCS_DOMAIN:
-            flags, body = pdu.parse_security_header(data)
+    def _on_io_data(self, flags: int | None, data: bytes) -> None:
+        """``flags``: the security header's, already taken off (Standard RDP Security);
+        None under TLS, where only the Client Info and licensing PDUs have a header."""
+        if self.state == State.MCS_DOMAIN:
+            if flags is None:
+                flags, data = pdu.parse_security_header(data)
             if not flags & pdu.SEC_INFO_PKT:
                 raise DecodeError(f"expected the Client Info PDU (security flags 0x{flags:x})")
-            self._on_client_info(pdu.parse_client_info(body))
+            self._on_client_info(pdu.parse_client_info(data))
             return
+        if flags is not None and flags & pdu.SEC_LICENSE_PKT:
+            return  # a client licensing PDU: the server sent no request, nothing to answer
         for share in pdu.split_share_control(data):
             if share.pdu_type == pdu.PDUTYPE_CONFIRMACTIVEPDU:
-                if self.state != CAPABILITIES:
-                    raise DecodeError("unexpected Confirm Active")
-                confirm = pdu.parse_confirm_active(share.body)
-                if confirm.share_id != pdu.SHARE_ID:
-                    raise DecodeError("Confirm Active for another share")
-                self.fastpath_output = pdu.client_fastpath_output(confirm.capabilities)
-                self.state = FINALIZING
-                # Windows sends its Synchronize at once (aardwolf waits for it before its
-                # own); the client's Synchronize then needs no answer.
-                self._out += _io(pdu.synchronize())
+                self._machine.expect(State.CAPABILITIES, what="Confirm Active")
+                self._on_confirm_active(pdu.parse_confirm_active(share.body))
             elif share.pdu_type == pdu.PDUTYPE_DATAPDU:
-                if self.state not in (FINALIZING, ACTIVE):
-                    raise DecodeError("data PDU before Confirm Active")
+                self._machine.expect(State.FINALIZING, State.ACTIVE, what="data PDU")
                 self._on_data_pdu(pdu.parse_share_data(share.body))
             else:
                 raise DecodeError(f"unexpected share control PDU type {share.pdu_type}")
 
-    # -- logon -----------------------------------------------------------------------------
-    def _on_client_info(self, info: pdu.ClientInfo) -> None:
-        self.info = info
-        assert self.client is not None
-        client_name = self.client.core.client_name
-        if self._nla_credentials is not None:
-            domain, user, _ = self._nla_credentials
-            self.user, self.domain = split_user(user, domain)
-        else:
-            self.user, self.domain = split_user(info.user, info.domain)
-            expected = self.config.lookup_password(self.user) if self.user else None
-            if expected is None or expected != info.password:
-                self.logon_failed = True
-                self._failed_logon(self.user, client_name, STATUS_LOGON_FAILURE)
-        if not self.logon_failed:
-            self._admit(client_name)
-        self._out += _io(pdu.license_valid_client())
-        session_id = self.session.id if self.session is not None else 0
-        caps = pdu.server_capabilities(*self.desktop, self.bpp)  # the client follows these
-        self._out += _io(pdu.demand_active(caps, session_id))
-        self.demand_sent = True
-        self.state = CAPABILITIES
-
-    def _admit(self, client_name: str) -> None:
-        """Ask the engine: reattach, take the console, a new session, or the refusal."""
-        assert self.client is not None
-        admission = self.config.gate.admit_interactive(
-            "rdp", self.address, self._engine_closes, user=self.user, client=client_name,
-            console_requested=self.client.console_requested,
-            takeover_other_user=self.config.takeover_other_user)
-        if not admission.admitted:
-            self.refused_status = admission.status
-            return
-        self.session = admission.session
-        if admission.reattached:
-            self._session_live = True
-            # Another user taking the console over is a new logon on it.
-            self._new_logon = self.session.user.lower() != self.user.lower()
-        else:
-            self._new_logon = True
-
-    def _failed_logon(self, user: str, client: str, status: int) -> None:
-        if self.config.on_failed_logon is not None:
-            self.config.on_failed_logon(self.address, user, client, status)
-
-    # -- share data PDUs -------------------------------------------------------------------
-    def _on_data_pdu(self, data: pdu.ShareData) -> None:
-        kind = data.pdu_type2
-        if kind == pdu.PDUTYPE2_SYNCHRONIZE:
-            pass  # answered when the Confirm Active arrived
-        elif kind == pdu.PDUTYPE2_CONTROL:
-            if len(data.payload) < 8:
-                raise DecodeError("Control PDU too short")
-            (action,) = struct.unpack_from("<H", data.payload)
-            if action == pdu.CTRLACTION_COOPERATE:
-                self._out += _io(pdu.control(pdu.CTRLACTION_COOPERATE))
-            elif action == pdu.CTRLACTION_REQUEST_CONTROL:
-                self._out += _io(pdu.control(pdu.CTRLACTION_GRANTED_CONTROL, self.user_id,
-                                             mcs.SERVER_CHANNEL))
-        elif kind == pdu.PDUTYPE2_FONTLIST:
-            self._out += _io(pdu.font_map())
-            if self.state == FINALIZING:
-                self.state = ACTIVE
-                self._activated()
-        elif kind == pdu.PDUTYPE2_SHUTDOWN_REQUEST:
-            self._out += _io(pdu.shutdown_denied())  # Windows asks the user instead
-        elif kind == pdu.PDUTYPE2_REFRESH_RECT and self.state == ACTIVE and self._screen:
-            self._draw()
-        elif kind in (pdu.PDUTYPE2_INPUT, pdu.PDUTYPE2_SUPPRESS_OUTPUT):
-            if self.state == ACTIVE:
-                self._touch()
-        # Anything else (persistent key lists, frame acks, ...) is ignored, as Windows does.
-
-    # -- after activation --------------------------------------------------------------------
-    def _activated(self) -> None:
-        self._cancel_timer()
-        assert self.client is not None
-        core = self.client.core
-        if self.logon_failed:
-            self._show(LOGON_FAILURE_TEXT)
-            self._timer = self.config.clock.callLater(
-                self.config.refusal_display_seconds, self._teardown, None,
-                mcs.RN_USER_REQUESTED, (STATUS_LOGON_FAILURE, pdu.LOGON_FAILED_BAD_PASSWORD))
-            return
-        if self.refused_status is None and self.session is not None and self._new_logon:
-            status = self.config.gate.logon(self.session, user=self.user, client=core.client_name,
-                                            anonymous=False, console=self.session.console)
-            if status:
-                self.session, self.refused_status = None, status
+    # -- time --------------------------------------------------------------------------------
+    def _on_timer(self, now: float) -> None:
+        for name in self._timers.expired(now):
+            if name == HANDSHAKE:
+                self._abort(f"no logon within {self.config.handshake_timeout:g} s "
+                            f"(stalled in state {self.state})")
+                self._notify()
             else:
-                self._session_live = True
-        if self.refused_status is not None or self.session is None:
-            self._show(self.config.refusal_text)
-            logon_error = None
-            if self.config.refusal_logon_error is not None:
-                logon_error = (self.config.refusal_logon_error, pdu.LOGON_FAILED_OTHER)
-            self._timer = self.config.clock.callLater(
-                self.config.refusal_display_seconds, self._teardown,
-                self.config.denial_errinfo, mcs.RN_USER_REQUESTED, logon_error)
-            return
-        self._show(None)
-
-    def _show(self, text: str | None) -> None:
-        """Draw the desktop (``text`` None) or a message box; the PDUs are made as the
-        adapter takes them, so a held session costs no screen copy."""
-        self._screen = (text, *self.desktop, self.bpp, self.fastpath_output,
-                        self.config.desktop_color)
-        self._draw()
-
-    def _draw(self) -> None:
-        assert self._screen is not None
-        text = self._screen[0]
-        self._out.add_screen(output.screen(*self._screen), bounded=text is not None)
-
-    def _touch(self) -> None:
-        if self.session is not None and self._session_live:
-            self.config.gate.touch(self.session)
-
-    # -- endings ---------------------------------------------------------------------------
-    def _engine_closes(self, reason: str) -> None:
-        """The engine ends, disconnects or hands over this connection's session (admin
-        API, timers, another connection): tell the client why, then drop it."""
-        self.session = None  # the engine has already settled the session's fate
-        errinfo = ERRINFO_FOR_REASON.get(reason)
-        dpum = mcs.RN_PROVIDER_INITIATED if reason == "admin-disconnect" else mcs.RN_USER_REQUESTED
-        self._teardown(errinfo, dpum, None)
-
-    def _teardown(self, errinfo: int | None, dpum_reason: int,
-                  logon_error: tuple[int, int] | None) -> None:
-        """Server-initiated disconnect (MS-RDPBCGR 1.3.1.4.3): logon error, Set Error Info,
-        Deactivate All, Disconnect Provider Ultimatum, close."""
-        if self.close_requested:
-            return
-        if self.attached and self.info is not None:
-            if logon_error is not None and self.info.wants_logon_errors:
-                self._out += _io(pdu.save_session_info_logon_error(*logon_error))
-            if errinfo and self.client is not None and self.client.core.supports_error_info:
-                self._out += _io(pdu.set_error_info(errinfo))
-            if self.demand_sent:
-                self._out += _io(pdu.deactivate_all())
-        if self.state not in (X224, CREDSSP, MCS_CONNECT):
-            self._out += x224_data(mcs.disconnect_provider_ultimatum(dpum_reason))
-        self._close("", quiet=True)
-        self._notify()
-
-    def _handshake_expired(self) -> None:
-        self._timer = None
-        self._abort(f"no logon within {self.config.handshake_timeout:g} s "
-                    f"(stalled in state {self.state})")
-        self._notify()
-
-    def _abort(self, why: str) -> None:
-        self.close_abruptly = True
-        self._close(why)
-
-    def _close(self, why: str, quiet: bool = False) -> None:
-        if why and not quiet:
-            self.log(f"rdp {self.address}: {why}; disconnecting")
-        self._cancel_timer()
-        # What is left of a desktop no longer matters; a message box is finished first
-        # (its size does not grow with the desktop), unless the connection is aborted.
-        self._out.drop_screens(keep_bounded=not self.close_abruptly)
-        self.close_requested = True
-
-    def _cancel_timer(self) -> None:
-        timer, self._timer = self._timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
-
-    def _notify(self) -> None:
-        if self.on_output is not None:
-            self.on_output()
+                self._display_over()  # the teardown notifies

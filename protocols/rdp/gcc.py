@@ -206,7 +206,9 @@ def parse_client_data(blocks: bytes) -> ClientData:
         elif kind == CS_SECURITY:
             if len(body) < 8:
                 raise DecodeError("GCC: client security data too short")
-            (data.encryption_methods,) = struct.unpack_from("<I", body)
+            data.encryption_methods, ext = struct.unpack_from("<II", body)
+            if not data.encryption_methods:  # French locale clients use extEncryptionMethods
+                data.encryption_methods = ext
         elif kind == CS_NET:
             if len(body) < 4:
                 raise DecodeError("GCC: client network data too short")
@@ -242,6 +244,36 @@ def server_security() -> bytes:
     return block(SC_SECURITY, struct.pack("<II", 0, 0))
 
 
+def server_security_rdp(method: int, level: int, server_random: bytes,
+                        certificate: bytes) -> bytes:
+    """TS_UD_SC_SEC1 under Standard RDP Security (2.2.1.4.3): the method and level chosen,
+    the server random and the server certificate (236 bytes in all for a 512-bit key)."""
+    return block(SC_SECURITY, struct.pack("<IIII", method, level, len(server_random),
+                                          len(certificate)) + server_random + certificate)
+
+
+@dataclass(frozen=True)
+class ServerSecurity:
+    method: int
+    level: int
+    server_random: bytes
+    certificate: bytes
+
+
+def parse_server_security(body: bytes) -> ServerSecurity:
+    """Client side: TS_UD_SC_SEC1."""
+    if len(body) < 8:
+        raise DecodeError("GCC: server security data too short")
+    method, level = struct.unpack_from("<II", body)
+    if method == 0:
+        return ServerSecurity(0, level, b"", b"")
+    random_len, cert_len = struct.unpack_from("<II", body, 8)
+    if 16 + random_len + cert_len > len(body):
+        raise DecodeError("GCC: server security data lengths do not fit")
+    return ServerSecurity(method, level, body[16:16 + random_len],
+                          body[16 + random_len:16 + random_len + cert_len])
+
+
 def server_network(io_channel: int, channel_ids: list[int]) -> bytes:
     body = struct.pack("<HH", io_channel, len(channel_ids))
     body += b"".join(struct.pack("<H", c) for c in channel_ids)
@@ -257,7 +289,7 @@ def server_message_channel(channel: int) -> bytes:
 def client_data_blocks(*, width: int = 1024, height: int = 768, name: str = "pytest",
                        selected_protocol: int = 1, bpp: int = 16, early_flags: int = 1,
                        channels: tuple[str, ...] = (), cluster_flags: int | None = 0x0D,
-                       redirected_session_id: int = 0) -> bytes:
+                       redirected_session_id: int = 0, encryption_methods: int = 0) -> bytes:
     """Client side (tests, benchmark): FreeRDP-shaped client data blocks."""
     depth_flags = RNS_UD_24BPP_SUPPORT | RNS_UD_16BPP_SUPPORT | RNS_UD_15BPP_SUPPORT
     if bpp == 32:
@@ -272,7 +304,7 @@ def client_data_blocks(*, width: int = 1024, height: int = 768, name: str = "pyt
     out = block(CS_CORE, core)
     if cluster_flags is not None:
         out += block(CS_CLUSTER, struct.pack("<II", cluster_flags, redirected_session_id))
-    out += block(CS_SECURITY, struct.pack("<II", 0, 0))
+    out += block(CS_SECURITY, struct.pack("<II", encryption_methods, 0))
     net = struct.pack("<I", len(channels)) + b"".join(
         struct.pack("<8sI", c.encode(), 0x80000000) for c in channels)
     out += block(CS_NET, net)

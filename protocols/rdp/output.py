@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from protocols.rdp import mcs, pdu, render
 from protocols.rdp.x224 import x224_data
@@ -44,11 +44,31 @@ class _Screen:
         self.bounded = bounded  # a message box: small whatever the desktop size
 
 
+class _Flagged:
+    """Frames whose PDUs take security header flags of their own (licensing)."""
+
+    def __init__(self, data: bytes, flags: int) -> None:
+        self.data = data
+        self.flags = flags
+
+
 class Output:
-    """Bytes to send, in order; a screen in the queue is drawn only as it is taken."""
+    """Bytes to send, in order; a screen in the queue is drawn only as it is taken.
+
+    ``seal`` (Standard RDP Security) turns frames into what goes on the wire as they are
+    taken, so a cipher stream advances in the order the bytes are sent."""
 
     def __init__(self) -> None:
-        self._parts: deque[bytearray | _Screen] = deque()
+        self._parts: deque[bytearray | _Flagged | _Screen] = deque()
+        self.seal: Callable[[bytes, int], bytes] | None = None
+
+    def add(self, data: bytes, flags: int = 0) -> None:
+        """Frames whose Send Data Indication PDUs need security ``flags`` (SEC_LICENSE_PKT)
+        when sealed."""
+        if flags:
+            self._parts.append(_Flagged(data, flags))
+        else:
+            self += data
 
     def __iadd__(self, data: bytes) -> Output:
         if data:
@@ -68,7 +88,7 @@ class Output:
         """Forget what is left of a screen (whole PDUs were sent: the stream stays
         aligned), or only of a desktop (``keep_bounded``: a message box is finished);
         the bytes queued around it stay, in order."""
-        self._parts = deque(p for p in self._parts if isinstance(p, bytearray)
+        self._parts = deque(p for p in self._parts if not isinstance(p, _Screen)
                             or (keep_bounded and p.bounded))
 
     @property
@@ -79,18 +99,22 @@ class Output:
         """Everything (``limit`` None), or the queued bytes plus screen PDUs until about
         ``limit`` bytes are out."""
         out = bytearray()
-        parts = self._parts
+        parts, seal = self._parts, self.seal
         while parts and (limit is None or len(out) < limit):
             head = parts[0]
             if isinstance(head, bytearray):
-                out += head
+                out += head if seal is None else seal(bytes(head), 0)
+                parts.popleft()
+                continue
+            if isinstance(head, _Flagged):
+                out += head.data if seal is None else seal(head.data, head.flags)
                 parts.popleft()
                 continue
             chunk = next(head.pdus, None)
             if chunk is None:
                 parts.popleft()
             else:
-                out += chunk
+                out += chunk if seal is None else seal(chunk, 0)
         return bytes(out)
 
 

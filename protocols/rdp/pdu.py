@@ -195,10 +195,16 @@ def client_info(user: str, password: str, domain: str = "", *, autologon: bool =
     return security_header(SEC_INFO_PKT) + body
 
 
-def license_valid_client() -> bytes:
+def license_valid_client_message() -> bytes:
+    """LICENSE_VALID_CLIENT_DATA (MS-RDPBCGR 2.2.1.12.1): preamble and error message."""
     body = struct.pack("<IIHH", STATUS_VALID_CLIENT, ST_NO_TRANSITION, BB_ERROR_BLOB, 0)
     preamble = struct.pack("<BBH", LICENSE_ERROR_ALERT, PREAMBLE_VERSION_3_0, 4 + len(body))
-    return security_header(SEC_LICENSE_PKT) + preamble + body
+    return preamble + body
+
+
+def license_valid_client() -> bytes:
+    """The Server License Error PDU - Valid Client under TLS: a basic security header."""
+    return security_header(SEC_LICENSE_PKT) + license_valid_client_message()
 
 
 def license_message_type(data: bytes) -> int:

@@ -13,7 +13,13 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from protocols.rdp.connection import RDPServerConfig, RDPServerConnection
+from protocols.rdp.connection import (
+    ABORT,
+    TLS_ALERT,
+    RDPServerConfig,
+    RDPServerConnection,
+    StartTLS,
+)
 from protocols.rdp.tls_alert import access_denied_record, records_in
 
 log = Logger(namespace="rdp")
@@ -66,19 +72,21 @@ class RDPProtocol(protocol.Protocol):
         self._write(transport, core.data_to_send(CHUNK))
         while core.output_pending and not self._paused and not core.close_requested:
             self._write(transport, core.data_to_send(CHUNK))  # a screen, as the buffer drains
-        if core.tls_requested and not core.close_requested:
-            transport.startTLS(self.tls_context)
-            core.tls_started()
-        if core.close_requested:
+        for event in core.events():
+            if isinstance(event, StartTLS):
+                if not core.close_requested:
+                    transport.startTLS(self.tls_context)
+                continue
             self._write(transport, core.data_to_send())  # the ending: a screen is dropped
             self._closing = True
             transport.unregisterProducer()  # loseConnection waits for no producer
-            if core.deny_with_tls_alert:
+            if event.mode == TLS_ALERT:
                 self._send_access_denied(transport)
-            elif core.close_abruptly:
+            elif event.mode == ABORT:
                 transport.abortConnection()
             else:
                 transport.loseConnection()
+            return
 
     def _write(self, transport: Any, out: bytes) -> None:
         if out:

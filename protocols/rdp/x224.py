@@ -30,6 +30,7 @@ TYPE_RDP_NEG_REQ = 0x01
 TYPE_RDP_NEG_RSP = 0x02
 TYPE_RDP_NEG_FAILURE = 0x03
 TYPE_RDP_CORRELATION_INFO = 0x06
+NO_NEGOTIATION = 0x00  # parse_connection_confirm: the server sent no rdpNegData
 PROTOCOL_RDP = 0x0
 PROTOCOL_SSL = 0x1
 PROTOCOL_HYBRID = 0x2
@@ -127,13 +128,23 @@ def connection_confirm(selected_protocol: int, flags: int = 0) -> bytes:
     return _connection_confirm(struct.pack("<BBHI", TYPE_RDP_NEG_RSP, flags, 8, selected_protocol))
 
 
+def connection_confirm_without_negotiation() -> bytes:
+    """An LI=6 Connection Confirm without rdpNegData: what a server that predates RDP
+    security negotiation (XP) answers to every Connection Request; the client goes on with
+    Standard RDP Security (MS-RDPBCGR 3.2.5.3.2)."""
+    return _connection_confirm(b"")
+
+
 def negotiation_failure(code: int) -> bytes:
     return _connection_confirm(struct.pack("<BBHI", TYPE_RDP_NEG_FAILURE, 0, 8, code))
 
 
 def parse_connection_confirm(tpdu: bytes) -> tuple[int, int]:
-    """Client side: -> (TYPE_RDP_NEG_RSP or TYPE_RDP_NEG_FAILURE, protocol or failure code)."""
+    """Client side: -> (TYPE_RDP_NEG_RSP or TYPE_RDP_NEG_FAILURE, protocol or failure code);
+    (NO_NEGOTIATION, PROTOCOL_RDP) for a Connection Confirm without rdpNegData."""
     code, rest = parse_x224(tpdu)
+    if code == X224_CC and not rest:
+        return NO_NEGOTIATION, PROTOCOL_RDP
     if code != X224_CC or len(rest) != 8:
         raise DecodeError("not a Connection Confirm with a negotiation response")
     kind, _, _, value = struct.unpack("<BBHI", rest)

@@ -116,10 +116,9 @@ class FileHandlers(CachingHandlers):
                 FileIdVolatile=file_id[1], CreateContextsOffset=offset,
                 CreateContextsLength=len(contexts), **_attributes(info, "EndOfFile")) + contexts
 
-        result = self._grant_caching(request, response, session, op, req, lease, finish)
-        if action in (s2.FILE_SUPERSEDED, s2.FILE_OVERWRITTEN):
-            self._contend_write(op)  # overwriting revokes READ caching too (3.3.1.4)
-        return result
+        # An overwriting disposition breaks the other holders to none there (3.3.1.4).
+        return self._grant_caching(request, response, session, op, req, lease, finish,
+                                   created=action == s2.FILE_CREATED)
 
     def _close(self, request: Request, response: Header) -> tuple[int, bytes]:
         session = request.session

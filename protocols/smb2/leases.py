@@ -43,12 +43,31 @@ _OPLOCK_STATE = {OPLOCK_NONE: 0, OPLOCK_II: R, OPLOCK_EXCLUSIVE: R | W, OPLOCK_B
 # MS-SMB2 3.3.2.1 / 3.3.2.5: Windows waits 35 seconds for a break acknowledgment.
 BREAK_ACK_TIMEOUT = 35.0
 
+# A "stat open" asks only for attributes (and SYNCHRONIZE): it breaks no oplock and takes no
+# oplock; for leases READ_CONTROL counts as stat access too (smbtorture smb2.oplock.statopen1
+# and smb2.lease.statopen4 against Windows; Samba's is_oplock_stat_open/is_lease_stat_open).
+FILE_READ_ATTRIBUTES, FILE_WRITE_ATTRIBUTES = 0x80, 0x100
+READ_CONTROL, SYNCHRONIZE = 0x20000, 0x100000
+_STAT_ACCESS = FILE_READ_ATTRIBUTES | FILE_WRITE_ATTRIBUTES | SYNCHRONIZE
+
+
+def is_stat_open(access: int, *, lease: bool = False) -> bool:
+    bits = _STAT_ACCESS | (READ_CONTROL if lease else 0)
+    return bool(access & bits) and not access & ~bits
+
 
 def oplock_level(state: int) -> int:
     """The oplock level a lease-bit state stands for (anything short of RW is Level II)."""
     if state & W:
         return OPLOCK_BATCH if state & H else OPLOCK_EXCLUSIVE
     return OPLOCK_II if state & R else OPLOCK_NONE
+
+
+def _limits(other: OpenRef) -> bool:
+    """Whether another open keeps WRITE caching (and Exclusive/Batch) from a new one: any
+    open does but a stat open holding no caching (smbtorture smb2.lease.statopen3)."""
+    return not other.closed and not (other.stat and (other.holder is None
+                                                     or not other.holder.state))
 
 
 class ClockLike(Protocol):
@@ -88,6 +107,7 @@ class OpenRef:
     cookie: Any = None  # the connection's own record of the open
     holder: Holder | None = None
     closed: bool = False
+    stat: bool = False  # a stat open: no other open's caching is limited by it
 
     def close(self) -> None:
         self.table.close(self)
@@ -123,6 +143,9 @@ class GrantRequest:
     parent_key: bytes | None = None
     is_directory: bool = False
     directory_leasing: bool = False  # the connection negotiated DIRECTORY_LEASING
+    access: int = 0x001F01FF  # DesiredAccess (FILE_ALL_ACCESS unless told)
+    overwrite: bool = False  # CreateDisposition SUPERSEDE, OVERWRITE or OVERWRITE_IF
+    created: bool = False  # the CREATE made the file
 
 
 @dataclass(frozen=True)
@@ -157,18 +180,36 @@ class LeaseTable:
              notify: Callable[[Holder, OpenRef, int, bool], None], cookie: Any = None
              ) -> Ticket:
         """Register an open; break WRITE caching held under other keys. The ticket is ready
-        (``waiting_on`` empty) at once, or when the breaks it waits for have finished."""
+        (``waiting_on`` empty) at once, or when the breaks it waits for have finished.
+
+        A stat open breaks nothing (an attribute-only open breaks no lease either, even
+        with READ_CONTROL). An overwriting open breaks every other holder straight to none
+        (smbtorture smb2.oplock.exclusive9 and smb2.lease.breaking2 against Windows; the
+        algorithm is MS-FSA 2.1.4.12's), waiting only for those that held WRITE."""
         entry = self.files.setdefault(key, FileEntry(key))
-        ref = OpenRef(self, entry, owner, notify, cookie)
+        # Overwriting writes data, so an attribute-only open that overwrites is no stat
+        # open (smbtorture smb2.oplock.exclusive5, batch13 against Windows).
+        stat = is_stat_open(request.access) and not request.overwrite
+        ref = OpenRef(self, entry, owner, notify, cookie, stat=stat)
         entry.opens.append(ref)
         mine = self._lease_of(request) if request.lease_key is not None else None
         waiting: set[Holder] = set()
         for holder in list(entry.holders):
-            if holder is mine:
+            if holder is mine or stat:
+                continue
+            if (holder.is_lease and not request.overwrite
+                    and is_stat_open(request.access, lease=True)):
                 continue
             if holder.breaking and holder.break_to & W == 0:
                 waiting.add(holder)  # already breaking away from W: wait for that break too
-            elif holder.state & W and not holder.breaking:
+            elif holder.breaking:
+                continue
+            elif request.overwrite and holder.state:
+                wrote = holder.state & W
+                self._break(holder, 0)
+                if wrote and holder.breaking:
+                    waiting.add(holder)
+            elif holder.state & W:
                 self._break(holder, holder.state & ~W if holder.is_lease else R)
                 if holder.breaking:
                     waiting.add(holder)
@@ -180,18 +221,23 @@ class LeaseTable:
     def contend_write(self, ref: OpenRef) -> None:
         """Data written, the size changed or a byte range locked through ``ref``: READ
         caching under other keys is revoked without waiting (3.3.1.4); an RH lease breaks
-        to none and is asked to acknowledge (MS-FSA 2.1.4.13: RH breaks to R or to none)."""
+        to none and is asked to acknowledge (MS-FSA 2.1.4.13: RH breaks to R or to none).
+        Level II oplocks all break, the writer's own included (smbtorture
+        smb2.oplock.batch6 and batch9 against Windows: "a break to none on both")."""
         if ref.closed:
             return
         for holder in list(ref.file.holders):
-            if holder is not ref.holder and holder.state & R and not holder.breaking:
-                self._break(holder, 0)
+            if not holder.state & R or holder.breaking:
+                continue
+            if holder is ref.holder and (holder.is_lease or holder.state & W):
+                continue
+            self._break(holder, 0)
 
     def grant(self, ticket: Ticket) -> Grant:
         """The caching the ticket's open gets now (call when ``waiting_on`` is empty)."""
         ref, req = ticket.ref, ticket.request
         entry = ref.file
-        others = [o for o in entry.opens if o is not ref and not o.closed]
+        others = [o for o in entry.opens if o is not ref and _limits(o)]
         if req.oplock == OPLOCK_LEASE and req.lease_key is not None:
             if req.is_directory and not req.directory_leasing:
                 return Grant(OPLOCK_NONE)  # no lease on a directory (Windows 7: smbtorture)
@@ -209,21 +255,27 @@ class LeaseTable:
                 lease.epoch = (lease.epoch + 1) & 0xFFFF
             elif not lease.breaking:
                 # An upgrade takes the request only when it keeps all the lease has
-                # (smbtorture smb2.lease.upgrade2 against Windows: RH + RW stays RH).
-                if wanted & lease.state == lease.state and wanted != lease.state:
-                    upgraded = self._allowed(wanted, ref, lease) | lease.state
-                    if upgraded != lease.state:
-                        lease.state = upgraded
-                        lease.epoch = (lease.epoch + 1) & 0xFFFF
+                # (smbtorture smb2.lease.upgrade2 against Windows: RH + RW stays RH), and
+                # only whole: what other keys keep from it leaves the lease as it was
+                # (smb2.lease.break and upgrade3: R held beside another key's lease, RWH
+                # asked, stays R; Samba's try_lease_upgrade does the same).
+                if (wanted & lease.state == lease.state and wanted != lease.state
+                        and self._allowed(wanted, ref, lease) == wanted):
+                    lease.state = wanted
+                    lease.epoch = (lease.epoch + 1) & 0xFFFF
             lease.opens.append(ref)
             ref.holder = lease
             return Grant(OPLOCK_LEASE, lease, lease.breaking)
         wanted = _OPLOCK_STATE.get(req.oplock, 0)
-        if not wanted:
+        if not wanted or (ref.stat and not req.created):
+            # A stat open of an existing file gets no oplock (smb2.oplock.exclusive4); one
+            # that creates the file does (smb2.oplock.batch9).
             return Grant(OPLOCK_NONE)
         if wanted & W and others:
             wanted = R  # Exclusive/Batch need the only open: Level II instead
-        if any(h.state & W for h in entry.holders):
+        if any(h.state & W or (h.is_lease and h.state & H) for h in entry.holders):
+            # Beside a lease holding HANDLE caching an oplock is not granted (smbtorture
+            # smb2.lease.oplock against Windows 7: RH or RWH held, any oplock asked: none).
             return Grant(OPLOCK_NONE)
         holder = Holder(entry, wanted)
         holder.opens.append(ref)
@@ -247,10 +299,12 @@ class LeaseTable:
         """WRITE caching only for the file's sole key (MS-FSA 2.1.5.18.2; smbtorture's
         smb2.lease.break table against Windows 7: a second key asking RWH gets RH)."""
         entry = ref.file
-        if any(o.holder is not lease for o in entry.opens if o is not ref and not o.closed):
+        if any(o.holder is not lease for o in entry.opens if o is not ref and _limits(o)):
             wanted &= ~W
         if any(h is not lease and h.state & W for h in entry.holders):
             wanted &= ~W
+        if any(not h.is_lease and h.state for h in entry.holders):
+            wanted &= ~H  # beside an oplock a lease gets no HANDLE caching (smb2.lease.oplock)
         return wanted
 
     # -- breaks ---------------------------------------------------------------------------

@@ -34,6 +34,7 @@ STATUS_CANCELLED = nt_errors.STATUS_CANCELLED
 UNSOLICITED = 0xFFFFFFFFFFFFFFFF  # the MessageId of a break notification (2.2.23)
 CAP_LEASING = s2.SMB2_GLOBAL_CAP_LEASING
 CAP_DIRECTORY_LEASING = s2.SMB2_GLOBAL_CAP_DIRECTORY_LEASING
+OVERWRITING = frozenset({s2.FILE_SUPERSEDE, s2.FILE_OVERWRITE, s2.FILE_OVERWRITE_IF})
 
 
 @dataclass
@@ -134,7 +135,8 @@ class CachingHandlers(ConnectionState):
 
     def _grant_caching(self, request: Request, response: Header, session: SMBSession,
                        op: Open, create: Any, lease: LeaseRequest | None,
-                       finish: Callable[[Grant], bytes]) -> tuple[int, bytes]:
+                       finish: Callable[[Grant], bytes], created: bool = False
+                       ) -> tuple[int, bytes]:
         """Register the open with the host's table; answer now, or STATUS_PENDING until the
         breaks it caused are acknowledged (then ``finish`` builds the final body)."""
         table: LeaseTable | None = self.config.leases
@@ -150,7 +152,9 @@ class CachingHandlers(ConnectionState):
             version=lease.version if lease else 1, epoch=lease.epoch if lease else 0,
             parent_key=lease.parent_key if lease else None,
             is_directory=bool(op.handle.is_directory),
-            directory_leasing=bool(lease and lease.version == 2 and caps & CAP_DIRECTORY_LEASING))
+            directory_leasing=bool(lease and lease.version == 2 and caps & CAP_DIRECTORY_LEASING),
+            access=create.DesiredAccess,
+            overwrite=create.CreateDisposition in OVERWRITING, created=created)
         key = table.file_key(op.tree.share.name, op.handle.path)
         ticket = table.open(key, self, grant_request, self._notify_break, (session, op))
         op.lease = ticket.ref
@@ -236,7 +240,9 @@ class CachingHandlers(ConnectionState):
         if holder is None or lease is None or holder.lease_key is None:
             return b""
         flags = LEASE_FLAG_BREAK_IN_PROGRESS if grant.break_in_progress else 0
-        if lease.version == 2:
+        # The lease answers in the version it was created with, whichever context this
+        # CREATE carried (smbtorture smb2.lease.v2_epoch2/v2_epoch3 against Windows).
+        if holder.version == 2:
             if holder.parent_key is not None:
                 flags |= s2.SMB2_LEASE_FLAG_PARENT_LEASE_KEY_SET
             data = bodies.LEASE_V2.pack(LeaseKey=holder.lease_key, LeaseState=holder.state,

@@ -4,7 +4,8 @@ aardwolf (headless Python), impacket's rdp_check.py (NLA) and nmap's RDP scripts
 The Home Server story: two users connected, a third refused after logon with the refusal
 drawn in the session (checked in a screenshot of the Xvfb screen against the bitmap the
 emulator renders), /admin admitted on top, a killed client leaves a disconnected session
-that still refuses the next user, and an admin reset frees it.
+that still refuses the next user, and an admin reset frees it. Standard RDP Security (XP,
+2003's Negotiate layer) is in test_rdp_security.py.
 """
 
 from __future__ import annotations
@@ -308,15 +309,6 @@ def test_nmap_rdp_scripts_report_the_security_layers_and_ntlm_info(emulator):
     assert "NetBIOS_Computer_Name: EMULATOR" in out and "Target_Name: EMULATOR" in out, out
     assert "NetBIOS_Domain_Name: EMULATOR" in out, out
     assert "Product_Version: 10.0.20348" in out, out
-
-
-def test_nmap_on_a_2003_era_host_finds_tls_and_no_standard_security(emulator):
-    emu = _fixed_port_emulator(emulator, "server-2003")
-    out = _nmap(emu.listeners["rdp"][0], "rdp-enum-encryption")
-    # nmap asks for SSL|HYBRID under "CredSSP" and calls any negotiation response a success.
-    assert "SSL: SUCCESS" in out, out
-    assert "Native RDP: FAILED (SSL_REQUIRED_BY_SERVER)" in out, out
-    assert "128-bit RC4: SUCCESS" not in out, out
 
 
 # -- aardwolf, headless ----------------------------------------------------------------------------

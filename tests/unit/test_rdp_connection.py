@@ -17,6 +17,8 @@ from emulator.events import EventLog
 from protocols.rdp import gcc, mcs, pdu, render
 from protocols.rdp.client import ServerReport, absorb
 from protocols.rdp.connection import LOGON_FAILURE_TEXT, RDPServerConfig, RDPServerConnection
+from protocols.rdp.proprietary_cert import ServerKey
+from protocols.rdp.security import StandardSecurityConfig
 from protocols.rdp.x224 import (
     PROTOCOL_HYBRID,
     PROTOCOL_SSL,
@@ -30,6 +32,7 @@ from protocols.rdp.x224 import (
 USERS = {"alice": "pw-a", "bob": "pw-b", "carol": "pw-c", "dave": "pw-d"}
 DISPLAY = 30.0
 TIMEOUT = 20.0
+SERVER_KEY = ServerKey.generate()  # for the editions that speak Standard RDP Security
 
 
 class Host:
@@ -47,7 +50,10 @@ class Host:
             gate=self.engine, lookup_password=USERS.get, clock=self.clock,
             refusal_text=ed.rdp_refusal_text, nla=ed.rdp_nla,
             refusal_logon_error=ed.rdp_logon_error, refusal_display_seconds=DISPLAY,
-            handshake_timeout=TIMEOUT, on_failed_logon=lambda *a: self.failed.append(a))
+            handshake_timeout=TIMEOUT, on_failed_logon=lambda *a: self.failed.append(a),
+            security_layers=ed.rdp_security_layers, answers_negotiation=ed.rdp_negotiation)
+        if "rdp" in ed.rdp_security_layers:
+            settings["standard_security"] = StandardSecurityConfig(key=SERVER_KEY)
         settings.update(overrides)
         self.config = RDPServerConfig(**settings)
 
@@ -372,14 +378,17 @@ def test_wrong_password_on_the_tls_path_shows_the_logon_failure_and_counts_nothi
 
 
 @pytest.mark.parametrize("edition, requested, expected", [
-    ("whs", 0, (TYPE_RDP_NEG_FAILURE, 0x1)),  # SSL_REQUIRED_BY_SERVER
-    ("whs", None, (TYPE_RDP_NEG_FAILURE, 0x1)),  # no RDP_NEG_REQ at all
+    ("tls-only", 0, (TYPE_RDP_NEG_FAILURE, 0x1)),  # SSL_REQUIRED_BY_SERVER
+    ("tls-only", None, (TYPE_RDP_NEG_FAILURE, 0x1)),  # no RDP_NEG_REQ at all
     ("server-2022", 0, (TYPE_RDP_NEG_FAILURE, 0x5)),  # HYBRID_REQUIRED_BY_SERVER
     ("whs", PROTOCOL_SSL | PROTOCOL_HYBRID, (TYPE_RDP_NEG_RSP, PROTOCOL_SSL)),  # no NLA in 2003
     ("server-2022", PROTOCOL_SSL, (TYPE_RDP_NEG_RSP, PROTOCOL_SSL)),
 ])
 def test_security_negotiation(edition, requested, expected):
-    host = Host(edition, credssp=lambda: object())
+    # "tls-only": a 2003-era host whose security layer is SSL (test_rdp_security.py has the
+    # editions' own layers: XP's RDP Security, 2003's Negotiate).
+    host = (Host("whs", credssp=lambda: object(), security_layers=("tls",))
+            if edition == "tls-only" else Host(edition, credssp=lambda: object()))
     client = host.connect()
     assert client.negotiate(requested) == expected
     assert client.core.close_requested == (expected[0] == TYPE_RDP_NEG_FAILURE)

@@ -125,7 +125,7 @@ class Client:
 
     def create_request(self, name: str, *, oplock: int = 0, lease: bytes | None = None,
                        options: int = 0, contexts: bytes | None = None,
-                       disposition: int = s2.FILE_OPEN) -> bytes:
+                       disposition: int = s2.FILE_OPEN, access: int = 0x0012019F) -> bytes:
         raw = name.encode("utf-16-le")
         name_offset = HEADER_SIZE + bodies.CREATE.size
         if contexts is None:
@@ -133,7 +133,7 @@ class Client:
         ctx_offset = name_offset + len(raw) + (-(name_offset + len(raw)) % 8)
         pad = b"\0" * (ctx_offset - name_offset - len(raw))
         return bodies.CREATE.pack(
-            RequestedOplockLevel=oplock, ImpersonationLevel=2, DesiredAccess=0x0012019F,
+            RequestedOplockLevel=oplock, ImpersonationLevel=2, DesiredAccess=access,
             ShareAccess=7, CreateDisposition=disposition, CreateOptions=options,
             NameOffset=name_offset, NameLength=len(raw),
             CreateContextsOffset=ctx_offset if contexts else 0,
@@ -613,3 +613,161 @@ def test_an_overwriting_open_revokes_read_caching(tmp_path):
     assert h.status == STATUS_SUCCESS
     (_, raw), = a.notifications()
     assert bodies.LEASE_BREAK_NOTIFICATION.parse(raw, HEADER_SIZE).NewLeaseState == 0
+
+
+# -- what smbtorture's smb2.lease / smb2.oplock suites found (written against Windows) ------
+
+BATCH, EXCLUSIVE, LEVEL_II = s2.SMB2_OPLOCK_LEVEL_BATCH, s2.SMB2_OPLOCK_LEVEL_EXCLUSIVE, 1
+STAT_ACCESS = 0x80 | 0x100 | 0x100000  # FILE_READ/WRITE_ATTRIBUTES | SYNCHRONIZE
+
+
+def lease_state(msg: bytes) -> int:
+    return bodies.LEASE_V1.parse(created(msg)[2]).LeaseState
+
+
+def test_an_upgrade_other_keys_cut_short_leaves_the_lease_as_it_was(tmp_path):
+    # smb2.lease.break: LEASE1 broken RW -> R beside LEASE2's R; asking RWH again keeps R
+    # (RH would be what the other key leaves: an upgrade is whole or not at all).
+    _, _, a, b = pair(tmp_path, 0x0210)
+    a.create("f.txt", oplock=0xFF, lease=v1(LEASE1, R))
+    b.create("f.txt", oplock=0xFF, lease=v1(LEASE2, R))
+    _, msg = a.create("f.txt", oplock=0xFF, lease=v1(LEASE1, R | W | H))
+    assert lease_state(msg) == R and a.notifications() == b.notifications() == []
+    # upgrade3: with the other key there, R -> RH is whole, so it is taken.
+    _, msg = a.create("f.txt", oplock=0xFF, lease=v1(LEASE1, R | H))
+    assert lease_state(msg) == R | H
+
+
+def test_a_lease_answers_in_the_version_it_was_made_with(tmp_path):
+    _, _, a, _ = pair(tmp_path, 0x0300)
+    a.create("f.txt", oplock=0xFF, lease=v2(LEASE1, R, epoch=0x4711))
+    _, msg = a.create("f.txt", oplock=0xFF, lease=v1(LEASE1, R | H))
+    lease = created(msg)[2]
+    assert len(lease) == 52 and bodies.LEASE_V2.parse(lease).Epoch == 0x4713  # v2_epoch2
+    (tmp_path / "g.txt").write_bytes(b"")
+    a.create("g.txt", oplock=0xFF, lease=v1(LEASE2, R))
+    _, msg = a.create("g.txt", oplock=0xFF, lease=v2(LEASE2, R | W))
+    assert len(created(msg)[2]) == 32 and lease_state(msg) == R | W  # v2_epoch3
+
+
+@pytest.mark.parametrize("held", [R | H, R | W | H])
+def test_no_oplock_beside_a_handle_caching_lease(tmp_path, held):
+    # smb2.lease.oplock: RH or RWH held (RWH breaks to RH), any oplock asked: none.
+    _, _, a, b = pair(tmp_path, 0x0210)
+    a.create("f.txt", oplock=0xFF, lease=v1(LEASE1, held))
+    h, msg = b.create("f.txt", oplock=LEVEL_II)
+    if held & W:
+        assert h.status == STATUS_PENDING
+        a.lease_ack(LEASE1, R | H)
+        h, msg = b.take(h.message_id)
+    assert h.status == STATUS_SUCCESS and created(msg)[0] == 0
+
+
+def test_a_lease_beside_an_oplock_gets_no_handle_caching(tmp_path):
+    # smb2.lease.oplock (oplock_results_2): Level II held, RHW asked: R.
+    _, _, a, b = pair(tmp_path, 0x0210)
+    a.create("f.txt", oplock=LEVEL_II)
+    h, msg = b.create("f.txt", oplock=0xFF, lease=v1(LEASE2, R | W | H))
+    assert h.status == STATUS_SUCCESS and lease_state(msg) == R
+
+
+@pytest.mark.parametrize("access,stat", [(0x80, True), (0x100, True), (0x100000, True),
+                                         (0x1, False), (0x20000, False), (0x10000, False)])
+def test_a_stat_open_breaks_no_oplock_and_gets_none(tmp_path, access, stat):
+    # smb2.oplock.statopen1 / exclusive4: FILE_READ/WRITE_ATTRIBUTES and SYNCHRONIZE only.
+    _, _, a, b = pair(tmp_path, 0x0202)
+    a.create("f.txt", oplock=BATCH)
+    h, msg = b.create("f.txt", oplock=EXCLUSIVE, access=access)
+    assert (h.status != STATUS_PENDING) is stat
+    assert bool(a.notifications()) is not stat
+    if stat:
+        assert created(msg)[0] == 0
+
+
+def test_read_control_is_a_stat_open_for_leases_only(tmp_path):
+    # smb2.lease.statopen4: READ_CONTROL alone breaks no lease (it does break an oplock).
+    _, _, a, b = pair(tmp_path, 0x0210)
+    a.create("f.txt", oplock=0xFF, lease=v1(LEASE1, R | W | H))
+    h, _ = b.create("f.txt", access=0x20000)
+    assert h.status == STATUS_SUCCESS and a.notifications() == []
+
+
+def test_a_stat_open_does_not_keep_write_caching_away(tmp_path):
+    # smb2.lease.statopen3: a stat open first, then RWH is granted whole.
+    _, _, a, b = pair(tmp_path, 0x0210)
+    b.create("f.txt", access=STAT_ACCESS)
+    _, msg = a.create("f.txt", oplock=0xFF, lease=v1(LEASE1, R | W | H))
+    assert lease_state(msg) == R | W | H
+
+
+def test_a_stat_open_that_creates_the_file_gets_its_oplock(tmp_path):
+    # smb2.oplock.batch9: it does, and a full open then breaks it to Level II.
+    _, _, a, b = pair(tmp_path, 0x0202)
+    _, msg = a.create("new.txt", oplock=BATCH, access=STAT_ACCESS, disposition=s2.FILE_CREATE)
+    level, fid, _ = created(msg)
+    assert level == BATCH
+    interim, _ = b.create("new.txt", oplock=BATCH)
+    assert interim.status == STATUS_PENDING
+    (_, raw), = a.notifications()
+    assert bodies.OPLOCK_BREAK.parse(raw, HEADER_SIZE).OplockLevel == LEVEL_II
+    a.oplock_ack(fid, LEVEL_II)
+    assert created(b.take(interim.message_id)[1])[0] == LEVEL_II
+
+
+@pytest.mark.parametrize("disposition,to", [(s2.FILE_SUPERSEDE, 0), (s2.FILE_OPEN, LEVEL_II),
+                                            (s2.FILE_OVERWRITE_IF, 0), (s2.FILE_OPEN_IF, LEVEL_II)])
+def test_an_overwriting_open_breaks_exclusive_straight_to_none(tmp_path, disposition, to):
+    # smb2.oplock.exclusive9: the new open still gets Level II once the break is done.
+    _, _, a, b = pair(tmp_path, 0x0202)
+    fid = created(a.create("f.txt", oplock=EXCLUSIVE)[1])[1]
+    interim, _ = b.create("f.txt", oplock=EXCLUSIVE, disposition=disposition)
+    assert interim.status == STATUS_PENDING
+    (_, raw), = a.notifications()
+    assert bodies.OPLOCK_BREAK.parse(raw, HEADER_SIZE).OplockLevel == to
+    a.oplock_ack(fid, to)
+    assert created(b.take(interim.message_id)[1])[0] == LEVEL_II
+
+
+def test_an_overwriting_open_breaks_rwh_to_none(tmp_path):
+    # smb2.lease.breaking2: RWH -> none, acknowledged; the open waits for it.
+    _, _, a, b = pair(tmp_path, 0x0210)
+    a.create("f.txt", oplock=0xFF, lease=v1(LEASE1, R | W | H))
+    interim, _ = b.create("f.txt", disposition=s2.FILE_OVERWRITE)
+    assert interim.status == STATUS_PENDING
+    (_, raw), = a.notifications()
+    note = bodies.LEASE_BREAK_NOTIFICATION.parse(raw, HEADER_SIZE)
+    assert (note.Flags, note.CurrentLeaseState, note.NewLeaseState) == (1, R | W | H, 0)
+    assert a.lease_ack(LEASE1, R | H)[0].status == STATUS_REQUEST_NOT_ACCEPTED
+    assert a.lease_ack(LEASE1, 0)[0].status == STATUS_SUCCESS
+    assert b.take(interim.message_id)[0].status == STATUS_SUCCESS
+
+
+def test_a_write_breaks_every_level_ii_the_writers_own_too(tmp_path):
+    # smb2.oplock.batch6: two Level II holders, one writes: both break to none, no ack.
+    clock, _, a, b = pair(tmp_path, 0x0202)
+    fid_a = created(a.create("f.txt", oplock=LEVEL_II)[1])[1]
+    b.create("f.txt", oplock=LEVEL_II)
+    assert write(a, fid_a) == STATUS_SUCCESS
+    for client in (a, b):
+        (note, raw), = client.notifications()
+        assert bodies.OPLOCK_BREAK.parse(raw, HEADER_SIZE).OplockLevel == 0
+    assert break_timers(clock) == []
+
+
+def test_a_write_keeps_the_writers_own_exclusive_oplock(tmp_path):
+    _, _, a, _ = pair(tmp_path, 0x0202)
+    fid = created(a.create("f.txt", oplock=EXCLUSIVE)[1])[1]
+    assert write(a, fid) == STATUS_SUCCESS and a.notifications() == []
+
+
+@pytest.mark.parametrize("disposition", [s2.FILE_SUPERSEDE, s2.FILE_OVERWRITE,
+                                         s2.FILE_OVERWRITE_IF])
+def test_an_attribute_only_open_that_overwrites_is_no_stat_open(tmp_path, disposition):
+    # smb2.oplock.exclusive5, batch13, batch14, batch16: it breaks, and gets Level II.
+    _, _, a, b = pair(tmp_path, 0x0202)
+    fid = created(a.create("f.txt", oplock=BATCH)[1])[1]
+    interim, _ = b.create("f.txt", oplock=BATCH, access=STAT_ACCESS, disposition=disposition)
+    assert interim.status == STATUS_PENDING
+    (_, raw), = a.notifications()
+    a.oplock_ack(fid, bodies.OPLOCK_BREAK.parse(raw, HEADER_SIZE).OplockLevel)
+    assert created(b.take(interim.message_id)[1])[0] == LEVEL_II
