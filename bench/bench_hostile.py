@@ -66,7 +66,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_rdp import drawn  # noqa: E402
 from bench_smb import HOST, emulator_command, tree_fds, tree_rollup_kb, write_json  # noqa: E402
 
-from emulator.hosts import ServerProcess  # noqa: E402
+from emulator.harness.hosts import ServerProcess  # noqa: E402
 
 USER, PASSWORD = "alice", "Passw0rd!"
 TOKEN = "hostile-bench-token"

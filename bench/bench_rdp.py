@@ -65,9 +65,9 @@ from bench_smb import (  # noqa: E402
     write_json,
 )
 
-from emulator.hosts import ServerProcess  # noqa: E402
+from emulator.harness.hosts import ServerProcess  # noqa: E402
 from protocols.rdp import tls  # noqa: E402
-from protocols.rdp.client import RDPTestClient  # noqa: E402
+from emulator.harness.rdp_client import RDPTestClient  # noqa: E402
 from protocols.rdp.x224 import PROTOCOL_RDP, PROTOCOL_SSL  # noqa: E402
 
 TOKEN = "bench-token"

@@ -59,7 +59,7 @@ from typing import Any
 from impacket.smbconnection import SMBConnection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from emulator.hosts import ServerProcess  # noqa: E402
+from emulator.harness.hosts import ServerProcess  # noqa: E402
 
 HOST = "127.0.0.1"
 USER = "smbbench"

@@ -50,7 +50,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_hostile import negotiate_request, setup_request, smb_request  # noqa: E402
 from bench_smb import HOST, emulator_command, tree_fds, tree_rollup_kb, write_json  # noqa: E402
 
-from emulator.hosts import ServerProcess  # noqa: E402
+from emulator.harness.hosts import ServerProcess  # noqa: E402
 
 USERS = {"alice": "Passw0rd!", "bob": "B0b-passw0rd"}
 STATUS_MORE_PROCESSING = 0xC0000016
@@ -196,7 +196,7 @@ def smb_refused(port: int, quota: int, deadline: float, done: Any, errors: Any,
 def rdp_cycles(port: int, quota: int, deadline: float, done: Any, errors: Any) -> None:
     from bench_rdp import drawn
 
-    from protocols.rdp.client import RDPTestClient
+    from emulator.harness.rdp_client import RDPTestClient
 
     for i in range(quota):
         if time.monotonic() > deadline:

@@ -15,7 +15,7 @@ from typing import Any
 from twisted.logger import ILogObserver, LogLevel, formatEvent
 from zope.interface import implementer
 
-from emulator.clock import ClockLike
+from emulator.core.clock import ClockLike
 
 ACCEPT_LOG_INTERVAL = 60.0  # seconds between two summary lines
 

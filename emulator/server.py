@@ -1,8 +1,15 @@
-"""Wires the listeners to one engine: the only module that knows both sides."""
+"""One emulated host: its engine, rules, users, shares, clock, event log, persona and
+listeners, wired to the protocols (the only module that knows both sides).
+
+A `Host` is a value a `emulator.lab.Lab` holds; nothing in it is shared with another host.
+`shutdown` takes it apart while the reactor runs: listeners closed, live connections
+dropped (their sessions end and log), every timer it scheduled cancelled.
+"""
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import secrets
 import shutil
@@ -11,17 +18,20 @@ from dataclasses import dataclass
 
 from typing import Any
 
+from twisted.internet import defer
 from twisted.internet.error import CannotListenError
+from twisted.internet.protocol import Factory
 
-from emulator.clock import ClockLike, VirtualClock
-from emulator.config import DEFAULT_USER, Config, is_loopback
-from emulator.editions import get_edition
-from emulator.engine import Rules, SessionEngine
-from emulator.events import EventLog
-from emulator.hoststate import server_guid
+from emulator.config import DEFAULT_USER, Config, initial_rules, is_loopback
+from emulator.core.clock import ClockLike, OwnedClock, VirtualClock
+from emulator.core.editions import get_edition
+from emulator.core.engine import Rules, SessionEngine
+from emulator.core.events import EventLog
 from emulator.rpcview import EngineServerView
+from emulator.core.hoststate import server_guid
 from protocols.auth.ntlm import version_field
 from protocols.dcerpc.pipes import PipeService
+from protocols.nbns.codec import NodeNames
 from protocols.rdp.connection import RDPServerConfig
 from protocols.rdp.security import StandardSecurityConfig
 from protocols.smb1.negotiate import SMB1Persona
@@ -51,13 +61,76 @@ class Listener:
         return _format_address(addr.host, addr.port)
 
 
-class EmulatorServer:
-    def __init__(self, config: Config, reactor: Any, clock: ClockLike | None = None) -> None:
+class TrackingFactory(Factory):
+    """A listener's factory around the protocol's own: it knows the live connections, so
+    a host being removed can drop them."""
+
+    noisy = False
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.live: set[Any] = set()
+        self._empty: list[defer.Deferred[None]] = []
+
+    def logPrefix(self) -> str:
+        return str(self.inner.logPrefix())
+
+    def doStart(self) -> None:
+        self.inner.doStart()
+
+    def doStop(self) -> None:
+        self.inner.doStop()
+
+    def buildProtocol(self, addr: Any) -> Any:
+        proto = self.inner.buildProtocol(addr)
+        if proto is None:
+            return None
+        live, lost = self.live, proto.connectionLost
+
+        def connection_lost(reason: Any) -> None:
+            live.discard(proto)
+            try:
+                lost(reason)
+            finally:
+                if not live:
+                    waiting, self._empty = self._empty, []
+                    for d in waiting:
+                        d.callback(None)
+
+        proto.connectionLost = connection_lost
+        live.add(proto)
+        return proto
+
+    def drop_all(self) -> defer.Deferred[None]:
+        """Abort every live connection; fires once the last one is gone."""
+        d: defer.Deferred[None] = defer.Deferred()
+        if not self.live:
+            d.callback(None)
+            return d
+        self._empty.append(d)
+        for proto in list(self.live):
+            transport = getattr(proto, "transport", None)
+            if transport is not None:
+                transport.abortConnection()
+        return d
+
+
+class Host:
+    def __init__(self, config: Config, reactor: Any, clock: ClockLike | None = None, *,
+                 certificates: dict[Any, Any] | None = None) -> None:
         self.config = config
+        # The RDP certificates loaded so far, by (tls_cert, tls_key): immutable, so a
+        # lab's hosts share them.
+        self.certificates = {} if certificates is None else certificates
         self.reactor = reactor
+        self.name = config.netbios_name
         # --virtual-clock: the engine's time moves only when told (POST /api/clock/advance).
         self.virtual_clock = VirtualClock() if config.virtual_clock and clock is None else None
-        self.clock: ClockLike = clock or self.virtual_clock or reactor
+        base = clock or self.virtual_clock or reactor
+        # Every timer of this host goes through its own clock: removing it cancels them all.
+        if base is None:
+            raise ValueError("a host needs a reactor or a clock")
+        self.clock = OwnedClock(base)
         self.edition = get_edition(config.edition)
         self.started = self.clock.seconds()  # the emulated host's boot (ServerStartTime)
         self.events = EventLog.to_path(self.clock.seconds, config.event_log,
@@ -99,11 +172,11 @@ class EmulatorServer:
         self.shares = {name.lower(): DiskShare(name, path) for name, path in share_dirs.items()}
         self.leases = LeaseTable(self.clock)  # one object store: every SMB connection shares it
         self.listeners: list[Listener] = []
+        self.factories: list[TrackingFactory] = []
         self.comment = ""  # `net config server /srvcomment`; srvsvc's sv101_comment
         self._machine_sid: str | None = None
+        # Served by the lab's admin listener (`emulator.lab`); kept here for a lone host.
         self.admin_token = config.admin_token or secrets.token_urlsafe(24)
-        if config.admin_port is not None and not config.admin_token:
-            self.notes.append(f"admin token: {self.admin_token}")
         if not is_loopback(config.host):
             self.notes.append(self.exposure_warning())
 
@@ -127,14 +200,10 @@ class EmulatorServer:
         return limits
 
     def initial_rules(self) -> Rules:
-        c = self.config
-        return Rules(autodisconnect_minutes=c.autodisconnect,
-                     null_session_timeout=c.null_session_timeout,
-                     restrict_anonymous=self.persona("restrict_anonymous",
-                                                     "restrict_null_sessions"),
-                     null_session_pipes=list(c.null_session_pipes),
-                     null_session_shares=list(c.null_session_shares),
-                     group_by_client=c.group_by_client, rdp_idle_limit=c.rdp_idle_limit)
+        rules = initial_rules(self.config)
+        rules["restrict_anonymous"] = self.persona("restrict_anonymous",
+                                                   "restrict_null_sessions")
+        return Rules(**rules)
 
     def persona(self, key: str, edition_field: str) -> Any:
         """A config value that defaults to the edition's (None in the config = unset)."""
@@ -163,9 +232,9 @@ class EmulatorServer:
         self.comment = ""
 
     def machine_sid(self) -> str:
-        """The account domain's SID (``emulator.identity``), fixed on first use."""
+        """The account domain's SID (``emulator.core.identity``), fixed on first use."""
         if self._machine_sid is None:
-            from emulator import identity
+            from emulator.core import identity
 
             self._machine_sid = identity.machine_sid(self.config.netbios_name,
                                                      self.config.machine_sid)
@@ -233,12 +302,20 @@ class EmulatorServer:
         from protocols.auth.credssp import CredSSPAcceptor
         from protocols.rdp import tls
 
-        try:
-            cert = self.rdp_certificate = tls.load_or_create(
-                self.config.tls_cert, self.config.tls_key, self.config.netbios_name)
-        except (OSError, ValueError) as exc:
-            raise ListenError(f"rdp: cannot load or create the TLS certificate: {exc}") from None
-        public_key = cert.public_key_bytes()
+        where = (self.config.tls_cert, self.config.tls_key)
+        known = self.certificates.get(where)
+        if known is None:
+            try:
+                cert = tls.load_or_create(*where, self.config.netbios_name)
+            except (OSError, ValueError) as exc:
+                raise ListenError(f"rdp: cannot load or create the TLS certificate: {exc}"
+                                  ) from None
+            # Loading a key costs ~0.2 s (its checks): a lab's hosts share what they load.
+            known = self.certificates[where] = (cert, cert.public_key_bytes(),
+                                                cert.context_factory())
+        self.rdp_certificate: Any
+        self.rdp_context: Any
+        self.rdp_certificate, public_key, self.rdp_context = known
         ntlm = self.ntlm_settings()
         return RDPServerConfig(
             gate=self.engine, lookup_password=self.lookup_password, clock=self.clock,
@@ -275,16 +352,42 @@ class EmulatorServer:
             from protocols.rdp.twisted import RDPFactory  # xp-home has no RDP host
 
             rdp = self.rdp_config()
-            self._listen("rdp", self.config.rdp_port,
-                         RDPFactory(rdp, self.rdp_certificate.context_factory()))
-        if self.config.admin_port is not None:
-            from emulator.admin.web import build_admin_site  # twisted.web only when asked
+            self._listen("rdp", self.config.rdp_port, RDPFactory(rdp, self.rdp_context))
+        self._listen_name_service()
 
-            self._listen("admin", self.config.admin_port, build_admin_site(self))
+    def node_names(self) -> NodeNames:
+        """What the NetBIOS name service answers: Windows' names for this computer and
+        workgroup, and a MAC address made from the name (locally administered, stable)."""
+        digest = hashlib.sha256(self.config.netbios_name.upper().encode()).digest()
+        return NodeNames(self.config.netbios_name, self.config.workgroup,
+                         self.config.host, b"\x02" + digest[:5])
+
+    def _listen_name_service(self) -> None:
+        """UDP 137 on the host's address when it can be bound (root, free), else none and a
+        note; `nbns_port` picks a port (then failing to bind it is an error), -1 none."""
+        port, address = self.config.nbns_port, self.config.host
+        if port == -1 or ":" in address:  # NetBIOS name service is IPv4 only
+            return
+        from protocols.nbns.twisted import NameServiceProtocol
+
+        try:
+            listening = self.reactor.listenUDP(137 if port is None else port,
+                                               NameServiceProtocol(self.node_names()),
+                                               interface=address)
+        except CannotListenError as exc:
+            reason = getattr(exc, "socketError", None) or exc
+            if port is not None:
+                raise ListenError(f"cannot bind nbns port {port} on {address}: {reason}"
+                                  ) from None
+            self.notes.append(f"no NetBIOS name service: UDP 137 on {address}: {reason} "
+                              "(set nbns_port to use another port)")
+            return
+        self.listeners.append(Listener("nbns", listening))
 
     def _listen(self, name: str, port: int, factory: Any) -> None:
+        tracked = TrackingFactory(factory)
         try:
-            listening = self.reactor.listenTCP(port, factory, interface=self.config.host)
+            listening = self.reactor.listenTCP(port, tracked, interface=self.config.host)
         except CannotListenError as exc:
             sock_err = getattr(exc, "socketError", None)
             if port < 1024 and getattr(sock_err, "errno", None) == errno.EACCES:
@@ -295,20 +398,43 @@ class EmulatorServer:
             raise ListenError(f"cannot bind {name} port {port} on {self.config.host}: "
                               f"{sock_err or exc}") from None
         self.listeners.append(Listener(name, listening))
+        self.factories.append(tracked)
 
-    def ready_line(self) -> str:
-        return "ready " + " ".join(
-            f"{lst.name}=http://{lst.address}" if lst.name == "admin" else
-            f"{lst.name}={lst.address}" for lst in self.listeners)
+    def addresses(self) -> dict[str, str]:
+        """Where each listener is: {"smb": "127.0.0.2:445", ...}."""
+        return {lst.name: lst.address for lst in self.listeners}
 
-    def stop_listening(self) -> None:
-        for lst in self.listeners:
-            lst.port.stopListening()
+    def ready_words(self) -> str:
+        return " ".join(f"{name}={address}" for name, address in self.addresses().items())
+
+    @property
+    def connections(self) -> int:
+        return sum(len(f.live) for f in self.factories)
+
+    def stop_listening(self) -> defer.Deferred[Any]:
+        stopped = [defer.maybeDeferred(lst.port.stopListening) for lst in self.listeners]
         self.listeners.clear()
+        return defer.gatherResults(stopped)
+
+    def shutdown(self) -> defer.Deferred[Any]:
+        """Take the host apart while the reactor runs: no more listeners, every live
+        connection dropped (each session ends and is logged), then every timer it still
+        has cancelled, the log closed and its temporary shares removed."""
+        stopped = self.stop_listening()
+        dropped = [f.drop_all() for f in self.factories]
+        done = defer.gatherResults([stopped, *dropped])
+        done.addBoth(lambda _: self.close())
+        return done
 
     def close(self) -> None:
-        """After the connections are gone (their logoff events are written), close the log."""
+        """After the connections are gone (their logoff events are written), close the log
+        and cancel what timers are left."""
         self.stop_listening()
+        self.factories.clear()
+        self.clock.cancel_all()
         self.events.close()
         for path in self._temp_dirs:
             shutil.rmtree(path, ignore_errors=True)
+
+
+EmulatorServer = Host  # the name before labs held many hosts

@@ -1,6 +1,6 @@
 """What a protocol core needs from the session engine, without importing it.
 
-``emulator.engine.SessionEngine`` satisfies this; tests may pass a fake.
+``emulator.core.engine.SessionEngine`` satisfies this; tests may pass a fake.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import sys
 import pytest
 from impacket.smbconnection import SMBConnection
 
-from emulator.hosts import ServerProcess
+from emulator.harness.hosts import ServerProcess
 
 # A user namespace with no mapping drops every capability, as a non-root user has none:
 # the way to run "as a non-root user" on a machine where the suite runs as root.

@@ -83,3 +83,75 @@ def test_deferred_access_for_pytest_twisted(emulated_host):
     assert limits["smb"] == 20
     sessions = yield emulated_host.deferred.sessions()
     assert sessions == []
+
+
+def test_under_xdist_each_worker_has_one_lab_of_its_own(pytester):
+    """pytest-xdist: every worker starts one lab process on first use and keeps it."""
+    pytest.importorskip("xdist")
+    pytester.makepyfile("""
+        import os
+        import pytest
+
+        @pytest.mark.parametrize("n", range(6))
+        def test_host(emulated_host, n):
+            worker = os.environ["PYTEST_XDIST_WORKER"]
+            with open(f"lab-{worker}-{n}.txt", "w") as fh:
+                fh.write(f"{emulated_host.process.pid} {emulated_host.smb_port}")
+    """)
+    pytester.runpytest_subprocess("-n", "2", "-p", "xdist").assert_outcomes(passed=6)
+    seen: dict[str, set[str]] = {}
+    ports = set()
+    for path in pytester.path.glob("lab-*.txt"):
+        pid, port = path.read_text().split()
+        seen.setdefault(path.name.split("-")[1], set()).add(pid)
+        ports.add(port)
+    assert len(seen) == 2, seen  # both workers ran hosts
+    assert all(len(pids) == 1 for pids in seen.values()), seen  # one lab per worker
+    assert len(set().union(*seen.values())) == 2  # and not the same lab
+    assert len(ports) == 6  # every host listened on its own port
+
+
+def test_hosts_share_the_workers_lab_and_each_starts_empty(emulated_host_factory):
+    first = emulated_host_factory(edition="xp-pro")
+    first.add_user("carol", "pw")
+    first.set_limit("smb", 1)
+    login(first, "carol", "pw")
+    assert first.close() == []
+    second = emulated_host_factory(edition="xp-pro")
+    assert second.process.pid == first.process.pid  # one lab process for the worker
+    assert second.sessions() == [] and second.events() == [] and second.limits()["smb"] == 10
+    with pytest.raises(SessionError):
+        login(second, "carol", "pw")  # nothing carried over from the host before
+    login(second)
+
+
+@pytest.mark.own_process
+def test_the_marker_gives_a_process_of_its_own(emulated_host):
+    assert "admin" in emulated_host.listeners  # a serve process with its own admin listener
+    assert emulated_host.limits()["smb"] == 20
+
+
+def test_own_process_for_one_host_beside_a_lab_host(emulated_host_factory):
+    alone = emulated_host_factory(edition="xp-home", own_process=True)
+    shared = emulated_host_factory(edition="xp-home")
+    assert alone.process.pid != shared.process.pid and "admin" not in shared.listeners
+    assert alone.limits()["smb"] == shared.limits()["smb"] == 5
+
+
+def test_a_traceback_fails_the_test_whose_host_was_alive_and_no_other(pytester):
+    # The lab's stderr is the emulator's log; a traceback written to it while a host
+    # lives (here written by the test itself, standing in for a bug in the host's code)
+    # fails that host's test at teardown, and the next test's host starts clean.
+    pytester.makepyfile("""
+        def test_a_owns_the_bug(emulated_host):
+            with open(emulated_host.lab._dir / "stderr.log", "a") as log:
+                log.write("Traceback (most recent call last):\\n  boom\\n")
+
+        def test_b_is_not_blamed(emulated_host):
+            assert emulated_host.limits()["smb"] == 20
+    """)
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_a_owns_the_bug*"])
+    assert "test_b_is_not_blamed" not in "\n".join(
+        line for line in result.stdout.lines if line.startswith("ERROR"))

@@ -19,3 +19,11 @@ def test_readme_config_example_loads(tmp_path):
     documented = set(values) | {"users", "shares"}
     missing = {f for f in Config.__dataclass_fields__} - documented
     assert not missing, f"config keys the README example does not show: {sorted(missing)}"
+
+
+def test_readme_key_table_is_the_declaration():
+    from emulator.config import key_table
+
+    table = re.search(r"<!-- keys: begin -->\n(.*?)<!-- keys: end -->", README.read_text(), re.S)
+    assert table, "the README has the key table between its markers"
+    assert table.group(1) == key_table(), "regenerate it: python -m emulator.config"

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from emulator.scenarios import Scenario, find_scenarios, run_scenario
+from emulator.harness.scenarios import Scenario, find_scenarios, run_scenario
 
 SCENARIOS = find_scenarios()
 

@@ -21,15 +21,11 @@ The API counts nothing and ends nothing itself: every change goes through an eng
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
-import json
 import math
 import os
 import re
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -37,99 +33,74 @@ from urllib.parse import parse_qsl
 
 from twisted.logger import Logger
 
-from emulator import metrics
-from emulator.admin.client import NO_SUCH_CLIENT
 from emulator.admin.guard import AuthThrottle, HostCheck
-from emulator.admin.inputs import (
-    ADVANCE, DIRECTORY, LIMIT, NAME, OPTIONAL_TEXT, RULES, SERVER_SETTINGS, SHARE_NAME, TEXT,
-    ApiError, changes, field_value, json_object, path_id, query_int, shorten,
+from emulator.admin.host_api import HostAPI
+from emulator.admin.inputs import ApiError, json_object, shorten
+from emulator.admin.replies import (  # noqa: F401  (Call, Reply, error_reply: web.py's)
+    JSON_TYPE, SECURITY_HEADERS, Call, Reply, Router, error_reply, json_reply,
 )
-from emulator.engine import CONSOLE_SESSION_ID, DISCONNECTED, Session, file_id
-from emulator.events import iso_time, parse_time
+from emulator.config import ConfigError
+from emulator.core import metrics
 
 if TYPE_CHECKING:
-    from emulator.server import EmulatorServer
+    from emulator.lab import Lab
+    from emulator.server import Host
 
 log = Logger()
 
-JSON_TYPE = "application/json; charset=utf-8"
 COOKIE = "smbrdp_admin"
 CSRF_HEADER = "x-csrf-token"
 MAX_LOGINS = 64  # console logins kept; the oldest is forgotten beyond that
 STATIC = {"/": ("console.html", "text/html; charset=utf-8"),
           "/console.js": ("console.js", "text/javascript; charset=utf-8"),
           "/console.css": ("console.css", "text/css; charset=utf-8")}
-SECURITY_HEADERS = [
-    ("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; "
-     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
-    ("X-Content-Type-Options", "nosniff"),
-    # "no-referrer" would make Chromium send `Origin: null` on our own POSTs (Fetch spec:
-    # the Origin of a non-CORS request follows the referrer policy).
-    ("Referrer-Policy", "same-origin"),
-    ("Cache-Control", "no-store"),
-]
 UNAUTHORIZED_HEADERS = [("WWW-Authenticate", 'Bearer realm="smbrdp-emu"')]
 MAX_LOGIN_BODY = 4096  # POST /login's form (`token=...`): the one body read unauthenticated
+HOST_PATH = re.compile(r"/api/hosts/([^/]+)(/.*)?\Z")
 
-
-@dataclass
-class Call:
-    method: str
-    path: str
-    query: dict[str, str] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
-    body: bytes = b""
-    client: str = ""  # the peer's address: what failed tokens are counted by
-
-
-@dataclass
-class Reply:
-    status: int
-    body: bytes
-    headers: list[tuple[str, str]] = field(default_factory=list)
-
-
-def json_reply(status: int, obj: Any, headers: list[tuple[str, str]] | None = None) -> Reply:
-    return Reply(status, (json.dumps(obj) + "\n").encode(),
-                 [("Content-Type", JSON_TYPE), *(headers or [])])
-
-
-Handler = Callable[..., Any]
-_ROUTES: list[tuple[str, re.Pattern[str], Handler]] = []
-SESSION_ID = r"(\d+)"  # handlers get the text; `AdminAPI._session` reads it (path_id)
-
-
-def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
-    """Register a handler; its pattern's groups are passed to it as strings."""
-    def register(fn: Handler) -> Handler:
-        _ROUTES.append((method, re.compile(pattern + r"\Z", re.ASCII), fn))
-        return fn
-    return register
+route = Router()  # the lab's own routes; a host's are in host_api.py
 
 
 def _cookie(value: str, extra: str = "") -> list[tuple[str, str]]:
     return [("Set-Cookie", f"{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/{extra}")]
 
 
-def error_reply(err: ApiError) -> Reply:
-    """The JSON answer of a refusal, with the security headers every answer carries."""
-    reply = json_reply(err.status, {"error": str(err)}, err.headers)
-    reply.headers += SECURITY_HEADERS
-    return reply
+class _LoneHost:
+    """A host made without a lab (unit tests, a host of its own): a lab of one."""
+
+    def __init__(self, host: Host) -> None:
+        self.hosts = {host.name.upper(): host}
+        self.settings, self.admin_token, self.reactor = host.config, host.admin_token, \
+            host.reactor
+
+    def get(self, name: str) -> Host | None:
+        return self.hosts.get(name.upper())
+
+    def only(self) -> Host | None:
+        return next(iter(self.hosts.values()))
+
+    def add_table(self, table: dict[str, Any], **kw: Any) -> Host:
+        raise ApiError(409, "this host is in no lab: it cannot add hosts")
+
+    def remove(self, name: str) -> Any:
+        raise ApiError(409, "this host is in no lab: it cannot remove hosts")
 
 
 class AdminAPI:
-    def __init__(self, server: EmulatorServer, clock: Any = None) -> None:
-        self.server = server
-        self.engine = server.engine
-        self.token = server.admin_token
+    routes = route
+
+    def __init__(self, lab: Lab | Host, clock: Any = None) -> None:
+        target: Any = lab
+        self.lab: Any = target if hasattr(target, "add_table") else _LoneHost(target)
+        self.token = self.lab.admin_token
         self.logins: dict[str, str] = {}  # console login id (the cookie) -> its CSRF token
-        config = server.config
+        config = self.lab.settings
         self.max_body = config.admin_max_body
         self.hosts = HostCheck(config.host, config.admin_hosts)
         # Real time even under --virtual-clock: a back-off that only an authenticated
         # POST /api/clock/advance could end would never end.
-        clock = clock or server.reactor or server.clock
+        only = self.lab.only()
+        clock = clock or self.lab.reactor or (only.clock if only else None)
         self.throttle = AuthThrottle(clock.seconds, config.admin_auth_free_failures,
                                      config.admin_auth_backoff, config.admin_auth_backoff_max)
 
@@ -178,15 +149,26 @@ class AdminAPI:
         if not (call.path.startswith("/api/") or call.path == "/metrics"):
             raise ApiError(404, f"no such page: {call.path}")
         self._authorize(call, method)
+        path = call.path
+        handlers: AdminAPI | HostAPI = self
+        if not (path.startswith("/api/hosts") or path in ("/api/csrf", "/api/logout",
+                                                        "/api/lab", "/metrics")):
+            host = self.lab.only()
+            if host is None:
+                raise ApiError(404, f"this lab holds {len(self.lab.hosts)} hosts: name one, "
+                               f"/api/hosts/NAME{path[4:]}")
+            handlers = HostAPI(host)
+        elif (named := HOST_PATH.match(path)) and named.group(2):
+            host = self.lab.get(named.group(1))
+            if host is None:
+                raise ApiError(404, f"no host {shorten(named.group(1))}")
+            handlers, path = HostAPI(host), "/api" + named.group(2)
         allowed: set[str] = set()
-        for route_method, pattern, handler in _ROUTES:
-            match = pattern.match(call.path)
-            if match is None:
+        for found, handler, groups in handlers.routes.find(method, path):
+            if not found:
+                allowed.add(str(handler))
                 continue
-            if route_method != method:
-                allowed.add(route_method)
-                continue
-            result = handler(self, call, *match.groups())
+            result = handler(handlers, call, *groups)  # type: ignore[operator]
             return result if isinstance(result, Reply) else json_reply(200, result)
         if allowed:
             methods = ", ".join(sorted(allowed))
@@ -277,194 +259,60 @@ class AdminAPI:
             del self.logins[login]
         return json_reply(200, {"logged_out": bool(login)}, _cookie("", "; Max-Age=0"))
 
-    # -- sessions ---------------------------------------------------------------------------
-    def _session(self, session_id: str) -> Session:
-        wanted = path_id(session_id)
-        if wanted is None:
-            raise ApiError(404, f"no session {shorten(session_id)}")
-        if wanted == CONSOLE_SESSION_ID:
-            # qwinsta shows the console as session 0, whatever id the engine gave it.
-            session = next((s for s in self.engine.sessions("rdp") if s.console), None)
-        else:
-            session = self.engine.get(wanted)
-        if session is None:
-            raise ApiError(404, f"no session {wanted}")
-        return session
 
-    def _session_row(self, session: Session) -> dict[str, Any]:
-        return session.to_dict(self.engine.now(), self.engine.rules.idle_after)
+    # -- the lab: its hosts, and the metrics of them all --------------------------------------
+    @staticmethod
+    def _host_row(host: Host) -> dict[str, Any]:
+        return {"name": host.name, "address": host.config.host, "edition": host.edition.name,
+                "listeners": host.addresses(), "connections": host.connections,
+                "sessions": len(host.engine.sessions())}
 
-    @route("GET", r"/api/sessions")
-    def list_sessions(self, call: Call) -> Any:
-        protocol = call.query.get("protocol") or None
-        return [self._session_row(s) for s in self.engine.sessions(protocol)]
-
-    @route("GET", rf"/api/sessions/{SESSION_ID}")
-    def get_session(self, call: Call, session_id: str) -> Any:
-        return self._session_row(self._session(session_id))
-
-    def _end_session(self, session_id: str, reason: str) -> Any:
-        session = self._session(session_id)
-        self.engine.end(session.id, reason)  # the protocol closes it through its hook
-        return {"id": session.id, "ended": reason}
-
-    @route("DELETE", rf"/api/sessions/{SESSION_ID}")
-    def delete_session(self, call: Call, session_id: str) -> Any:
-        return self._end_session(session_id, "admin-delete")
-
-    @route("POST", rf"/api/sessions/{SESSION_ID}/reset")
-    def reset_session(self, call: Call, session_id: str) -> Any:
-        return self._end_session(session_id, "admin-reset")
-
-    @route("POST", rf"/api/sessions/{SESSION_ID}/disconnect")
-    def disconnect_session(self, call: Call, session_id: str) -> Any:
-        session = self._session(session_id)
-        if session.protocol != "rdp":
-            raise ApiError(409, f"session {session.id} is {session.protocol}: only Remote "
-                           "Desktop sessions can be disconnected (delete or reset it instead)")
-        # engine.admin_disconnect refuses only a pending session and takes an already
-        # disconnected one as done: tell the caller which.
-        if session.state == DISCONNECTED:
-            raise ApiError(409, f"session {session.id} is already disconnected")
-        if not self.engine.admin_disconnect(session.id):
-            raise ApiError(409, f"session {session.id} has not finished logging on")
-        return {"id": session.id, "state": DISCONNECTED}
-
-    @route("POST", r"/api/sessions/delete")
-    def delete_by_client(self, call: Call) -> Any:
-        body = json_object(call.body)
-        # No client: every SMB session, as `net session /delete` alone does.
-        client = field_value(body, "client", OPTIONAL_TEXT, required=False)
-        user = field_value(body, "user", OPTIONAL_TEXT, required=False)
-        deleted = self.engine.delete_matching(client=client or None, user=user or None)
-        if not deleted:
-            raise ApiError(404, NO_SUCH_CLIENT)
-        return {"deleted": deleted}
-
-    @route("GET", r"/api/files")
-    def list_files(self, call: Call) -> Any:
-        # The ids are NetrFileEnum's: `net files ID /close` and NetrFileClose agree.
-        return [{"id": file_id(s.id, i), "path": path, "user": s.user, "session": s.id,
-                 "locks": 0}
-                for s in self.engine.sessions() for i, path in enumerate(s.open_files)]
-
-    @route("POST", r"/api/files/(\d+)/close")
-    def close_file(self, call: Call, open_id: str) -> Any:
-        wanted = path_id(open_id)
-        if wanted is None or not self.engine.close_file(wanted):
-            raise ApiError(404, f"no open file {shorten(open_id)}")
-        return {"closed": wanted}
-
-    # -- events, time, metrics --------------------------------------------------------------
-    @route("GET", r"/api/events")
-    def list_events(self, call: Call) -> Any:
-        since = call.query.get("since") or None
+    @route("GET", r"/api/lab")
+    def lab_state(self, call: Call) -> Any:
+        """What the process holds (a leak shows here): hosts, hosts still closing, the
+        reactor's pending timers, open descriptors."""
+        reactor = self.lab.reactor
+        delayed = len(reactor.getDelayedCalls()) if hasattr(reactor, "getDelayedCalls") else 0
         try:
-            since_seconds = parse_time(since) if since else None
-        except (ValueError, OverflowError):
-            since_seconds = math.nan
-        if since_seconds is not None and not math.isfinite(since_seconds):
-            raise ApiError(400, "since must be ISO 8601 or POSIX seconds, got "
-                           f"{shorten(since or '')!r}")
-        last = query_int(call.query, "last", low=1)  # as Get-WinEvent -MaxEvents: 1 or more
-        events = self.server.events
-        found = events.query(event_id=query_int(call.query, "id"), since=since_seconds,
-                             provider=call.query.get("provider") or None)
-        # How many records the full log overwrote (the oldest go first): a header, so the
-        # body stays the list Get-WinEvent would print.
-        return json_reply(200, found[-last:] if last else found,
-                          [("X-Events-Dropped", str(events.dropped))])
+            fds = len(os.listdir("/proc/self/fd"))
+        except OSError:
+            fds = -1
+        return {"hosts": len(self.lab.hosts), "closing": len(getattr(self.lab, "closing", ())),
+                "delayed_calls": delayed, "fds": fds}
 
-    @route("GET", r"/api/clock")
-    def read_clock(self, call: Call) -> Any:
-        virtual = self.server.virtual_clock is not None
-        return {"now": iso_time(self.engine.now()), "virtual": virtual}
+    @route("GET", r"/api/hosts")
+    def list_hosts(self, call: Call) -> Any:
+        return [self._host_row(h) for h in self.lab.hosts.values()]
 
-    @route("POST", r"/api/clock/advance")
-    def advance_clock(self, call: Call) -> Any:
-        clock = self.server.virtual_clock
-        if clock is None:
-            raise ApiError(409, "the clock is real: start the server with serve --virtual-clock "
-                           "to move it")
-        seconds = field_value(json_object(call.body), "seconds", ADVANCE)
-        clock.advance(seconds)  # runs every timer that falls due (autodisconnect, expiry...)
-        return {"now": iso_time(self.engine.now()), "advanced": seconds}
+    @route("POST", r"/api/hosts")
+    def add_host(self, call: Call) -> Any:
+        """A host from the keys of a lab file's ``[[host]]`` table (address: 127.0.0.1)."""
+        from emulator.server import ListenError
+
+        try:
+            host = self.lab.add_table(json_object(call.body), need_address=False)
+        except (ConfigError, ListenError) as exc:
+            raise ApiError(409 if "already" in str(exc) else 400, str(exc)) from None
+        return json_reply(201, self._host_row(host))
+
+    @route("GET", r"/api/hosts/([^/]+)")
+    def get_host(self, call: Call, name: str) -> Any:
+        host = self.lab.get(name)
+        if host is None:
+            raise ApiError(404, f"no host {shorten(name)}")
+        return self._host_row(host)
+
+    @route("DELETE", r"/api/hosts/([^/]+)")
+    def delete_host(self, call: Call, name: str) -> Any:
+        """Out of the lab at once: its listeners closed, its connections dropped (their
+        sessions end), its timers cancelled."""
+        host = self.lab.get(name)
+        if host is None:
+            raise ApiError(404, f"no host {shorten(name)}")
+        self.lab.remove(host.name)
+        return {"removed": host.name}
 
     @route("GET", r"/metrics")
     def prometheus(self, call: Call) -> Reply:
-        return Reply(200, metrics.render(self.engine).encode(),
-                     [("Content-Type", metrics.CONTENT_TYPE)])
-
-    # -- limits, server, shares, rules --------------------------------------------------------
-    def _limit_row(self, protocol: str) -> dict[str, Any]:
-        return {"protocol": protocol, "limit": self.engine.limit(protocol),
-                "used": self.engine.counted(protocol)}
-
-    @route("GET", r"/api/limits")
-    def list_limits(self, call: Call) -> Any:
-        return [self._limit_row(p) for p in self.engine.limits()]
-
-    @route("PUT", r"/api/limits/([^/]+)")
-    def set_limit(self, call: Call, protocol: str) -> Any:
-        known = self.engine.limits()
-        if protocol not in known:
-            raise ApiError(404, f"no protocol {protocol!r} (known: {', '.join(known)})")
-        self.engine.set_limit(protocol, field_value(json_object(call.body), "limit", LIMIT))
-        return self._limit_row(protocol)  # a lower limit refuses new sessions, ends none
-
-    @route("GET", r"/api/server")
-    def server_info(self, call: Call) -> Any:
-        config, edition = self.server.config, self.server.edition
-        return {"server_name": f"\\\\{config.netbios_name}", "comment": self.server.comment,
-                "software_version": edition.product, "edition": edition.name,
-                "workgroup": config.workgroup,
-                "maximum_logged_on_users": self.engine.limit("smb"),
-                "autodisconnect": self.engine.rules.autodisconnect_minutes}
-
-    @route("PATCH", r"/api/server")
-    def patch_server(self, call: Call) -> Any:
-        update = changes(json_object(call.body), SERVER_SETTINGS)
-        if "comment" in update:
-            self.server.comment = update["comment"]
-        if "autodisconnect" in update:
-            self.engine.set_autodisconnect(update["autodisconnect"])  # re-plans the timers
-        return self.server_info(call)
-
-    @route("GET", r"/api/shares")
-    def list_shares(self, call: Call) -> Any:
-        return [{"name": "IPC$", "type": "ipc", "path": "", "remark": "Remote IPC"},
-                *({"name": name, "type": "disk", "path": os.path.abspath(path), "remark": ""}
-                  for name, path in self.server.share_dirs.items())]
-
-    @route("GET", r"/api/rules")
-    def get_rules(self, call: Call) -> Any:
-        return dataclasses.asdict(self.engine.rules)
-
-    @route("PATCH", r"/api/rules")
-    def patch_rules(self, call: Call) -> Any:
-        for name, value in changes(json_object(call.body), RULES).items():
-            setattr(self.engine.rules, name, value)
-        self.engine.rules_changed()  # the timing rules feed one expiry timer: re-plan it
-        return self.get_rules(call)
-
-    # -- test harness: accounts, shares, reset (the pytest plugin's host methods) ----------------
-    @route("POST", r"/api/users")
-    def add_user(self, call: Call) -> Any:
-        body = json_object(call.body)
-        name = field_value(body, "name", NAME)
-        self.server.add_user(name, field_value(body, "password", TEXT))
-        return {"name": name}
-
-    @route("POST", r"/api/shares")
-    def add_share(self, call: Call) -> Any:
-        body = json_object(call.body)
-        name, path = field_value(body, "name", SHARE_NAME), field_value(body, "path", DIRECTORY)
-        self.server.add_share(name, path)
-        return {"name": name, "path": os.path.abspath(path)}
-
-    @route("POST", r"/api/reset")
-    def reset_host(self, call: Call) -> Any:
-        """A fresh host for the next test: no sessions, no events, the configured limits,
-        rules and (empty) server comment. Console logins stay."""
-        self.server.reset()
-        return {"reset": True}
+        text = metrics.render_hosts([(h.name, h.engine) for h in self.lab.hosts.values()])
+        return Reply(200, text.encode(), [("Content-Type", metrics.CONTENT_TYPE)])

@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,7 +34,8 @@ def _host_part(url: str) -> str:
 
 
 class AdminClient:
-    def __init__(self, url: str | None, token: str | None, timeout: float = 15.0) -> None:
+    def __init__(self, url: str | None, token: str | None, timeout: float = 15.0, *,
+                 host: str | None = None) -> None:
         url = url or os.environ.get(ADMIN_ENV)
         if not url:
             raise AdminError(f"no admin URL: pass --admin http://HOST:PORT or set {ADMIN_ENV}")
@@ -42,6 +44,8 @@ class AdminClient:
         self.url = url.rstrip("/")
         self.token = token or os.environ.get(TOKEN_ENV)
         self.timeout = timeout
+        # `--host NAME`: one host of a lab; every /api/X goes to /api/hosts/NAME/X.
+        self.host_prefix = f"/api/hosts/{urllib.parse.quote(host, safe='')}" if host else ""
         # The admin API is on this machine or the lab's network: never via an HTTP proxy
         # from the environment.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -60,6 +64,8 @@ class AdminClient:
         return self.call_raw(method, path).decode("utf-8", "replace")
 
     def call_raw(self, method: str, path: str, body: Any = None) -> bytes:
+        if self.host_prefix and path.startswith("/api/"):
+            path = self.host_prefix + path[4:]
         data = None if body is None else json.dumps(body).encode()
         headers = {"Accept": "application/json"}
         if data is not None:

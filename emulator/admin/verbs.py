@@ -211,7 +211,7 @@ def clock(client: AdminClient, args: argparse.Namespace) -> Output:
 def _runner(verb: Verb) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         try:
-            data, text = verb(AdminClient(args.admin, args.token), args)
+            data, text = verb(AdminClient(args.admin, args.token, host=args.host), args)
         except AdminError as err:
             print(f"smbrdp-emu: {err}", file=sys.stderr)
             return err.exit_code
@@ -229,6 +229,9 @@ def add_verb_parsers(sub: Any) -> None:  # argparse's _SubParsersAction
     common.add_argument("--admin", metavar="URL",
                         help=f"admin API, e.g. http://127.0.0.1:8080 (default ${ADMIN_ENV})")
     common.add_argument("--token", help=f"admin token (default ${TOKEN_ENV})")
+    common.add_argument("--host", metavar="NAME",
+                        help="the host of a lab to act on (`smbrdp-emu lab`; a lab of one "
+                        "needs none)")
     common.add_argument("--json", action="store_true", help="print a JSON list of objects")
 
     def verb(parent: Any, name: str, fn: Verb, help_text: str) -> argparse.ArgumentParser:

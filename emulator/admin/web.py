@@ -18,7 +18,8 @@ from emulator.admin.api import AdminAPI, Call, Reply, error_reply
 from emulator.admin.inputs import ApiError, shorten
 
 if TYPE_CHECKING:
-    from emulator.server import EmulatorServer
+    from emulator.lab import Lab
+    from emulator.server import Host
 
 IDLE_TIMEOUT = 60.0  # seconds an idle admin connection stays open (twisted.web: 12 hours)
 
@@ -162,5 +163,5 @@ class AdminSite(Site):
         pass
 
 
-def build_admin_site(server: EmulatorServer) -> Site:
-    return AdminSite(AdminAPI(server))
+def build_admin_site(lab: Lab | Host) -> Site:
+    return AdminSite(AdminAPI(lab))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import struct
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from protocols.dcerpc.pdu import (
@@ -99,7 +99,7 @@ MAX_PARTIAL_CALLS = 8
 # What a client may leave unread before the pipe drops further replies (each whole).
 MAX_PENDING_OUTPUT = 1024 * 1024
 
-_assoc_groups = itertools.count(0x5A10)
+_assoc_groups = itertools.count(0x5A10)  # for an Association made outside a PipeService
 
 # -- one association: the DCE/RPC server side of one pipe open ------------------------------------
 
@@ -114,8 +114,10 @@ class Association:
     """Binds presentation contexts, reassembles request fragments, dispatches calls."""
 
     def __init__(self, pipe_name: str, services: list[Service],
-                 log: Callable[[str], None] = lambda line: None) -> None:
+                 log: Callable[[str], None] = lambda line: None,
+                 assoc_groups: Iterator[int] | None = None) -> None:
         self.pipe_name = pipe_name
+        self.assoc_groups = _assoc_groups if assoc_groups is None else assoc_groups
         self.services = services
         self.log = log
         self.contexts: dict[int, Service] = {}
@@ -179,7 +181,7 @@ class Association:
             # A bind sizes the association and joins a group; alter_context only adds
             # contexts.
             self.max_xmit_frag = max(MIN_FRAG, min(bind.max_recv_frag, SERVER_MAX_FRAG))
-            self.assoc_group = bind.assoc_group or next(_assoc_groups)
+            self.assoc_group = bind.assoc_group or next(self.assoc_groups)
         results = [self._negotiate(ctx) for ctx in bind.contexts]
         return pack_bind_ack(
             BIND_ACK if ptype == BIND else ALTER_CONTEXT_RESP, call_id,
@@ -353,7 +355,8 @@ def known_pipe(name: str) -> str | None:
 
 
 def open_pipe(name: str, view: ServerView, caller: Caller, *,
-              log: Callable[[str], None] = lambda line: None) -> PipeEndpoint | None:
+              log: Callable[[str], None] = lambda line: None,
+              assoc_groups: Iterator[int] | None = None) -> PipeEndpoint | None:
     """Open ``srvsvc``, ``wkssvc``, ``spoolss``, ``lsarpc``, ``samr`` or ``lsass`` (any
     case, with or without ``\\PIPE\\``); None for any other name (SMB answers
     STATUS_OBJECT_NAME_NOT_FOUND)."""
@@ -361,7 +364,7 @@ def open_pipe(name: str, view: ServerView, caller: Caller, *,
     if key is None:
         return None
     services = [cls(view, caller) for cls in _service_classes()[key]]
-    return PipeEndpoint(key, Association(key, services, log))
+    return PipeEndpoint(key, Association(key, services, log, assoc_groups))
 
 
 class PipeService:
@@ -369,10 +372,11 @@ class PipeService:
 
     def __init__(self, view: ServerView) -> None:
         self.view = view
+        self.assoc_groups = itertools.count(0x5A10)  # per host, as a server numbers its own
 
     def known(self, name: str) -> str | None:
         return known_pipe(name)
 
     def open(self, name: str, caller: Caller, *,
              log: Callable[[str], None] = lambda line: None) -> PipeEndpoint | None:
-        return open_pipe(name, self.view, caller, log=log)
+        return open_pipe(name, self.view, caller, log=log, assoc_groups=self.assoc_groups)

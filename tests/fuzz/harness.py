@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
 
-from emulator.editions import get_edition
-from emulator.engine import SessionEngine
-from emulator.events import EventLog
+from emulator.core.editions import get_edition
+from emulator.core.engine import SessionEngine
+from emulator.core.events import EventLog
 from protocols.auth import ntlm as ntlm_module
 from protocols.auth.ntlm import version_field
 from protocols.rdp.connection import RDPServerConfig, RDPServerConnection

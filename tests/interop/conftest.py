@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import pytest
 
-from emulator.hosts import ServerProcess, StartError
+from emulator.harness.hosts import ServerProcess, StartError
 
 HOST = "127.0.0.1"
 PASSWORD = "Passw0rd!"
@@ -250,7 +250,7 @@ class EmulatorProcess:
     def stderr(self) -> str:
         return self.process.stderr() if self.process is not None else ""
 
-    # -- life cycle (the shared harness: emulator.hosts.ServerProcess) ---
+    # -- life cycle (the shared harness: emulator.harness.hosts.ServerProcess) ---
     def start(self) -> None:
         args = ["serve", "--edition", self.edition, "--host", HOST, "--smb-port", "0",
                 "--netbios-port", "0", "--rdp-port", "0", "--event-log", str(self.event_log)]

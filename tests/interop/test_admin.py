@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import urllib.error
@@ -341,10 +342,14 @@ def test_a_server_that_is_down_is_one_line_and_exit_1(admin):
 
 
 def metric(emu, name):
+    """One sample's value; every sample carries the host's label (a lab of one here),
+    left out of `name`."""
     status, text = http(emu, "GET", "/metrics")
     assert status == 200
-    values = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-              for line in text.splitlines() if not line.startswith("#")}
+    samples = [line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#")]
+    assert all('host="EMULATOR"' in key for key, _ in samples)
+    values = {re.sub(r'\{\}', "", key.replace('host="EMULATOR",', "").replace(
+        'host="EMULATOR"', "")): float(value) for key, value in samples}
     return values[name]
 
 

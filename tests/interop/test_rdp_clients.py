@@ -165,7 +165,7 @@ def screenshot(display: str) -> Any:
 # -- the Home Server story -----------------------------------------------------------------------
 
 def test_home_server_story_with_xfreerdp_and_rdesktop(emulator, clients, xvfb, tmp_path):
-    from emulator.editions import TS_REFUSAL_2003
+    from emulator.core.editions import TS_REFUSAL_2003
     from protocols.rdp.render import render_message_box
 
     emu = emulator("whs", users=USERS, args=[
@@ -380,7 +380,7 @@ def test_xp_home_has_no_remote_desktop_host(emulator):
 
 
 def test_a_client_offering_only_standard_rdp_security_gets_the_windows_failure(emulator):
-    from protocols.rdp.client import RDPTestClient
+    from emulator.harness.rdp_client import RDPTestClient
 
     emu = emulator("win11", users=USERS)
     client = RDPTestClient(*emu.listeners["rdp"])

@@ -97,7 +97,7 @@ def test_nmap_on_2003_finds_tls_and_native_rdp_negotiated(emulator):
 def test_home_server_story_over_rdp_security(emulator, clients, xvfb, tmp_path):
     """rdesktop -4 sends no RDP_NEG_REQ, so whs answers with Standard RDP Security (as
     2003 SP1's Negotiate layer does); xfreerdp /sec:rdp asks for PROTOCOL_RDP."""
-    from emulator.editions import TS_REFUSAL_2003
+    from emulator.core.editions import TS_REFUSAL_2003
     from protocols.rdp.render import render_message_box
 
     emu = emulator("whs", users=USERS, args=["--refusal-display-seconds", "4"])

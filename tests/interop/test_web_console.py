@@ -90,3 +90,44 @@ def test_log_in_see_a_live_session_delete_it_and_it_is_gone(emulator, browser):
     finally:
         with contextlib.suppress(Exception):
             conn.close()
+
+
+def test_a_labs_console_lists_its_hosts_and_opens_each(browser, tmp_path):
+    """As Terminal Services Manager lists servers in its left pane: a lab's console shows
+    its hosts, and the limits and sessions of the one picked."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from emulator.harness.hosts import ServerProcess
+
+    (tmp_path / "lab.toml").write_text(
+        'smb_port = 0\nnetbios_port = 0\nrdp_port = 0\nnbns_port = -1\n'
+        f'admin_token = "{TOKEN}"\n[users]\nuser = "password"\n'
+        '[[host]]\nname = "home"\naddress = "127.0.0.1"\nedition = "xp-home"\n'
+        '[[host]]\nname = "pro"\naddress = "127.0.0.2"\nedition = "win10"\n')
+    lab = ServerProcess(["lab", str(tmp_path / "lab.toml"), "--admin-port", "0"],
+                        stderr_path=tmp_path / "stderr.log")
+    try:
+        home = dict(w.split("=", 1) for w in lab.host_lines[0].split()[1:])
+        host, port = home["smb"].rsplit(":", 1)
+        conn = SMBConnection(host, host, sess_port=int(port), timeout=20)
+        conn.login("user", "password")
+        wait = WebDriverWait(browser, 20)
+        browser.get(lab.listeners["admin"] + "/")
+        wait.until(ec.visibility_of_element_located((By.ID, "token"))).send_keys(TOKEN)
+        browser.find_element(By.ID, "login-button").click()
+        wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR,
+                                                     'button[data-host="PRO"]')))
+        names = [b.get_attribute("data-host")
+                 for b in browser.find_elements(By.CSS_SELECTOR, "#host-list button")]
+        assert names == ["HOME", "PRO"]
+        smb_row = '#limits tr[data-protocol="smb"]'
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, smb_row).text.split()[:3]
+                   == ["SMB", "1", "5"])  # HOME: xp-home, its one session
+        browser.find_element(By.CSS_SELECTOR, 'button[data-host="PRO"]').click()
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, smb_row).text.split()[:3]
+                   == ["SMB", "0", "20"])  # PRO: win10, nothing in use
+        conn.close()
+    finally:
+        assert lab.stop() == []

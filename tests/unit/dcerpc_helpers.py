@@ -10,7 +10,7 @@ from impacket.dcerpc.v5 import rpcrt, rprn, srvs
 from impacket.dcerpc.v5.dtypes import NULL
 from impacket.uuid import uuidtup_to_bin
 
-from emulator.engine import file_id
+from emulator.core.engine import file_id
 from protocols.dcerpc.pipes import Caller, PipeEndpoint, open_pipe
 
 NDR = uuidtup_to_bin(("8a885d04-1ceb-11c9-9fe8-08002b104860", "2.0"))

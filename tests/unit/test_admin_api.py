@@ -11,11 +11,13 @@ from twisted.internet.task import Clock
 from twisted.web.test.requesthelper import DummyRequest
 
 from emulator.admin import api as admin_api
+from emulator.admin.client import NO_SUCH_CLIENT
+from emulator.admin.inputs import RULES
 from emulator.admin.api import AdminAPI, Call
 from emulator.admin.web import AdminResource
 from emulator.admin.client import AdminClient, AdminError
 from emulator.config import Config
-from emulator.engine import Rules
+from emulator.core.engine import Rules
 from emulator.server import EmulatorServer
 
 TOKEN = "s3cret-token"
@@ -147,7 +149,7 @@ def test_the_twisted_web_adapter_passes_method_path_headers_and_body(api):
     request.requestHeaders.setRawHeaders(b"Host", [HOST.encode()])
     request.content = io.BytesIO(json.dumps({"client": "\\\\NOPE"}).encode())
     body = AdminResource(api).render(request)
-    assert request.responseCode == 404 and json.loads(body)["error"] == admin_api.NO_SUCH_CLIENT
+    assert request.responseCode == 404 and json.loads(body)["error"] == NO_SUCH_CLIENT
     assert request.responseHeaders.getRawHeaders("Content-Type") == [admin_api.JSON_TYPE]
 
 
@@ -214,7 +216,7 @@ def test_net_session_delete_matches_the_computer_name_or_address(server, api, cl
 def test_net_session_delete_of_an_unknown_computer_is_404_with_windows_words(server, api):
     admit(server)
     status, data, _ = call(api, "POST", "/api/sessions/delete", {"client": "\\\\NOPE"})
-    assert status == 404 and data["error"] == admin_api.NO_SUCH_CLIENT
+    assert status == 404 and data["error"] == NO_SUCH_CLIENT
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", {"client": 7}, {"user": ["x"]},
@@ -319,7 +321,7 @@ def test_rules_patch_validates_types_and_replans_the_timers(server, api):
 
 
 def test_rules_patch_knows_every_rule():
-    assert set(admin_api.RULES) == {f.name for f in dataclasses.fields(Rules)}
+    assert set(RULES) == {f.name for f in dataclasses.fields(Rules)}
 
 
 def test_rules_patch_calls_the_engine_to_replan(server, api, monkeypatch):

@@ -57,7 +57,7 @@ from protocols.auth.ntlm import (
     STATUS_LOGON_FAILURE,
     AuthFailure,
 )
-from protocols.rdp.client import read_tpkt
+from emulator.harness.rdp_client import read_tpkt
 
 USERS = {"alice": "Secret1", "bob": "Hunter2", "carol": "Secret1"}
 FIXED_NOW = 1_700_000_000.0

@@ -17,9 +17,9 @@ from impacket import smb3structs as s2
 from impacket.dcerpc.v5 import rpcrt, rprn, srvs
 from twisted.internet.task import Clock
 
-from emulator.editions import get_edition
-from emulator.engine import Rules, SessionEngine
-from emulator.events import EventLog
+from emulator.core.editions import get_edition
+from emulator.core.engine import Rules, SessionEngine
+from emulator.core.events import EventLog
 from emulator.rpcview import EngineServerView
 from protocols.dcerpc import srvsvc
 from protocols.dcerpc.pipes import PipeService
@@ -324,7 +324,7 @@ def test_a_closed_pipe_handle_is_disconnected():
         assert err.value.status == STATUS_PIPE_DISCONNECTED
 
 
-# -- the engine's side of srvsvc (emulator.rpcview) ----------------------------------------------
+# -- the engine's side of srvsvc (emulator.rpcview) -----------------------------------------
 
 
 def test_netr_file_close_finds_sessions_past_id_65535():

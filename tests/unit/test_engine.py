@@ -3,9 +3,11 @@
 import pytest
 from twisted.internet.task import Clock
 
-from emulator.editions import get_edition
-from emulator.engine import STATUS_REMOTE_SESSION_LIMIT, STATUS_REQUEST_NOT_ACCEPTED, SessionEngine
-from emulator.events import SRV_LIMIT_EVENT_ID, EventLog
+from emulator.core.editions import get_edition
+from emulator.core.engine import (
+    STATUS_REMOTE_SESSION_LIMIT, STATUS_REQUEST_NOT_ACCEPTED, SessionEngine,
+)
+from emulator.core.events import SRV_LIMIT_EVENT_ID, EventLog
 
 
 def make_engine(edition="xp-home", **kw):

@@ -9,11 +9,11 @@ import json
 import pytest
 from twisted.internet.task import Clock
 
-from emulator import metrics
+from emulator.core import metrics
 from emulator.config import ConfigError, build_config
-from emulator.editions import get_edition
-from emulator.engine import SessionEngine
-from emulator.events import DEFAULT_MAX_KB, EventLog
+from emulator.core.editions import get_edition
+from emulator.core.engine import SessionEngine
+from emulator.core.events import DEFAULT_MAX_KB, EventLog
 
 
 def refusal(log: EventLog, n: int) -> None:

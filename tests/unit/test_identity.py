@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from emulator import identity
+from emulator.core import identity
 from emulator.config import ConfigError, build_config
-from emulator.editions import get_edition
+from emulator.core.editions import get_edition
 from protocols.dcerpc.accounts import account_dicts, valid_machine_sid
 
 

@@ -4,10 +4,10 @@ import re
 
 from twisted.internet.task import Clock
 
-from emulator import metrics
-from emulator.editions import get_edition
-from emulator.engine import SessionEngine
-from emulator.events import EventLog
+from emulator.core import metrics
+from emulator.core.editions import get_edition
+from emulator.core.engine import SessionEngine
+from emulator.core.events import EventLog
 
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from twisted.internet.task import Clock
 
-from emulator.editions import get_edition
-from emulator.engine import Rules, SessionEngine
-from emulator.events import EventLog
+from emulator.core.editions import get_edition
+from emulator.core.engine import Rules, SessionEngine
+from emulator.core.events import EventLog
 from protocols.rdp import gcc, mcs, pdu, render
-from protocols.rdp.client import ServerReport, absorb
+from emulator.harness.rdp_client import ServerReport, absorb
 from protocols.rdp.connection import LOGON_FAILURE_TEXT, RDPServerConfig, RDPServerConnection
 from protocols.rdp.proprietary_cert import ServerKey
 from protocols.rdp.security import StandardSecurityConfig

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from protocols.rdp import gcc, mcs, pdu, rdpsec
-from protocols.rdp.client import ClientSecurity, absorb
+from emulator.harness.rdp_client import ClientSecurity, absorb
 from protocols.rdp.proprietary_cert import (
     TSSK_MODULUS,
     TSSK_PRIVATE_EXPONENT,
@@ -47,7 +47,7 @@ KEY = ServerKey.generate()  # one per test run: 512-bit, as XP's
 
 
 def rdp_host(edition: str = "xp-pro", **overrides: Any) -> Host:
-    from emulator.editions import get_edition
+    from emulator.core.editions import get_edition
 
     ed = get_edition(edition)
     overrides.setdefault("security_layers", ed.rdp_security_layers)
@@ -309,7 +309,7 @@ def test_the_xp_refusal_and_its_teardown_go_encrypted():
 
 
 def test_whs_seed_story_over_rdp_security_two_users_console_third_refused():
-    from emulator.editions import TS_REFUSAL_2003
+    from emulator.core.editions import TS_REFUSAL_2003
 
     host = rdp_host("whs")
     for user in ("alice", "bob"):

@@ -11,9 +11,9 @@ from impacket import ntlm
 from impacket import smb3structs as s2
 from twisted.internet.task import Clock
 
-from emulator.editions import get_edition
-from emulator.engine import SessionEngine
-from emulator.events import EventLog
+from emulator.core.editions import get_edition
+from emulator.core.engine import SessionEngine
+from emulator.core.events import EventLog
 from protocols.smb2.connection import SMB2ServerConnection, SMBServerConfig
 from protocols.smb2.framing import frame
 from protocols.smb2.messages import Header

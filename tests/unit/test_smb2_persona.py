@@ -12,10 +12,10 @@ from impacket import ntlm
 from impacket import smb3structs as s2
 from twisted.internet.task import Clock
 
-from emulator.editions import EDITIONS, get_edition
-from emulator.engine import SessionEngine
-from emulator.events import EventLog
-from emulator.hoststate import server_guid
+from emulator.core.editions import EDITIONS, get_edition
+from emulator.core.engine import SessionEngine
+from emulator.core.events import EventLog
+from emulator.core.hoststate import server_guid
 from protocols.smb2 import bodies
 from protocols.smb2.connection import SMB2ServerConnection, SMBServerConfig
 from protocols.smb2.framing import NEGATIVE_RESPONSE, POSITIVE_RESPONSE, encode_netbios_name, frame

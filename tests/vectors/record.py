@@ -192,7 +192,7 @@ def smbprotocol_encrypted(port: int) -> None:
 
 
 def rdp_test_client(port: int) -> None:
-    from protocols.rdp.client import RDPTestClient
+    from emulator.harness.rdp_client import RDPTestClient
 
     client = RDPTestClient("127.0.0.1", port)
     try:

@@ -7,6 +7,7 @@ const REFRESH_MS = 2000;
 const EVENTS_SHOWN = 15;
 let csrf = null;  // bound to this login's cookie; sent on every change (see docs/admin.md)
 let timer = null;
+let host = null;  // in a lab of several hosts: the one shown (Terminal Services Manager's pane)
 
 const $ = (id) => document.getElementById(id);
 
@@ -25,6 +26,11 @@ async function api(method, path, body) {
   const data = await resp.json().catch(() => null);
   if (!resp.ok) throw new HttpError(resp.status, (data && data.error) || resp.statusText);
   return data;
+}
+
+// A host's route: /api/X, or /api/hosts/NAME/X when the lab has several hosts.
+function hostPath(path) {
+  return host === null ? path : `/api/hosts/${encodeURIComponent(host)}${path.slice(4)}`;
 }
 
 function el(tag, text, className) {
@@ -62,7 +68,7 @@ function actionButton(session, [label, method, path]) {
     const who = session.user || (session.anonymous ? "anonymous" : "?");
     if (!confirm(`${label} session ${session.id} (${who} from ${session.client || session.address})?`)) return;
     try {
-      await api(method, path(session.id));
+      await api(method, hostPath(path(session.id)));
       await refresh();
     } catch (err) {
       setStatus(`${label} failed: ${err.message}`, true);
@@ -141,11 +147,30 @@ function renderEvents(events) {
   }));
 }
 
+function renderHosts(hosts) {
+  // One host (serve): no list, today's routes. Several (lab): a list to pick one from.
+  $("hosts").hidden = hosts.length < 2;
+  if (hosts.length < 2) { host = null; return; }
+  if (!hosts.some((h) => h.name === host)) host = hosts[0].name;
+  $("host-list").replaceChildren(...hosts.map((h) => {
+    const item = el("li");
+    const button = el("button", `${h.name} (${h.edition}, ${h.address})`);
+    button.type = "button";
+    button.dataset.host = h.name;
+    button.setAttribute("aria-pressed", String(h.name === host));
+    button.addEventListener("click", () => { host = h.name; refresh(); });
+    item.append(button);
+    return item;
+  }));
+}
+
 async function refresh() {
   try {
+    renderHosts(await api("GET", "/api/hosts"));
     const [sessions, limits, events, server] = await Promise.all([
-      api("GET", "/api/sessions"), api("GET", "/api/limits"),
-      api("GET", `/api/events?last=${EVENTS_SHOWN}`), api("GET", "/api/server"),
+      api("GET", hostPath("/api/sessions")), api("GET", hostPath("/api/limits")),
+      api("GET", hostPath(`/api/events?last=${EVENTS_SHOWN}`)),
+      api("GET", hostPath("/api/server")),
     ]);
     renderLimits(limits);
     renderSessions(sessions, limits);

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from twisted.internet import reactor
 
-from emulator.editions import get_edition
-from emulator.engine import SessionEngine
-from emulator.events import EventLog
+from emulator.core.editions import get_edition
+from emulator.core.engine import SessionEngine
+from emulator.core.events import EventLog
 from protocols.rdp.connection import RDPServerConfig
 from protocols.rdp.proprietary_cert import ServerKey
 from protocols.rdp.security import StandardSecurityConfig

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from emulator.engine import ACTIVE, DISCONNECTED, IDLE, PENDING, SessionEngine
+from emulator.core.engine import ACTIVE, DISCONNECTED, IDLE, PENDING, SessionEngine
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 STATES = (PENDING, ACTIVE, IDLE, DISCONNECTED)
@@ -52,7 +52,11 @@ SERVER_COUNTERS = (
 )
 
 
-def render(engine: SessionEngine) -> str:
+Family = tuple[str, str, str, list[Sample]]
+
+
+def _families(engine: SessionEngine, host: dict[str, str]) -> list[Family]:
+    """Every family of one engine; ``host`` ({"host": NAME} in a lab) labels each sample."""
     now, idle_after = engine.now(), engine.rules.idle_after
     counters = engine.counters
     # Per-protocol counters are keyed "denied:smb", "connections:rdp", ...
@@ -61,32 +65,50 @@ def render(engine: SessionEngine) -> str:
     by_state = Counter((s.protocol, s.shown_state(now, idle_after)) for s in engine.sessions())
 
     def per_protocol(value: Callable[[str], float | int | None]) -> list[Sample]:
-        return [({"protocol": p}, value(p)) for p in protocols]
+        return [({**host, "protocol": p}, value(p)) for p in protocols]
 
-    lines = [
-        *_family("smbrdp_sessions", "gauge", "Sessions by protocol and state.",
-                 [({"protocol": p, "state": st}, by_state[(p, st)])
-                  for p in protocols for st in STATES]),
-        *_family("smbrdp_session_slots_used", "gauge",
-                 "Slots counted against the limit (differs from sessions when grouped by "
-                 "client computer).", per_protocol(engine.counted)),
-        *_family("smbrdp_session_limit", "gauge",
-                 "The session limit in force; +Inf when unlimited.", per_protocol(engine.limit)),
-        *_family("smbrdp_denied_total", "counter", "Sessions refused at the limit.",
-                 per_protocol(lambda p: counters[f"denied:{p}"])),
-        *_family("smbrdp_connections_total", "counter", "Transport connections accepted.",
-                 per_protocol(lambda p: counters[f"connections:{p}"])),
+    families: list[Family] = [
+        ("smbrdp_sessions", "gauge", "Sessions by protocol and state.",
+         [({**host, "protocol": p, "state": st}, by_state[(p, st)])
+          for p in protocols for st in STATES]),
+        ("smbrdp_session_slots_used", "gauge",
+         "Slots counted against the limit (differs from sessions when grouped by "
+         "client computer).", per_protocol(engine.counted)),
+        ("smbrdp_session_limit", "gauge",
+         "The session limit in force; +Inf when unlimited.", per_protocol(engine.limit)),
+        ("smbrdp_denied_total", "counter", "Sessions refused at the limit.",
+         per_protocol(lambda p: counters[f"denied:{p}"])),
+        ("smbrdp_connections_total", "counter", "Transport connections accepted.",
+         per_protocol(lambda p: counters[f"connections:{p}"])),
     ]
     for name, key, help_text in SERVER_COUNTERS:
-        lines += _family(name, "counter", help_text, [({}, counters[key])])
+        families.append((name, "counter", help_text, [(dict(host), counters[key])]))
     events = engine.events
-    lines += [
-        *_family("smbrdp_events_dropped_total", "counter",
-                 "Event records overwritten because the event log reached its maximum size.",
-                 [({}, events.dropped)]),
-        *_family("smbrdp_event_log_bytes", "gauge", "Bytes of the event records kept.",
-                 [({}, events.size)]),
-        *_family("smbrdp_event_log_max_bytes", "gauge", "The event log's maximum size.",
-                 [({}, events.max_bytes)]),
+    families += [
+        ("smbrdp_events_dropped_total", "counter",
+         "Event records overwritten because the event log reached its maximum size.",
+         [(dict(host), events.dropped)]),
+        ("smbrdp_event_log_bytes", "gauge", "Bytes of the event records kept.",
+         [(dict(host), events.size)]),
+        ("smbrdp_event_log_max_bytes", "gauge", "The event log's maximum size.",
+         [(dict(host), events.max_bytes)]),
     ]
-    return "\n".join(lines) + "\n"
+    return families
+
+
+def render(engine: SessionEngine, host: str | None = None) -> str:
+    """One engine's metrics (with a ``host`` label when named)."""
+    return render_hosts([(host, engine)])
+
+
+def render_hosts(engines: list[tuple[str | None, SessionEngine]]) -> str:
+    """A lab's metrics: each family once, a sample per host labelled ``host="NAME"``."""
+    merged: dict[str, Family] = {}
+    for name, engine in engines:
+        for family, kind, help_text, samples in _families(
+                engine, {"host": name} if name is not None else {}):
+            merged.setdefault(family, (family, kind, help_text, []))[3].extend(samples)
+    lines: list[str] = []
+    for family, kind, help_text, samples in merged.values():
+        lines += _family(family, kind, help_text, samples)
+    return "\n".join(lines) + "\n" if lines else ""

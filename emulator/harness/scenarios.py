@@ -33,9 +33,9 @@ from impacket import nmb, nt_errors
 from impacket.smbconnection import SessionError, SMBConnection
 
 from emulator.admin.client import AdminError
-from emulator.hosts import EmulatedHost
+from emulator.harness.hosts import EmulatedHost
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 FILE_GENERIC_READ_WRITE = 0x0012019F
 
 
@@ -93,7 +93,7 @@ class RdpClients:
     def connect(self, label: str, host: str, port: int, user: str, password: str,
                 console: bool) -> None:
         if console:
-            from protocols.rdp.client import RDPTestClient
+            from emulator.harness.rdp_client import RDPTestClient
 
             client = RDPTestClient(host, port)
             client.negotiate()
@@ -359,11 +359,13 @@ def _count_events(run: Run, step: dict[str, Any]) -> str:
 
 
 def _metric(run: Run, step: dict[str, Any]) -> str:
-    """The value of one Prometheus sample, e.g. metric = 'smbrdp_denied_total{protocol="smb"}'."""
+    """The value of one Prometheus sample, e.g. metric = 'smbrdp_denied_total{protocol="smb"}'
+    (the host's own label, which every sample carries, left out)."""
     text = run.host.admin.call_text("GET", "/metrics")
     for line in text.splitlines():
-        if line.startswith(step["metric"] + " "):
-            return line.split()[-1]
+        key, _, value = line.rpartition(" ")
+        if re.sub(r'host="[^"]*",?', "", key).replace("{}", "") == step["metric"]:
+            return value
     return "absent"
 
 

@@ -20,9 +20,9 @@ from collections.abc import Callable
 
 from impacket import nt_errors
 
-from emulator.clock import ClockLike
-from emulator.editions import Edition
-from emulator.events import (
+from emulator.core.clock import ClockLike
+from emulator.core.editions import Edition
+from emulator.core.events import (
     EMULATOR_PROVIDER,
     LEVEL_INFORMATION,
     LEVEL_WARNING,
