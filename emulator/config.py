@@ -149,6 +149,8 @@ class Config:
                                              "edition's)", metavar="0-5")
     force_guest: bool | None = key(None, "XP Simple File Sharing: network logons become Guest "
                                    "(default: the edition's; on for XP)")
+    smb1: bool | None = key(None, 'SMB1 ("NT LM 0.12"; default: the edition\'s: on for XP, '
+                            "2003, WHS, Vista, 7, 2008 R2)")
     # Counting rules (emulator.core.engine.Rules), changeable at runtime (admin API).
     autodisconnect: int = key(15, "drop SMB sessions idle this long with nothing open "
                               "(minutes; 0 = within seconds; -1 = off)", metavar="MINUTES",

@@ -34,6 +34,7 @@ from protocols.dcerpc.pipes import PipeService
 from protocols.nbns.codec import NodeNames
 from protocols.rdp.connection import RDPServerConfig
 from protocols.rdp.security import StandardSecurityConfig
+from protocols.smb1.negotiate import SMB1Persona
 from protocols.smb2.budget import PreauthBudget
 from protocols.smb2.connection import SMBServerConfig
 from protocols.smb2.fs import DiskShare
@@ -271,7 +272,19 @@ class Host:
             spnego_mechs=e.spnego_mechs, ntlm_version=ntlm["version"],
             accept_ntlmv1=ntlm["accept_ntlmv1"], accept_lm=ntlm["accept_lm"],
             force_guest=self.persona("force_guest", "force_guest"),
-            is_admin=self.is_admin, admin_shares=self.admin_shares)
+            is_admin=self.is_admin, admin_shares=self.admin_shares,
+            smb1=self.smb1_persona(), smb2=e.smb2 or not self.persona("smb1", "smb1"))
+
+    def smb1_persona(self) -> SMB1Persona | None:
+        """SMB1's NEGOTIATE and SESSION_SETUP values, or None when SMB1 is off."""
+        e = self.edition
+        if not self.persona("smb1", "smb1"):
+            return None
+        return SMB1Persona(max_mpx=e.smb1_max_mpx, max_buffer=e.smb1_max_buffer,
+                           capabilities=e.smb1_capabilities, native_os=e.native_os,
+                           native_lanman=e.native_lanman,
+                           negotiate_blob=e.smb1_negotiate_blob,
+                           workgroup=self.config.workgroup)
 
     def windows_path(self, path: str) -> str:
         """How a share's directory shows in NetrShareGetInfo 2/502: ``C:\\...`` for one

@@ -178,6 +178,17 @@ class Edition:
     rdp_tls_ciphers: tuple[str, ...] = TLS_CIPHERS_WIN7
     rdp_tls_curves: tuple[str, ...] | None = NIST_CURVES  # None: OpenSSL's, X25519 first
     rdp_cert_hash: str = "sha1"  # the self-signed certificate's signature hash
+    # SMB1 ("NT LM 0.12"): spoken at all (``smb1``), and whether SMB2 is too (``smb2``:
+    # off on XP / 2003 / WHS, which drop a raw SMB2 NEGOTIATE). The NEGOTIATE values and
+    # the SESSION_SETUP_ANDX strings are the product's (README's persona table).
+    smb1: bool = False
+    smb2: bool = True
+    smb1_max_mpx: int = 50
+    smb1_max_buffer: int = 16644  # MS-SMB <28>: server SKUs 16644, client SKUs 4356
+    smb1_capabilities: int = 0x8001F3FD  # with CAP_EXTENDED_SECURITY
+    smb1_negotiate_blob: bool = False  # a SPNEGO hint after the ServerGUID (Vista and later)
+    native_os: str = ""
+    native_lanman: str = ""
 
     @property
     def max_dialect_name(self) -> str:
@@ -201,14 +212,19 @@ _XP = dict(version=(5, 1), build=2600, smb_capabilities=0, max_io_size=64 * 1024
            server_start_time=True, spnego_mechs=MECHS_PRE_NEGOEX, lm_compatibility_level=0,
            force_guest=True, restrict_null_sessions=False,
            sam_builtin_accounts=SAM_ACCOUNTS_XP, sam_first_user_rid=1003,
-           lsa_anonymous_lookup=True)
+           lsa_anonymous_lookup=True, smb1=True, smb2=False, smb1_max_mpx=10,
+           smb1_max_buffer=4356, smb1_capabilities=0x8000E3FD, native_os="Windows 5.1",
+           native_lanman="Windows 2000 LAN Manager")
 # Servers keep the built-in Administrator enabled and enforce password complexity.
 _SERVER_SAM = dict(sam_builtin_accounts=SAM_ACCOUNTS_2003, sam_password_complex=True)
 _SERVER_SAM_10 = dict(sam_builtin_accounts=SAM_ACCOUNTS_2022, sam_password_complex=True)
 _2003 = dict(_XP, version=(5, 2), build=3790, lm_compatibility_level=2, force_guest=False,
              rdp_refusal_text=TS_REFUSAL_2003, rdp_security_layers=("rdp", "tls"),
              sam_builtin_accounts=SAM_ACCOUNTS_2003,
-             sam_first_user_rid=1000, lsa_anonymous_lookup=False)
+             sam_first_user_rid=1000, lsa_anonymous_lookup=False, smb1_max_mpx=50,
+             smb1_max_buffer=16644, smb1_capabilities=0x8001F3FD,
+             native_os="Windows Server 2003 3790 Service Pack 2",
+             native_lanman="Windows Server 2003 5.2")
 # RDP: Vista/7/2008 offer NLA (System Properties asks; Group Policy's default is "any
 # version"); 8.1/2012 R2 require it with HYBRID_EX; 10 1607 and later add 0x10, X25519.
 _RDP_7: dict[str, Any] = dict(rdp_nla_default="offered", rdp_direct_tls=True,
@@ -222,8 +238,13 @@ _RDP_10: dict[str, Any] = dict(_RDP_81, rdp_neg_flags=NEG_FLAGS_10,
                                rdp_cert_hash="sha256")
 _VISTA = dict(version=(6, 0), build=6002, smb_capabilities=0, max_io_size=64 * 1024,
               server_start_time=True, spnego_mechs=MECHS_PRE_NEGOEX,
-              sam_builtin_accounts=SAM_ACCOUNTS_7, **_NLA, **_RDP_7)
-_WIN7 = dict(_VISTA, version=(6, 1), build=7601, max_io_size=MIB, spnego_mechs=MECHS_WINDOWS)
+              sam_builtin_accounts=SAM_ACCOUNTS_7, smb1=True, smb1_max_buffer=4356,
+              smb1_negotiate_blob=True,
+              native_os="Windows Vista (TM) Business 6002 Service Pack 2",
+              native_lanman="Windows Vista (TM) Business 6.0", **_NLA, **_RDP_7)
+_WIN7 = dict(_VISTA, version=(6, 1), build=7601, max_io_size=MIB, spnego_mechs=MECHS_WINDOWS,
+             native_os="Windows 7 Professional 7601 Service Pack 1",
+             native_lanman="Windows 7 Professional 6.1")
 _WIN8 = dict(version=(6, 3), build=9600, max_io_size=8 * MIB,
              sam_builtin_accounts=SAM_ACCOUNTS_7, **_NLA, **_RDP_81)
 _WIN10 = dict(version=(10, 0), build=19045, **_NLA, **_RDP_10)
@@ -249,7 +270,9 @@ EDITIONS: dict[str, Edition] = {
         Edition("whs", "Windows Home Server", None, 2, "console", SMB_2_0_2, **_2003),
         Edition("server-2003", "Windows Server 2003", None, 2, "console", SMB_2_0_2, **_2003),
         Edition("server-2008r2", "Windows Server 2008 R2 Standard", None, 2, "admin", SMB_2_1,
-                **dict(_WIN7, **_SERVER_SAM)),
+                **dict(_WIN7, smb1_max_buffer=16644,
+                       native_os="Windows Server 2008 R2 Standard 7601 Service Pack 1",
+                       native_lanman="Windows Server 2008 R2 Standard 6.1", **_SERVER_SAM)),
         Edition("server-2012r2", "Windows Server 2012 R2 Standard", None, 2, "admin",
                 SMB_3_0_2, **dict(_WIN8, **_SERVER_SAM)),
         Edition("server-2016", "Windows Server 2016 Standard", None, 2, "admin", SMB_3_1_1,

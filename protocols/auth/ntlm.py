@@ -229,7 +229,22 @@ class NTLMAcceptor:
             auth = _parse_authenticate(token)
         except Exception as exc:
             raise AuthFailure(STATUS_INVALID_PARAMETER, f"bad AUTHENTICATE: {exc}") from exc
+        return self._verify(auth, token)
 
+    def check_responses(self, *, user: str, domain: str, workstation: str, lm: bytes,
+                        nt: bytes) -> AuthResult:
+        """SMB1 without extended security: the LM/NTLM (or LMv2/NTLMv2) responses of a
+        SESSION_SETUP_ANDX to the NEGOTIATE's challenge (``server_challenge``), checked
+        by the same rules as an AUTHENTICATE's (MS-CIFS 3.3.5.3)."""
+        if self._finished:
+            raise AuthFailure(STATUS_INVALID_PARAMETER, "responses already checked")
+        self._finished = True
+        # Plain NTLM (no NTLM2 session security): the session key is the base key.
+        auth = _Authenticate(flags=NTLMSSP_NEGOTIATE_NTLM, user=user, domain=domain,
+                             workstation=workstation, lm=lm, nt=nt, encrypted_key=b"")
+        return self._verify(auth, None)
+
+    def _verify(self, auth: _Authenticate, token: bytes | None) -> AuthResult:
         if not auth.user and not auth.nt and auth.lm in (b"", b"\x00"):
             if not self._allow_anonymous:
                 raise AuthFailure(STATUS_LOGON_FAILURE, "anonymous logon refused")
@@ -238,8 +253,16 @@ class NTLMAcceptor:
         # NTLMv2: NTProofStr (16) + a blob of at least 28 bytes. NTLMv1 (24 bytes) and
         # LM-only (no NT response, 24-byte LM) logons only where the host's LAN Manager
         # authentication level accepts them; else refused like a wrong password.
-        v1 = len(auth.nt) == 24 or (not auth.nt and len(auth.lm) == 24)
-        if v1 and not (self._accept_ntlmv1 if auth.nt else self._accept_lm):
+        # An NT response neither NTLMv1 nor NTLMv2 beside a 24-byte LM one leaves the LM
+        # field alone (nmap's smb.lua sends a truncated NT field and the NTLMv1 response
+        # in the LM field, which Windows and Samba check as either hash's response).
+        lm_only = len(auth.lm) == 24 and len(auth.nt) != 24 and len(auth.nt) < 16 + 28
+        if lm_only:
+            auth.nt = b""
+        v1 = len(auth.nt) == 24 or lm_only
+        if lm_only and not (self._accept_lm or self._accept_ntlmv1):
+            raise AuthFailure(STATUS_LOGON_FAILURE, "LM refused by this host's level")
+        if v1 and not lm_only and not self._accept_ntlmv1:
             raise AuthFailure(STATUS_LOGON_FAILURE, "NTLMv1/LM refused by this host's level")
         if not v1 and len(auth.nt) < 16 + 28:
             raise AuthFailure(STATUS_LOGON_FAILURE, "not an NTLMv2 response")
@@ -277,7 +300,7 @@ class NTLMAcceptor:
             av_flags = struct.unpack("<I", flags_pair[1])[0] if flags_pair else 0
         except Exception as exc:
             raise AuthFailure(STATUS_INVALID_PARAMETER, f"bad AV pairs: {exc}") from exc
-        if av_flags & _AV_FLAGS_MIC:
+        if av_flags & _AV_FLAGS_MIC and token is not None:
             mic = token[_MIC_OFFSET : _MIC_OFFSET + 16]
             zeroed = token[:_MIC_OFFSET] + b"\x00" * 16 + token[_MIC_OFFSET + 16 :]
             expected = ntlm.hmac_md5(
@@ -295,15 +318,19 @@ class NTLMAcceptor:
         challenge = self.server_challenge
         ess = bool(auth.flags & NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY)
         if auth.nt:
+            candidates = [ntlm.get_ntlmv1_response(nt_hash, challenge)]
             if ess and len(auth.lm) == 24:
+                # NTLM2 session response; a client may set the flag yet send a plain NTLMv1
+                # response (nmap's smb.lua does), which Windows accepts too.
                 client_challenge = auth.lm[:8]
                 digest = hashlib.md5(challenge + client_challenge).digest()[:8]
-                expected = ntlm.ntlmssp_DES_encrypt(nt_hash, digest)
-            else:
-                expected = ntlm.get_ntlmv1_response(nt_hash, challenge)
-            ok = hmac.compare_digest(expected, auth.nt)
-        else:  # LM only
-            ok = hmac.compare_digest(ntlm.get_ntlmv1_response(lm_hash, challenge), auth.lm)
+                candidates.insert(0, ntlm.ntlmssp_DES_encrypt(nt_hash, digest))
+            ok = any(hmac.compare_digest(expected, auth.nt) for expected in candidates)
+        else:  # the LM field only: an LM response, or an NTLMv1 one (per the level)
+            hashes = ([lm_hash] if self._accept_lm else []) + (
+                [nt_hash] if self._accept_ntlmv1 else [])
+            ok = any(hmac.compare_digest(ntlm.get_ntlmv1_response(h, challenge), auth.lm)
+                     for h in hashes)
         if not ok:
             raise AuthFailure(STATUS_LOGON_FAILURE, "wrong password")
         base_key = ntlm.generateSessionKeyV1(password, lm_hash, nt_hash)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from impacket import smb3structs as s2
 
 from protocols.errors import StatusError
+from protocols.smb1.route import smb1_core_for
 from protocols.smb2 import crypto
 from protocols.smb2.files import FileHandlers
 from protocols.smb2.framing import (
@@ -92,9 +93,19 @@ class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers
 
     def _handle_frame(self, payload: bytes) -> None:
         magic = payload[:4]
-        if magic == SMB1_PROTOCOL_ID:
-            self._out += frame(self._smb1_negotiate(payload))
+        if self.smb1 is None and magic == SMB1_PROTOCOL_ID:
+            self.smb1 = smb1_core_for(self, payload)
+            if self.smb1 is None:
+                self._out += frame(self._smb1_negotiate(payload))
+                return
+        if self.smb1 is not None:  # protocols/smb1 owns this connection
+            if magic != SMB1_PROTOCOL_ID:
+                raise Disconnect("an SMB2 message on an SMB1 connection")
+            for reply in self.smb1.handle(payload):
+                self._out += frame(reply)
             return
+        if not self.config.smb2:
+            raise Disconnect("SMB2 is not spoken here (an SMB1-only host)")
         session = None
         encrypted = magic == TRANSFORM_PROTOCOL_ID
         if encrypted:

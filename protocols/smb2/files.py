@@ -19,7 +19,7 @@ from protocols.smb2.oplocks import CachingHandlers
 from protocols.smb2.pipe import PipeHandle
 from protocols.smb2.state import (
     FSCTL_DFS_GET_REFERRALS, FSCTL_PIPE_TRANSCEIVE, FSCTL_VALIDATE_NEGOTIATE_INFO, FULL_ACCESS,
-    SHARE_FLAG_ENCRYPT_DATA, SHARE_FLAG_NO_CACHING, STATUS_ACCESS_DENIED, STATUS_BAD_NETWORK_NAME,
+    SHARE_FLAG_ENCRYPT_DATA, SHARE_FLAG_NO_CACHING, STATUS_ACCESS_DENIED,
     STATUS_BUFFER_OVERFLOW, STATUS_END_OF_FILE, STATUS_INVALID_DEVICE_REQUEST,
     STATUS_INVALID_PARAMETER, STATUS_NOT_FOUND, STATUS_NOT_SUPPORTED,
     STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SUCCESS, Disconnect, Open, Request,
@@ -37,20 +37,10 @@ class FileHandlers(CachingHandlers):
         if (self.dialect == 0x0311 and not request.header.signed and not request.encrypted
                 and not session.anonymous and not session.guest):
             raise Disconnect("unsigned TREE_CONNECT on 3.1.1 (MS-SMB2 3.3.5.7)")
-        admin_share = self.config.admin_shares.get(name)
-        if admin_share is not None:
-            # ADMIN$ and C$: administrators only (anonymous and Guest included in "others").
-            if session.anonymous or session.guest or not self.config.is_admin(session.slot.user):
-                raise StatusError(STATUS_ACCESS_DENIED, f"{name} is for administrators")
-            share, share_type, flags = admin_share, s2.SMB2_SHARE_TYPE_DISK, 0
-        elif name == "ipc$":
-            share, share_type, flags = None, s2.SMB2_SHARE_TYPE_PIPE, SHARE_FLAG_NO_CACHING
+        share = self.share_for(session, name)
+        if share is None:
+            share_type, flags = s2.SMB2_SHARE_TYPE_PIPE, SHARE_FLAG_NO_CACHING
         else:
-            share = self.config.shares.get(name)
-            if share is None:
-                raise StatusError(STATUS_BAD_NETWORK_NAME, path)
-            if session.anonymous and not self.config.gate.anonymous_may_open("share", name):
-                raise StatusError(STATUS_ACCESS_DENIED, "null session to a disk share")
             share_type, flags = s2.SMB2_SHARE_TYPE_DISK, 0
         encrypt = name in self.config.encrypt_shares
         if encrypt:

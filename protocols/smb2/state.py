@@ -149,6 +149,10 @@ class SMBServerConfig:
     is_admin: Callable[[str], bool] = lambda user: False  # who may open ADMIN$ / C$
     admin_shares: Mapping[str, Any] = field(default_factory=dict)  # "admin$"/"c$" -> share
     session_ids: SessionIds = field(default_factory=SessionIds)
+    # SMB1 (protocols/smb1): the persona's NEGOTIATE/SESSION_SETUP values, None = SMB1 off;
+    # smb2 False: a raw SMB2 NEGOTIATE is dropped (XP, 2003).
+    smb1: Any = None
+    smb2: bool = True
 
     @property
     def max_frame(self) -> int:
@@ -277,6 +281,7 @@ class ConnectionState:
         self._deleted_keys: dict[int, bytes] = {}  # sessions the engine ended -> signing key
         self._pending: dict[int, Any] = {}  # AsyncId -> a CREATE waiting for breaks (oplocks.py)
         self.on_output: Callable[[], None] | None = None  # output made outside receive_data
+        self.smb1: Any = None  # the SMB1 core, when the first NEGOTIATE chose SMB1
         config.gate.note_connection("smb")
 
     # -- frames ---------------------------------------------------------------------
@@ -304,6 +309,24 @@ class ConnectionState:
         self._preauth_timer = None
         if self.config.preauth_budget is not None:
             self.config.preauth_budget.leave(self)
+
+    def share_for(self, session: SMBSession, name: str) -> Any | None:
+        """The share a TREE_CONNECT names (lower case; None for IPC$), or the refusal
+        (SMB1 and SMB2 alike)."""
+        admin_share = self.config.admin_shares.get(name)
+        if admin_share is not None:
+            # ADMIN$ and C$: administrators only (anonymous and Guest included in "others").
+            if session.anonymous or session.guest or not self.config.is_admin(session.slot.user):
+                raise StatusError(STATUS_ACCESS_DENIED, f"{name} is for administrators")
+            return admin_share
+        if name == "ipc$":
+            return None
+        share = self.config.shares.get(name)
+        if share is None:
+            raise StatusError(STATUS_BAD_NETWORK_NAME, name)
+        if session.anonymous and not self.config.gate.anonymous_may_open("share", name):
+            raise StatusError(STATUS_ACCESS_DENIED, "null session to a disk share")
+        return share
 
     def _tree(self, request: Request) -> Tree:
         assert request.session is not None

@@ -64,7 +64,13 @@ SMBCLIENT_PROTOCOL = {
 class Edition:
     name: str
     smb_limit: int | None  # None = unlimited
-    max_dialect: int
+    max_dialect: int  # the SMB2 cap (on SMB1-only editions: with ``--no-smb1``)
+    smb2: bool = True  # False: SMB1 only by default (XP, 2003, WHS)
+
+    @property
+    def smb2_args(self) -> list[str]:
+        """Serve flags that make the edition speak SMB2 (SMB1-only ones: SMB1 off)."""
+        return [] if self.smb2 else ["--no-smb1"]
 
     @property
     def dialects(self) -> tuple[int, ...]:
@@ -74,16 +80,26 @@ class Edition:
 EDITIONS: dict[str, Edition] = {
     e.name: e
     for e in (
-        Edition("xp-home", 5, 0x0202),
-        Edition("xp-pro", 10, 0x0202),
+        Edition("xp-home", 5, 0x0202, smb2=False),
+        Edition("xp-pro", 10, 0x0202, smb2=False),
         Edition("win7", 20, 0x0210),
         Edition("win10", 20, 0x0311),
         Edition("win11", 20, 0x0311),
-        Edition("whs", None, 0x0202),
-        Edition("server-2003", None, 0x0202),
+        Edition("whs", None, 0x0202, smb2=False),
+        Edition("server-2003", None, 0x0202, smb2=False),
         Edition("server-2022", None, 0x0311),
     )
 }
+
+
+def samba_smb1_args(edition: str) -> list[str]:
+    """Samba's tools (smbclient, rpcclient, net) need NT1 allowed to reach an SMB1-only
+    edition at all (their default minimum is SMB2_02), and IPC$ signing relaxed: they
+    require it on IPC$ by default, and this server does not sign SMB1 (README)."""
+    known = EDITIONS.get(edition)
+    if known is None or known.smb2:
+        return []
+    return ["-m", "NT1", "--option=client min protocol=NT1", "--option=client ipc signing=auto"]
 
 
 def in_ci() -> bool:

@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 from impacket.smbconnection import SessionError, SMBConnection
 
-from .conftest import STATUS_REQUEST_NOT_ACCEPTED, server_command
+from .conftest import EDITIONS, STATUS_REQUEST_NOT_ACCEPTED, server_command
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(180)]
 
@@ -28,8 +28,10 @@ def admin(emulator):
     """Factory: a server with the admin API on a free port and a virtual clock."""
     def start(edition="xp-pro", args=()):
         # ForceGuest off: these tests follow named accounts (XP Pro, Simple File Sharing off).
+        # They check SMB2's answers to an ended session: XP's SMB1 is turned off.
         return emulator(edition, args=("--admin-port", "0", "--admin-token", TOKEN,
-                                       "--virtual-clock", "--no-force-guest", *args))
+                                       "--virtual-clock", "--no-force-guest",
+                                       *EDITIONS[edition].smb2_args, *args))
     return start
 
 

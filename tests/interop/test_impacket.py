@@ -77,7 +77,7 @@ def test_file_operations(emulator, dialect):
 
 @pytest.mark.parametrize("edition", ["xp-home", "xp-pro", "win7", "win10", "server-2022"])
 def test_edition_caps_dialect(emulator, edition):
-    emu = emulator(edition)
+    emu = emulator(edition, args=EDITIONS[edition].smb2_args)
     cap = EDITIONS[edition].max_dialect
     conn = connect(emu)  # SMB1 multi-protocol negotiate, then SMB2 with every dialect
     assert conn.getDialect() == cap

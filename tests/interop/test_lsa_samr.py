@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PASSWORD, require_binary
+from .conftest import PASSWORD, require_binary, samba_smb1_args
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(240)]
 
@@ -36,12 +36,14 @@ def start(emulator, edition="win10", args=()):
 def samba(tool, emu, conf: Path, *args: str, user="alice", timeout=60):
     exe = require_binary(tool)
     credentials = ["-U", f"{user}%{USERS[user]}" if user else "%"]  # "%": a null session
+    protocol = samba_smb1_args(emu.edition)  # XP: SMB1 only
     if tool == "net":
         cmd = [exe, "rpc", *args, "-S", emu.host, "-p", str(emu.smb_port), *credentials,
-               "--configfile", str(conf)]
+               "--configfile", str(conf), *protocol]
     else:
         cmd = [exe, *credentials, "-p", str(emu.smb_port), "--configfile", str(conf),
-               "--option=client min protocol=SMB2_02", "-c", "; ".join(args), emu.host]
+               *(protocol or ["--option=client min protocol=SMB2_02"]), "-c", "; ".join(args),
+               emu.host]
     return subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=timeout)
 

@@ -67,8 +67,9 @@ def _dialects(lines: list[str]) -> list[int]:
 
 @pytest.mark.parametrize("edition", ["xp-pro", "win7", "win10", "server-2022"])
 def test_protocols_and_security_mode(emulator, edition):
-    """Signing is enabled but not required by default (a Windows client SKU)."""
-    emu = emulator(edition)
+    """Signing is enabled but not required by default (a Windows client SKU). XP speaks
+    SMB1 only by default (tests/interop/test_smb1.py): here its SMB2 side, SMB1 off."""
+    emu = emulator(edition, args=EDITIONS[edition].smb2_args)
     out = _run_nmap(emu)
 
     blocks = _script_blocks(out)

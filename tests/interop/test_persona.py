@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PASSWORD, in_ci, require_binary, require_module
+from .conftest import PASSWORD, in_ci, require_binary, require_module, samba_smb1_args
 from .test_nmap import _script_blocks
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(240)]
@@ -29,6 +29,8 @@ VERSIONS = {
     "win11": (10, 0, 26100), "server-2016": (10, 0, 14393), "server-2019": (10, 0, 17763),
     "server-2022": (10, 0, 20348), "server-2025": (10, 0, 26100),
 }
+
+SMB1_NATIVE_OS = {"xp-pro": "Windows 5.1", "server-2003": "Windows Server 2003 3790 Service Pack 2"}
 
 
 def _impacket(emu):
@@ -47,7 +49,9 @@ def test_impacket_reads_the_os_and_names(emulator, edition):
         major, minor, build = VERSIONS[edition]
         assert (conn.getServerOSMajor(), conn.getServerOSMinor(), conn.getServerOSBuild()) == (
             major, minor, build)
-        assert str(build) in conn.getServerOS()
+        # SMB1 (XP, 2003): impacket gives SESSION_SETUP's NativeOS, which on XP has no build.
+        assert conn.getServerOS() == SMB1_NATIVE_OS.get(edition, conn.getServerOS())
+        assert str(build) in conn.getServerOS() or edition in SMB1_NATIVE_OS
         # A workgroup host names itself everywhere: impacket then leaves the domain empty.
         assert conn.getServerName() == "DESKTOP-AB12CD"
         assert conn.getServerDomain() == ""
@@ -183,8 +187,10 @@ def test_null_session_share_enumeration_per_edition(emulator, tmp_path, edition,
     no NullSessionPipes) refuse it (nmap issue #266)."""
     emu = emulator(edition, users=USERS)
     exe = require_binary("smbclient")
+    # XP speaks only SMB1: smbclient must be allowed NT1 to reach it at all.
+    nt1 = samba_smb1_args(edition)
     out = subprocess.run([exe, "-L", f"//{emu.host}", "-p", str(emu.smb_port), "-N",
-                          "--configfile", str(_smbclient_conf(tmp_path))],
+                          "--configfile", str(_smbclient_conf(tmp_path)), *nt1],
                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
     text = out.stdout + out.stderr
     if listed:

@@ -482,7 +482,8 @@ def test_xfreerdp_through_pyrdp_mitm_to_whs_two_admitted_the_third_refused(emula
                                                                            xvfb, tmp_path):
     """pyrdp-mitm (PyPI pyrdp-mitm; it pins its own cryptography, so it lives in its own
     virtualenv: PYRDP_MITM names its script, else .venv-pyrdp/ (scripts/install-test-deps)
-    or PATH) rewrites the GCC Conference Create Request with connectPDU length 0x2A, which Windows accepts."""
+    or PATH) rewrites the GCC Conference Create Request with connectPDU length 0x2A, which
+    Windows accepts."""
     venv = Path(__file__).resolve().parents[2] / ".venv-pyrdp" / "bin" / "pyrdp-mitm"
     exe = os.environ.get("PYRDP_MITM") or (str(venv) if venv.exists() else None) \
         or require_binary("pyrdp-mitm")

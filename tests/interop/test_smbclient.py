@@ -113,7 +113,7 @@ def test_each_smb311_cipher(emulator, smbclient_conf, tmp_path, cipher):
 
 @pytest.mark.parametrize("edition", ["xp-home", "xp-pro", "win7", "win10", "server-2022"])
 def test_edition_caps_dialect(emulator, smbclient_conf, edition):
-    emu = emulator(edition)
+    emu = emulator(edition, args=EDITIONS[edition].smb2_args)
     cap = EDITIONS[edition].max_dialect
     # Unpinned (smbclient offers 2.0.2 .. 3.1.1): connects at the edition's cap.
     _ok(run_smbclient(emu, smbclient_conf, "-m", "SMB3_11", commands="ls"), "unpinned")

@@ -129,7 +129,8 @@ def test_each_dialect(emulator, dialect):
 def test_capped_editions(emulator, edition):
     # smbprotocol requires signing, which XP's ForceGuest (Guest sessions cannot sign)
     # would refuse: this checks the dialect cap, so accounts log on as themselves.
-    emu = emulator(edition, args=("--no-force-guest",))
+    # smbprotocol speaks SMB2 only: on XP (SMB1 only by default) SMB1 is turned off.
+    emu = emulator(edition, args=("--no-force-guest", *EDITIONS[edition].smb2_args))
     _session_round_trip(emu, None, require_encryption=False)
     conn = Connection(uuid.uuid4(), emu.host, emu.smb_port)
     try:

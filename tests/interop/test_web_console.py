@@ -113,7 +113,11 @@ def test_a_labs_console_lists_its_hosts_and_opens_each(browser, tmp_path):
         host, port = home["smb"].rsplit(":", 1)
         conn = SMBConnection(host, host, sess_port=int(port), timeout=20)
         conn.login("user", "password")
-        wait = WebDriverWait(browser, 20)
+        from selenium.common.exceptions import StaleElementReferenceException
+
+        # The console redraws a table it polls: an element read mid-redraw is stale; read
+        # it again.
+        wait = WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,))
         browser.get(lab.listeners["admin"] + "/")
         wait.until(ec.visibility_of_element_located((By.ID, "token"))).send_keys(TOKEN)
         browser.find_element(By.ID, "login-button").click()

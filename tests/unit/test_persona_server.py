@@ -94,3 +94,23 @@ def test_lm_level_range():
     with pytest.raises(ConfigError):
         build_config({"lm_compatibility_level": 6}, {})
     assert build_config({"lm_compatibility_level": 0}, {}).lm_compatibility_level == 0
+
+
+@pytest.mark.parametrize("edition,smb1,smb2", [
+    ("xp-home", True, False), ("xp-pro", True, False), ("server-2003", True, False),
+    ("whs", True, False), ("vista", True, True), ("win7", True, True),
+    ("win81", False, True), ("win10", False, True), ("server-2022", False, True)])
+def test_smb1_per_edition(tmp_path, edition, smb1, smb2):
+    config = server(tmp_path, edition=edition).smb_config()
+    assert (config.smb1 is not None, config.smb2) == (smb1, smb2)
+
+
+def test_smb1_key_overrides_the_edition(tmp_path):
+    off = server(tmp_path, edition="xp-pro", smb1=False).smb_config()
+    assert off.smb1 is None and off.smb2  # SMB1 off: XP speaks 2.0.2 as before
+    on = server(tmp_path, edition="win10", smb1=True).smb_config()
+    assert on.smb1 is not None and on.smb2
+    xp = server(tmp_path, edition="xp-pro").smb_config().smb1
+    assert (xp.max_mpx, xp.max_buffer, xp.capabilities, xp.native_os, xp.native_lanman) == (
+        10, 4356, 0x8000E3FD, "Windows 5.1", "Windows 2000 LAN Manager")
+    assert build_config({"smb1": False}, {}).smb1 is False

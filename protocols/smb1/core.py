@@ -1,0 +1,173 @@
+"""The SMB1 core of one connection: a command table over the AndX pipeline.
+
+``SMB2ServerConnection`` owns the transport side (framing, pre-auth bounds, the session
+table) and hands every ``\\xffSMB`` frame here once the first NEGOTIATE chose SMB1
+(``protocols/smb1/route.py``). ``handle(message)`` returns the response bytes (or
+none); a ``Disconnect`` drops the connection. Nothing here counts: sessions ask the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from impacket import nt_errors
+from impacket import smb as i
+
+from protocols.auth.spnego import initial_token
+from protocols.errors import StatusError
+from protocols.smb1 import negotiate as neg
+from protocols.smb1.files import FileCommands
+from protocols.smb1.messages import (
+    EMPTY_BLOCK, STATUS_SMB_BAD_COMMAND, Header, join_chain, split_chain,
+)
+from protocols.smb1.sessions import FIRST_UID, SessionCommands
+from protocols.smb1.trans import TransCommands
+from protocols.smb2.state import Disconnect
+
+STATUS_MORE_PROCESSING_REQUIRED = nt_errors.STATUS_MORE_PROCESSING_REQUIRED
+NEGOTIATE_FLAGS2 = (i.SMB.FLAGS2_UNICODE | i.SMB.FLAGS2_NT_STATUS | i.SMB.FLAGS2_EAS
+                    | i.SMB.FLAGS2_LONG_NAMES)
+
+
+@dataclass
+class Chain:
+    """The state one message's AndX chain carries from command to command."""
+
+    request: Header
+    message: bytes
+    uid: int
+    tid: int
+    status: int = 0  # a non-error status to answer with (MORE_PROCESSING_REQUIRED)
+    fid: int | None = None  # the FID an NT_CREATE_ANDX of this chain opened
+
+
+class SMB1Core(SessionCommands, FileCommands, TransCommands):
+    def __init__(self, conn: Any, persona: neg.SMB1Persona) -> None:
+        self.conn = conn  # the SMB2ServerConnection: sessions, config, log, address
+        self.persona = persona
+        self.workgroup = persona.workgroup
+        self.extended = True
+        self.challenge = neg.new_challenge()
+        self.negotiated = False
+        self._next_uid = FIRST_UID
+        self._next_tid = 1
+        self._next_fid = 0x4000
+        self.client_max_buffer = persona.max_buffer  # SESSION_SETUP_ANDX MaxBufferSize
+
+    def handle(self, message: bytes) -> list[bytes]:
+        try:
+            header = Header.parse(message)
+        except ValueError as exc:
+            raise Disconnect(str(exc)) from None
+        # The REPLY bit of a request is not checked: nmap's smb.lua retries a failed
+        # SESSION_SETUP_ANDX with the response's Flags (0x98), and Windows answers it.
+        if header.command == i.SMB.SMB_COM_NEGOTIATE:
+            return [self._negotiate(header, message)]
+        if not self.negotiated:
+            raise Disconnect("SMB1 command before NEGOTIATE")
+        try:
+            blocks = split_chain(message, header.command)
+        except ValueError as exc:
+            self.conn.log(f"smb {self.conn.address}: SMB1 malformed request: {exc}")
+            return [self._error(header, nt_errors.STATUS_INVALID_PARAMETER)]
+        chain = Chain(header, message, header.uid, header.tid)
+        parts: list[tuple[int, bytes, Any]] = []
+        status = 0
+        for block in blocks:
+            handler = _COMMANDS.get(block.command)
+            try:
+                if handler is None:
+                    raise StatusError(STATUS_SMB_BAD_COMMAND,
+                                      f"command 0x{block.command:02x}")
+                result = handler(self, block, chain)
+            except StatusError as err:
+                status = err.status
+                break
+            if result is None:  # a transaction waiting for its secondaries
+                return []
+            if isinstance(result, list):  # ECHO: one response per echo
+                return result
+            words, data = result
+            parts.append((block.command, words, data))
+            if chain.status:
+                status = chain.status
+                break
+        reply = header.reply()
+        reply.uid, reply.tid = chain.uid, chain.tid
+        reply.set_status(status)
+        if status and status != STATUS_MORE_PROCESSING_REQUIRED:
+            if not parts:
+                return [reply.pack() + EMPTY_BLOCK]
+            # The commands that succeeded keep their responses; the chain ends at the
+            # failure, whose status the header carries (MS-CIFS 3.3.5.2).
+        if self.conn.sessions.get(chain.uid) is None and status:
+            reply.uid = 0 if status != STATUS_MORE_PROCESSING_REQUIRED else chain.uid
+        return [join_chain(reply, parts)]
+
+    def _error(self, header: Header, status: int) -> bytes:
+        reply = header.reply()
+        reply.set_status(status)
+        return reply.pack() + EMPTY_BLOCK
+
+    # -- NEGOTIATE -------------------------------------------------------------------------
+    def _negotiate(self, header: Header, message: bytes) -> bytes:
+        if self.negotiated:
+            raise Disconnect("a second SMB1 NEGOTIATE")
+        try:
+            block = split_chain(message, header.command)[0]
+        except ValueError as exc:
+            raise Disconnect(f"malformed NEGOTIATE: {exc}") from None
+        config = self.conn.config
+        hint = initial_token(config.spnego_mechs) if self.persona.negotiate_blob else b""
+        index, flags2, words, data = neg.negotiate_response(
+            header, block.data, self.persona, now=config.now(),
+            server_guid=config.server_guid, challenge=self.challenge,
+            domain=self.workgroup, server_name=config.netbios_name, spnego_hint=hint,
+            signing_required=config.signing_required)
+        if index is None:
+            self.conn.close_requested = True  # nothing in common: answered, then dropped
+        self.negotiated = True
+        self.extended = bool(flags2 & i.SMB.FLAGS2_EXTENDED_SECURITY)
+        reply = header.reply()
+        # Windows answers NEGOTIATE with Unicode and NT status set whatever the client
+        # asked (XP: Flags2 0xC807 in the MS05-011 capture); clients take Unicode from it.
+        reply.flags2 = (NEGOTIATE_FLAGS2 | (header.flags2 & i.SMB.FLAGS2_SMB_SECURITY_SIGNATURE)
+                        | (flags2 & i.SMB.FLAGS2_EXTENDED_SECURITY))
+        return neg.pack_negotiate(reply, words, data)
+
+    # -- ECHO ------------------------------------------------------------------------------
+    def echo(self, block: Any, chain: Chain) -> list[bytes]:
+        if len(block.words) < 2:
+            raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "ECHO words")
+        count = int.from_bytes(block.words[:2], "little")
+        out = []
+        # One response per echo (MS-CIFS 3.3.5.32), bounded here at the persona's MaxMpx.
+        for n in range(1, min(count, self.persona.max_mpx) + 1):
+            reply = chain.request.reply()
+            out.append(join_chain(reply, [(block.command, n.to_bytes(2, "little"),
+                                           block.data)]))
+        return out
+
+
+_COMMANDS: dict[int, Callable[..., Any]] = {
+    i.SMB.SMB_COM_SESSION_SETUP_ANDX: SMB1Core.session_setup,
+    i.SMB.SMB_COM_LOGOFF_ANDX: SMB1Core.logoff,
+    i.SMB.SMB_COM_TREE_CONNECT_ANDX: SMB1Core.tree_connect,
+    i.SMB.SMB_COM_TREE_DISCONNECT: SMB1Core.tree_disconnect,
+    i.SMB.SMB_COM_ECHO: SMB1Core.echo,
+    i.SMB.SMB_COM_NT_CREATE_ANDX: SMB1Core.nt_create,
+    i.SMB.SMB_COM_OPEN_ANDX: SMB1Core.open_andx,
+    i.SMB.SMB_COM_READ_ANDX: SMB1Core.read_andx,
+    i.SMB.SMB_COM_WRITE_ANDX: SMB1Core.write_andx,
+    i.SMB.SMB_COM_CLOSE: SMB1Core.close,
+    i.SMB.SMB_COM_TRANSACTION: SMB1Core.transaction,
+    i.SMB.SMB_COM_TRANSACTION2: SMB1Core.transaction2,
+    i.SMB.SMB_COM_FIND_CLOSE2: SMB1Core.find_close,
+    i.SMB.SMB_COM_CHECK_DIRECTORY: SMB1Core.check_directory,
+    i.SMB.SMB_COM_DELETE: SMB1Core.delete,
+    i.SMB.SMB_COM_CREATE_DIRECTORY: SMB1Core.create_directory,
+    i.SMB.SMB_COM_DELETE_DIRECTORY: SMB1Core.delete_directory,
+    i.SMB.SMB_COM_RENAME: SMB1Core.rename,
+}
