@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from emulator.core.editions import get_edition
+
 from .conftest import PASSWORD, in_ci, require_binary, require_module, samba_smb1_args
 from .test_nmap import _script_blocks
 
@@ -151,7 +153,9 @@ def _node_client():
                                               ("xp-pro", True)])
 def test_ntlmv1_client_per_lm_compatibility_level(emulator, edition, admitted):
     node = _node_client()
-    emu = emulator(edition, users=USERS, args=("--no-signing-required",))
+    # The client speaks only SMB2: XP's LM level is shown with SMB1 off (--no-smb1).
+    smb2_only = ("--no-smb1",) if get_edition(edition).smb1 else ()
+    emu = emulator(edition, users=USERS, args=("--no-signing-required", *smb2_only))
     # The `ntlm` package computes DES-based LM/NTLMv1: OpenSSL 3 keeps DES in "legacy".
     proc = subprocess.run(
         [node, "--openssl-legacy-provider", str(NODE_DIR / "smb2_ntlmv1.js"), emu.host,

@@ -52,8 +52,9 @@ def test_log_in_see_a_live_session_delete_it_and_it_is_gone(emulator, browser):
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
+    # SMB2 (--no-smb1): the deleted session's next request is answered as SMB2 answers it.
     emu = emulator("xp-pro", args=("--admin-port", "0", "--admin-token", TOKEN,
-                                   "--no-force-guest"))
+                                   "--no-force-guest", "--no-smb1"))
     wait = WebDriverWait(browser, 20)
     conn = SMBConnection(emu.host, emu.host, sess_port=emu.smb_port, timeout=20)
     conn.login("alice", emu.users["alice"])
