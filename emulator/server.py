@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from typing import Any
@@ -26,7 +27,8 @@ from emulator.config import DEFAULT_USER, Config, initial_rules, is_loopback
 from emulator.core.clock import ClockLike, OwnedClock, VirtualClock
 from emulator.core.editions import get_edition
 from emulator.core.engine import Rules, SessionEngine
-from emulator.core.events import EventLog
+from emulator.core.events import EMULATOR_PROVIDER, FAULT_EVENT_ID, LEVEL_WARNING, EventLog
+from emulator.core.faults import Fault, FaultTable, status_name
 from emulator.rpcview import EngineServerView
 from emulator.core.hoststate import server_guid
 from protocols.auth.ntlm import version_field
@@ -141,6 +143,8 @@ class Host:
             setup_timeout=config.session_setup_timeout, limits=self.initial_limits(),
             rules=self.initial_rules(), pending_per_connection=config.smb_pending_per_connection,
             pending_per_address=config.smb_pending_per_address)
+        # Faults armed through the admin API (emulator.core.faults): the protocols ask it.
+        self.faults = FaultTable(self.fault_commands(), on_fire=self._fault_fired)
         self.notes: list[str] = []  # what defaults were filled in, for the operator
         self._temp_dirs: list[str] = []
         self.users = dict(config.users) or dict([DEFAULT_USER])
@@ -184,7 +188,7 @@ class Host:
         """One line for stderr: what other machines can reach on a non-loopback address."""
         c = self.config
         exposed = ["SMB", *(["NetBIOS"] if c.netbios_port is not None else []),
-                   *(["RDP"] if c.rdp_port is not None and self.edition.rdp_limit != 0 else []),
+                   *(["RDP"] if self.serves_rdp() else []),
                    *(["the admin API (plain HTTP, no TLS)"] if c.admin_port is not None else [])]
         if not c.users:
             exposed.append(f"the built-in account {':'.join(DEFAULT_USER)}")
@@ -226,10 +230,34 @@ class Host:
 
     def reset(self) -> None:
         """End every session, restore the configured limits and rules and the empty server
-        comment, forget past events."""
+        comment, forget past events and faults."""
         self.engine.reset(self.initial_limits(), self.initial_rules())
+        self.faults.clear()
         self.events.clear()
         self.comment = ""
+
+    def serves_rdp(self) -> bool:
+        return self.config.rdp_port is not None and self.edition.rdp_limit != 0
+
+    def fault_commands(self) -> dict[str, tuple[str, ...]]:
+        """What a fault may name per protocol this host serves: SMB commands (one name
+        for both dialect families), RDP connection-sequence points."""
+        from protocols.rdp.state import FAULT_POINTS
+        from protocols.smb2.messages import COMMAND_NAMES
+
+        served = {"smb": tuple(COMMAND_NAMES.values())}
+        if self.serves_rdp():
+            served["rdp"] = FAULT_POINTS
+        return served
+
+    def _fault_fired(self, fault: Fault, command: str, context: Mapping[str, str | None]) -> None:
+        self.engine.counters[f"fault:{fault.action}"] += 1
+        about = ", ".join(f"{k}={v}" for k, v in context.items() if v)
+        what = fault.action if fault.status is None else status_name(fault.status)
+        self.events.record(provider=EMULATOR_PROVIDER, event_id=FAULT_EVENT_ID,
+                           level=LEVEL_WARNING,
+                           message=f"Fault {fault.id} fired: {fault.protocol} {command} -> "
+                                   f"{what}" + (f" ({about})" if about else ""))
 
     def machine_sid(self) -> str:
         """The account domain's SID (``emulator.core.identity``), fixed on first use."""
@@ -365,7 +393,7 @@ class Host:
         self._listen("smb", self.config.smb_port, SMBFactory(smb, netbios=False))
         if self.config.netbios_port is not None:
             self._listen("netbios", self.config.netbios_port, SMBFactory(smb, netbios=True))
-        if self.config.rdp_port is not None and self.edition.rdp_limit != 0:
+        if self.serves_rdp():
             from protocols.rdp.twisted import RDPFactory  # xp-home has no RDP host
 
             rdp = self.rdp_config()

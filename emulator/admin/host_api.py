@@ -23,6 +23,7 @@ from emulator.admin.replies import Call, Reply, Router, json_reply
 from emulator.core import metrics
 from emulator.core.engine import CONSOLE_SESSION_ID, DISCONNECTED, Session, file_id
 from emulator.core.events import iso_time, parse_time
+from emulator.core.faults import FaultError
 
 if TYPE_CHECKING:
     from emulator.server import Host
@@ -208,6 +209,30 @@ class HostAPI:
             setattr(self.engine.rules, name, value)
         self.engine.rules_changed()  # the timing rules feed one expiry timer: re-plan it
         return self.get_rules(call)
+
+    # -- faults (emulator.core.faults): armed here, fired by the protocols -------------------
+    @host_route("GET", r"/api/faults")
+    def list_faults(self, call: Call) -> Any:
+        return self.server.faults.rows()
+
+    @host_route("POST", r"/api/faults")
+    def add_fault(self, call: Call) -> Any:
+        try:
+            return self.server.faults.add(json_object(call.body)).to_dict()
+        except FaultError as exc:
+            raise ApiError(400, str(exc)) from None
+
+    @host_route("DELETE", r"/api/faults")
+    def clear_faults(self, call: Call) -> Any:
+        return {"cleared": self.server.faults.clear()}
+
+    @host_route("DELETE", r"/api/faults/(\d+)")
+    def remove_fault(self, call: Call, fault_id: str) -> Any:
+        wanted = path_id(fault_id)
+        removed = None if wanted is None else self.server.faults.remove(wanted)
+        if removed is None:
+            raise ApiError(404, f"no fault {shorten(fault_id)}")
+        return removed.to_dict()
 
     # -- test harness: accounts, shares, reset (the pytest plugin's host methods) ----------------
     @host_route("POST", r"/api/users")

@@ -31,6 +31,7 @@ LOGON_FAILED_EVENT_ID = 4625
 LOGOFF_EVENT_ID = 4634
 RECONNECT_EVENT_ID = 4778
 DISCONNECT_EVENT_ID = 4779
+FAULT_EVENT_ID = 110  # the emulator's own: an injected fault fired (Windows logs none)
 
 LEVEL_INFORMATION = "Information"
 LEVEL_WARNING = "Warning"

@@ -83,6 +83,10 @@ def _families(engine: SessionEngine, host: dict[str, str]) -> list[Family]:
     ]
     for name, key, help_text in SERVER_COUNTERS:
         families.append((name, "counter", help_text, [(dict(host), counters[key])]))
+    faults = sorted(key for key in counters if key.startswith("fault:"))
+    families.append(("smbrdp_faults_fired_total", "counter",
+                     "Injected faults that fired, by kind (the fault's action).",
+                     [({**host, "kind": key.split(":", 1)[1]}, counters[key]) for key in faults]))
     events = engine.events
     families += [
         ("smbrdp_events_dropped_total", "counter",

@@ -204,8 +204,25 @@ class HostMethods:
         self.admin.call("POST", "/api/clock/advance", {"seconds": seconds})
 
     def reset(self) -> None:
-        """End every session and restore the edition's limits and rules."""
+        """End every session, restore the edition's limits and rules, clear the faults."""
         self.admin.call("POST", "/api/reset", {})
+
+    # -- faults (README "Faults") -------------------------------------------------------
+    def inject(self, protocol: str, command: str = "*", **fault: Any) -> dict[str, Any]:
+        """Arm a fault: ``host.inject("smb", "READ", status="STATUS_INSUFFICIENT_RESOURCES")``;
+        the fields are those of POST /api/faults (action, status, delay, credits, errinfo,
+        count, after, user, client, share, path). Returns the fault as listed."""
+        result: dict[str, Any] = self.admin.call(
+            "POST", "/api/faults", {"protocol": protocol, "command": command, **fault})
+        return result
+
+    def faults(self) -> list[dict[str, Any]]:
+        """Every armed (or spent) fault with its hits."""
+        result: list[dict[str, Any]] = self.admin.call("GET", "/api/faults")
+        return result
+
+    def clear_faults(self) -> None:
+        self.admin.call("DELETE", "/api/faults")
 
 
 

@@ -53,6 +53,11 @@ class Event(enum.Enum):
 
 S, E = State, Event
 
+# Where a fault may strike an RDP connection (emulator.core.faults): the client's step of
+# the connection sequence about to be answered, or any PDU once ACTIVE.
+FAULT_POINTS = ("CONNECTION_REQUEST", "CREDSSP", "CONNECT_INITIAL", "SECURITY_EXCHANGE",
+                "CLIENT_INFO", "CONFIRM_ACTIVE", "FONT_LIST", "ACTIVE")
+
 TRANSITIONS: dict[tuple[State, Event], State] = {
     (S.X224, E.TLS_SELECTED): S.MCS_CONNECT,
     (S.X224, E.RDP_SELECTED): S.MCS_CONNECT,
