@@ -9,6 +9,7 @@ the length encoding and the mechanism OIDs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from impacket.ntlm import NTLMSSP_NEGOTIATE_SIGN
 from impacket.spnego import GSS_API_SPNEGO_UUID, TypesMech, asn1encode
@@ -141,6 +142,7 @@ def neg_token_resp(
     return _tlv(0xA1, _tlv(0x30, body))
 
 
+@lru_cache(maxsize=16)  # a pure function of the edition's mechanisms: built once each
 def initial_token(mechs: tuple[str, ...] = WINDOWS_MECHS) -> bytes:
     """SecurityBuffer of the SMB2 NEGOTIATE response: negTokenInit2 listing ``mechs``
     (names of MECH_OIDS). Only NTLMSSP is accepted: a client that opens with Kerberos

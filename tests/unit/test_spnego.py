@@ -67,6 +67,14 @@ def test_initial_token_bytes():
     )
 
 
+
+def test_initial_token_built_once_per_mechanism_list():
+    # Every NEGOTIATE response carries it: built once per edition's list, not per
+    # connection (bench_smb's CPU per handshake), and still right per list.
+    assert initial_token(("NTLMSSP",)) is initial_token(("NTLMSSP",))
+    assert initial_token() is initial_token()
+    assert initial_token(("NTLMSSP",)) != initial_token()
+
 def test_neg_token_resp_bytes():
     oid = TypesMech["NTLMSSP - Microsoft NTLM Security Support Provider"]
     token = neg_token_resp(1, supported_mech=oid, response_token=b"CHAL")
