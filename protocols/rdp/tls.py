@@ -110,6 +110,10 @@ class ContextFactory:
         ctx.set_cipher_list((":".join(profile.ciphers) + ":@SECLEVEL=0").encode())
         ctx.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_CIPHER_SERVER_PREFERENCE
                         | SSL.OP_NO_TICKET | OP_NO_ENCRYPT_THEN_MAC)
+        # OpenSSL frees a connection's read/write buffers while it has nothing buffered
+        # (Twisted's CertificateOptions sets the same): a held, idle session keeps no
+        # 2 x 16 KiB of record buffers.
+        ctx.set_mode(SSL.MODE_RELEASE_BUFFERS)
         # A server-side session cache: the ServerHello carries a 32-byte session id, as
         # SChannel's does (FreeRDP issue #7769 quotes one).
         ctx.set_session_id(b"smbrdp-emulator-rdp")

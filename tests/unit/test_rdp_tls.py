@@ -137,3 +137,13 @@ def test_7_era_curves_are_the_nist_ones_and_dhe_still_works():
         tls.TLSProfile(("1.0", "1.2"), ("AES128-SHA",), ("X9000",))
     with pytest.raises(ValueError):
         tls.TLSProfile(("1.2", "1.0"), ("AES128-SHA",))
+
+
+def test_an_idle_connection_keeps_no_record_buffers():
+    # MODE_RELEASE_BUFFERS (as Twisted's CertificateOptions sets it): a held RDP session
+    # that has nothing in flight does not keep OpenSSL's 2 x 16 KiB read/write buffers.
+    from OpenSSL import SSL
+
+    for edition in ("whs", "win7", "server-2022"):
+        ctx = CERT.context_factory(_profile(edition)).getContext()
+        assert ctx.set_mode(0) & SSL.MODE_RELEASE_BUFFERS  # set_mode ORs, returns the mode
