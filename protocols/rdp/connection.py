@@ -207,6 +207,15 @@ class RDPServerConnection(ActivationMixin, EndingMixin):
         """End TLS with a fatal access_denied alert (the adapter writes it)."""
         return self._closing is not None and self._closing.mode == TLS_ALERT
 
+    @property
+    def may_end_with_tls_alert(self) -> bool:
+        """Whether this connection can still end with the access_denied alert: only a
+        CredSSP logon (HYBRID or HYBRID_EX) can, so the adapter watches the server's TLS
+        records only then (or while the protocol is unknown: TLS began with a bare
+        ClientHello, the Connection Request is still to come inside it)."""
+        return self.config.credssp is not None and self.selected_protocol in (
+            None, PROTOCOL_HYBRID, PROTOCOL_HYBRID_EX)
+
     def tls_started(self) -> None:
         """The adapter started TLS (bytes from now on are the decrypted stream) and fed it
         ``tls_preface``, the bytes of a bare ClientHello that arrived first."""

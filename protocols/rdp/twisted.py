@@ -89,13 +89,14 @@ class RDPProtocol(protocol.Protocol):
             return
 
     def _start_tls(self, transport: Any, core: RDPServerConnection) -> None:
-        """startTLS with the edition's context; a watcher beneath the TLS layer reads the
-        server's records (for the alert); a bare ClientHello that opened the connection is
-        handed to the TLS layer."""
+        """startTLS with the edition's context; where the connection may end with the
+        alert (CredSSP), a watcher beneath the TLS layer reads the server's records; a bare
+        ClientHello that opened the connection is handed to the TLS layer."""
         preface = core.tls_preface
         transport.startTLS(self.tls_context)
         tls_layer = transport.protocol  # TLSMemoryBIOProtocol, between transport and us
-        self._records = tls_layer.transport = RecordWatcher(tls_layer.transport)
+        if core.may_end_with_tls_alert:  # else every record written would be parsed for nothing
+            self._records = tls_layer.transport = RecordWatcher(tls_layer.transport)
         core.tls_started()
         if preface:
             tls_layer.dataReceived(preface)
@@ -109,7 +110,9 @@ class RDPProtocol(protocol.Protocol):
         the TLS layer (which cannot be asked for it), after the records it has sent."""
         tls = transport.getHandle()  # the pyOpenSSL connection
         records = self._records
-        assert records is not None and records.sequence is not None  # after the handshake
+        if records is None or records.sequence is None:  # cannot happen: CredSSP ran in TLS
+            transport.abortConnection()
+            return
         try:
             record = access_denied_record(
                 tls.get_cipher_name(), tls.master_key(), tls.client_random(),

@@ -9,8 +9,9 @@ from typing import Any
 from twisted.internet.testing import StringTransport
 
 from protocols.rdp import gcc, mcs, pdu
+from protocols.rdp.tls_alert import RecordWatcher
 from protocols.rdp.twisted import RDPFactory
-from protocols.rdp.x224 import PROTOCOL_SSL, connection_request, x224_data
+from protocols.rdp.x224 import PROTOCOL_HYBRID, PROTOCOL_SSL, connection_request, x224_data
 from tests.unit.test_rdp_connection import TIMEOUT, USERS, Host
 
 BUFFER = 64 * 1024  # Twisted's FileDescriptor.bufferSize: a producer is paused past it
@@ -179,3 +180,25 @@ def test_a_bare_client_hello_is_handed_to_the_tls_layer():
     assert transport.protocol.received == hello
     assert not transport.disconnecting
     lose(protocol)
+
+
+def test_the_tls_records_are_watched_only_where_the_alert_may_be_sent():
+    """The access_denied alert ends only a failed CredSSP logon: a TLS-only connection
+    writes its records straight to the transport (nothing parses each screen's records);
+    CredSSP selected, or TLS begun by a bare ClientHello, gets the watcher."""
+    nla = dict(credssp=lambda: object())
+    for edition, kw, opening, watched in [
+            ("whs", {}, connection_request(PROTOCOL_SSL, b"Cookie: mstshash=x"), False),
+            ("server-2022", nla, connection_request(PROTOCOL_SSL, b"Cookie: mstshash=x"),
+             False),
+            ("server-2022", nla,
+             connection_request(PROTOCOL_SSL | PROTOCOL_HYBRID, b"Cookie: mstshash=x"), True),
+            ("win10", nla, bytes.fromhex("16030100310100002d0301") + b"\x00" * 40, True)]:
+        host = Host(edition, **kw)
+        protocol, transport = connect(host)
+        protocol.dataReceived(opening)
+        assert transport.tls_started
+        below_tls = transport.protocol.transport
+        assert isinstance(below_tls, RecordWatcher) is watched, (edition, opening[:4])
+        assert (protocol._records is not None) is watched
+        lose(protocol)
