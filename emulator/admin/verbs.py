@@ -229,7 +229,7 @@ def fault(client: AdminClient, args: argparse.Namespace) -> Output:
     if args.action == "add":
         if args.protocol is None:
             raise AdminError("usage: fault add PROTOCOL [COMMAND] --status NAME | --action ...")
-        spec: dict[str, Any] = {"protocol": args.protocol, "command": args.command or "*"}
+        spec: dict[str, Any] = {"protocol": args.protocol, "command": args.fault_command or "*"}
         for name in FAULT_FIELDS:
             value = getattr(args, "action_" if name == "action" else name)
             if value is not None:
@@ -308,7 +308,8 @@ def add_verb_parsers(sub: Any) -> None:  # argparse's _SubParsersAction
     p = verb(sub, "fault", fault, "list, arm (add) or clear injected faults")
     p.add_argument("action", nargs="?", choices=["list", "add", "clear"], default="list")
     p.add_argument("protocol", nargs="?", help="add: smb or rdp; clear: a fault id")
-    p.add_argument("command", nargs="?", help="add: READ, CREATE, SESSION_SETUP, ... (* = any)")
+    p.add_argument("fault_command", nargs="?", metavar="COMMAND",  # "command" is the verb's
+                   help="add: READ, CREATE, SESSION_SETUP, ... (* = any)")
     p.add_argument("--action", dest="action_", metavar="ACTION",
                    help="status, drop, reset, truncate, stall, delay, pending, credits, ...")
     p.add_argument("--status", help="an NT status name or number")
