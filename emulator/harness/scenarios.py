@@ -34,6 +34,7 @@ from impacket.smbconnection import SessionError, SMBConnection
 
 from emulator.admin.client import AdminError
 from emulator.core.editions import get_edition
+from emulator.harness.fault_steps import FAULT_ACTIONS, client_error
 from emulator.harness.hosts import EmulatedHost
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
@@ -155,6 +156,7 @@ class Run:
     users: dict[str, str]
     smb: dict[str, SMBConnection] = field(default_factory=dict)
     rdp: RdpClients | None = None
+    copies: dict[str, Any] = field(default_factory=dict)  # background copies (fault_steps)
 
     def default_user(self) -> tuple[str, str]:
         return next(iter(self.users.items()))
@@ -217,13 +219,17 @@ def _smb_logon(run: Run, step: dict[str, Any]) -> str:
             if conn is not None:  # a refused client retries on its TCP connection...
                 try:
                     conn.login(user, password)
-                except nmb.NetBIOSError:  # ...unless the server closed it meanwhile (an
-                    conn = None  # unauthenticated connection times out): reconnect
+                except (nmb.NetBIOSError, OSError):  # ...unless the server closed it (an
+                    conn = None  # unauthenticated connection times out; a restart): reconnect
             if conn is None:
+                run.smb.pop(label, None)
                 conn = run.smb[label] = _computer(run, client)
                 conn.login(user, password)
         except SessionError as err:
             outcomes.append(status_name(err.getErrorCode()))
+            continue
+        except (nmb.NetBIOSError, OSError) as exc:  # nothing listens (a restart's downtime)
+            outcomes.append(client_error(exc))
             continue
         outcomes.append("admitted")
     return _summarise(outcomes)
@@ -387,6 +393,7 @@ ACTIONS: dict[str, Callable[[Run, dict[str, Any]], str]] = {
     "count_sessions": _count_sessions,
     "count_events": _count_events,
     "metric": _metric,
+    **FAULT_ACTIONS,
 }
 
 
