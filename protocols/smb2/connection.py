@@ -104,8 +104,14 @@ class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers
         if self.smb1 is not None:  # protocols/smb1 owns this connection
             if magic != SMB1_PROTOCOL_ID:
                 raise Disconnect("an SMB2 message on an SMB1 connection")
-            for reply in self.smb1.handle(payload):
-                self._out += frame(reply)
+            self._frame_fault = None
+            replies = self.smb1.handle(payload)
+            if self._frame_fault is not None and self._frame_fault.action in CUTS:
+                self._cut(self._frame_fault)  # a fault said drop, reset or stall
+                replies = []
+            for reply in replies:
+                self._send_frame(frame(reply))  # truncate or delay the first (faults.py)
+            self._frame_fault = None
             return
         if not self.config.smb2:
             raise Disconnect("SMB2 is not spoken here (an SMB1-only host)")
@@ -231,10 +237,9 @@ class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers
         on it is STATUS_NETWORK_NAME_DELETED, TREE_DISCONNECT aside."""
         session, h = request.session, request.header
         tree = session.trees.get(h.tree_id) if session is not None else None
-        if tree is None or tree.share is None or h.command in _TREE_ANY:
+        if tree is None or h.command in _TREE_ANY:
             return
-        if (self.config.shares.get(tree.name) is not tree.share
-                and self.config.admin_shares.get(tree.name) is not tree.share):
+        if self._share_gone(tree):
             raise StatusError(STATUS_NETWORK_NAME_DELETED, f"share {tree.name} was removed")
 
     def _check_session(self, request: Request) -> SMBSession:

@@ -73,18 +73,52 @@ class FaultHandlers(ConnectionState):
         h = request.header
         session = request.session
         tree = session.trees.get(h.tree_id) if session is not None else None
-        path = None
+        path = share = None
+        if tree is not None:
+            share = tree.name
+        elif h.command == s2.SMB2_TREE_CONNECT:  # the share it asks for
+            try:
+                req = bodies.TREE_CONNECT.parse(request.message, HEADER_SIZE)
+                unc = buffer_at(request.message, req.PathOffset, req.PathLength)
+                share = unc.decode("utf-16-le", "replace").rstrip("\\").rsplit("\\", 1)[-1]
+            except Exception:  # malformed: the handler says so
+                share = None
         if h.command == s2.SMB2_CREATE:
             try:
                 req = bodies.CREATE.parse(request.message, HEADER_SIZE)
                 path = buffer_at(request.message, req.NameOffset,
                                  req.NameLength).decode("utf-16-le", "replace")
-            except (ValueError, StatusError, Exception):  # malformed: the handler says so
+            except Exception:  # malformed: the handler says so
                 path = None
         if user is None and session is not None and session.slot is not None:
             user = session.slot.user or None
-        return table.match("smb", command or COMMAND_NAMES.get(h.command, "?"), user=user,
-                           client=self.address, share=tree.name if tree else None, path=path)
+        return self._match_fault(command or COMMAND_NAMES.get(h.command, "?"), user=user,
+                                 share=share, path=path)
+
+    def _match_fault(self, command: str, *, user: str | None = None, share: str | None = None,
+                     path: str | None = None) -> Any:
+        """The one question, SMB2 and SMB1 alike (SMB1 commands by their SMB2 names)."""
+        return self.config.faults.match("smb", command, user=user, client=self.address,
+                                        share=share, path=path)
+
+    def _fault_at_logon(self, session: Any, user: str, workstation: str) -> Any:
+        """Where a logon is decided (SMB2 and SMB1): a status fault refuses it (its slot
+        given back, 4625 with that status' Sub Status); another fault is returned for the
+        caller to act on."""
+        if not self._faults_armed():
+            return None
+        fault = self._match_fault("SESSION_SETUP", user=user)
+        if fault is None or fault.action != "status":
+            return fault
+        slot = session.slot
+        slot.user, slot.client, slot.workstation = user, self.client_name, workstation
+        self._end_session(session, "logon-refused", fault.status)
+        raise StatusError(fault.status, f"fault {fault.id}: logon refused")
+
+    def _share_gone(self, tree: Any) -> bool:
+        """The tree's share was removed (Host.remove_share) or re-pointed."""
+        return (tree.share is not None and self.config.shares.get(tree.name) is not tree.share
+                and self.config.admin_shares.get(tree.name) is not tree.share)
 
     def _apply_request_fault(self, fault: Any, request: Request, response: Header,
                              key: bytes | None) -> tuple[Header, bytes, bytes | None] | None:

@@ -85,19 +85,10 @@ class SessionSetupHandlers(ConnectionState):
 
     def _logon_fault(self, request: Request, response: Header, session: SMBSession,
                      user: str, workstation: str) -> None:
-        """SESSION_SETUP faults fire where the logon is decided, the user known. A status
-        is a refused logon: its slot given back, 4625 logged with the status' Sub Status."""
-        if not self._faults_armed():  # type: ignore[attr-defined]
-            return
-        fault = self._ask_faults(request, "SESSION_SETUP", user=user)  # type: ignore[attr-defined]
-        if fault is None:
-            return
-        if fault.action == "status":
-            slot = session.slot
-            slot.user, slot.client, slot.workstation = user, self.client_name, workstation
-            self._end_session(session, "logon-refused", fault.status)
-            raise StatusError(fault.status, f"fault {fault.id}: logon refused")
-        self._apply_request_fault(fault, request, response, None)  # type: ignore[attr-defined]
+        """SESSION_SETUP faults fire where the logon is decided, the user known (faults.py)."""
+        fault = self._fault_at_logon(session, user, workstation)  # type: ignore[attr-defined]
+        if fault is not None:
+            self._apply_request_fault(fault, request, response, None)  # type: ignore[attr-defined]
 
     def _reauthenticate(self, request: Request, response: Header, session: SMBSession,
                         token: bytes) -> tuple[int, bytes]:

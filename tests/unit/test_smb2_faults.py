@@ -273,3 +273,13 @@ def test_no_fault_armed_costs_no_lookup(env, monkeypatch):
     assert client.send(s2.SMB2_ECHO, bodies.EMPTY_RESPONSE)[0].status == 0
     assert calls == []
 
+
+
+def test_tree_connect_matches_the_share_it_asks_for(tmp_path):
+    base, clock, engine, events, faults, config = make(tmp_path)
+    faults.add({"protocol": "smb", "command": "TREE_CONNECT", "status": 0xC0000022,
+                "share": "SHARE"})
+    client = Client(config, 0x0300, b"A" * 16)
+    with pytest.raises(AssertionError):
+        client.login()  # its TREE_CONNECT to \\EMULATOR\share is refused
+    assert faults.faults[0].hits == 1
