@@ -399,9 +399,9 @@ class Host:
         if self.serves_rdp():
             from protocols.rdp.twisted import RDPFactory  # xp-home has no RDP host
 
-            rdp = self.rdp_config()
-            self._listen("rdp", ports.get("rdp", self.config.rdp_port),
-                         RDPFactory(rdp, self.rdp_context))
+            rdp, port = self.rdp_config(), ports.get("rdp") or self.config.rdp_port
+            assert port is not None  # serves_rdp()
+            self._listen("rdp", port, RDPFactory(rdp, self.rdp_context))
         self._listen_name_service()
 
     def listen_smb(self, smb_port: int | None = None, netbios_port: int | None = None) -> None:

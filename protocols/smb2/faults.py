@@ -69,7 +69,6 @@ class FaultHandlers(ConnectionState):
     def _ask_faults(self, request: Request, command: str | None = None,
                     user: str | None = None) -> Any:
         """The fault that fires on this request (counted), or None."""
-        table = self.config.faults
         h = request.header
         session = request.session
         tree = session.trees.get(h.tree_id) if session is not None else None

@@ -212,8 +212,7 @@ def reauthenticate(client):
 
 
 def test_expired_session_until_reauthenticated(env):
-    _, _, engine, *_rest = env
-    config, client = env[5], env[6]
+    engine, client = env[2], env[6]
     fid = opened(client)
     (session,) = client.conn.sessions.values()
     session.expired = True
@@ -226,7 +225,7 @@ def test_expired_session_until_reauthenticated(env):
 
 
 def test_expired_session_may_still_close(env):
-    config, client = env[5], env[6]
+    client = env[6]
     fid = opened(client)
     next(iter(client.conn.sessions.values())).expired = True
     assert client.close(fid) == 0
