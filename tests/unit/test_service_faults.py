@@ -122,3 +122,60 @@ def test_restart_and_reboot_routes(host):
     assert call(api, "POST", "/api/reboot", {"downtime": 1})[0] == 409
     host.reactor.advance(1)
     assert call(api, "POST", "/api/reboot", {"downtime": 2})[0] == 200
+
+
+def test_in_a_lab_each_host_restarts_alone_and_removal_mid_downtime_leaves_nothing():
+    from emulator.lab import Lab, host_values
+
+    reactor = MemoryReactorClock()
+    lab = Lab(reactor, defaults={"smb_port": 0, "netbios_port": 0, "rdp_port": 0,
+                                 "nbns_port": -1})
+    one, two = (lab.add(lab.config_for(host_values({"name": n, "edition": "xp-home"},
+                                                   f"host {n}: ", need_address=False)))
+                for n in ("one", "two"))
+    one.restart(10)
+    assert names(one) == [] and names(two) == ["netbios", "smb"]
+    assert [e["id"] for e in two.events.records] == []  # nothing logged on the other host
+    lab.remove("ONE")  # still down: its timer goes with it
+    assert one.clock.pending == 0
+    reactor.advance(10)
+    assert names(one) == [] and names(two) == ["netbios", "smb"]
+
+
+@pytest.mark.parametrize("spec", [
+    {"action": "stall"}, {"action": "delay", "delay": 600}, {"action": "pending", "delay": 600}])
+def test_removing_a_host_with_armed_faults_leaves_no_timer_and_no_slot(tmp_path, spec):
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.testing import StringTransport
+
+    from protocols.smb2 import bodies
+    from protocols.smb2.framing import frame
+    from protocols.smb2.messages import Header
+    from tests.unit.test_smb2_leases import Client
+
+    reactor = MemoryReactorClock()
+    (tmp_path / "share").mkdir()
+    host = Host(Config(edition="win10", nbns_port=-1, smb_port=4450, netbios_port=1390,
+                       users={"alice": "pw"}, shares={"share": str(tmp_path / "share")}),
+                reactor)
+    host.start()
+    factory = next(f for f in host.factories if f.name == "smb")
+    proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 50000))
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    client = Client(host.smb, 0x0300, b"A" * 16)
+    client.conn.connection_lost()  # the helper's own connection: replaced by the adapter's
+    client.conn = proto.core
+    client.login()
+    assert host.engine.counted("smb") == 1
+    host.faults.add({"protocol": "smb", "command": "ECHO", **spec})
+    header = Header(0x0D, credits=1, message_id=client.message_id, session_id=client.session_id)
+    proto.dataReceived(frame(header.pack() + bodies.EMPTY_RESPONSE))
+    assert host.clock.pending >= (0 if spec["action"] == "stall" else 1)
+    done = host.shutdown()
+    assert transport.disconnecting  # aborted
+    proto.connectionLost(None)  # what the reactor reports for the aborted transport
+    assert done.called
+    assert host.clock.pending == 0 and host.engine.counted("smb") == 0
+    assert not proto.core._fault_timers and not proto.core._fault_pending  # its own, too
+    assert [c for c in reactor.getDelayedCalls() if c.active()] == []
