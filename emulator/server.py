@@ -180,6 +180,7 @@ class Host:
         self.factories: list[TrackingFactory] = []
         self.smb: SMBServerConfig | None = None  # what the SMB listeners serve (start())
         self.restarting: Any = None  # the timer that brings a restarted service back
+        self.back_up: Any = None  # ... and what it runs (reset() runs it at once)
         self.comment = ""  # `net config server /srvcomment`; srvsvc's sv101_comment
         self._machine_sid: str | None = None
         # Served by the lab's admin listener (`emulator.lab`); kept here for a lone host.
@@ -233,7 +234,10 @@ class Host:
 
     def reset(self) -> None:
         """End every session, restore the configured limits and rules and the empty server
-        comment, forget past events and faults."""
+        comment, forget past events and faults; a host down for a restart comes back."""
+        from emulator import service_faults
+
+        service_faults.come_back(self)
         self.engine.reset(self.initial_limits(), self.initial_rules())
         self.faults.clear()
         self.events.clear()

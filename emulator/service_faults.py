@@ -55,12 +55,27 @@ def restart(host: Host, downtime: float) -> dict[str, Any]:
         raise ValueError("the host is already down for a restart or reboot")
     _service_event(host, "Server", "stopped")
     ports = _take_down(host, SMB_LISTENERS)
-    host.restarting = host.clock.callLater(downtime, _smb_back, host, ports)
+    _schedule(host, downtime, _smb_back, ports)
     return {"restart": "Server", "downtime": downtime, "ports": ports}
 
 
+def _schedule(host: Host, downtime: float, back: Any, ports: dict[str, int]) -> None:
+    host.restarting = host.clock.callLater(downtime, back, host, ports)
+    host.back_up = lambda: back(host, ports)
+
+
+def come_back(host: Host) -> None:
+    """End a downtime now (the host is reset for the next test)."""
+    timer, back = host.restarting, host.back_up
+    if timer is None or back is None:
+        return
+    if timer.active():
+        timer.cancel()
+    back()
+
+
 def _smb_back(host: Host, ports: dict[str, int]) -> None:
-    host.restarting = None
+    host.restarting = host.back_up = None
     host.listen_smb(ports.get("smb"), ports.get("netbios"))
     _service_event(host, "Server", "running")
 
@@ -77,12 +92,12 @@ def reboot(host: Host, downtime: float) -> dict[str, Any]:
     host.events.record(provider=EVENTLOG_PROVIDER, event_id=EVENTLOG_STOPPED_EVENT_ID,
                        level=LEVEL_INFORMATION, message="The Event log service was stopped.")
     ports = _take_down(host, None)
-    host.restarting = host.clock.callLater(downtime, _boot, host, ports)
+    _schedule(host, downtime, _boot, ports)
     return {"reboot": True, "downtime": downtime, "ports": ports}
 
 
 def _boot(host: Host, ports: dict[str, int]) -> None:
-    host.restarting = None
+    host.restarting = host.back_up = None
     host.started = host.clock.seconds()
     host.events.record(provider=EVENTLOG_PROVIDER, event_id=EVENTLOG_STARTED_EVENT_ID,
                        level=LEVEL_INFORMATION, message="The Event log service was started.")

@@ -179,3 +179,11 @@ def test_removing_a_host_with_armed_faults_leaves_no_timer_and_no_slot(tmp_path,
     assert host.clock.pending == 0 and host.engine.counted("smb") == 0
     assert not proto.core._fault_timers and not proto.core._fault_pending  # its own, too
     assert [c for c in reactor.getDelayedCalls() if c.active()] == []
+
+
+def test_reset_brings_a_restarting_host_back_at_once(host):
+    host.restart(60)
+    host.reset()
+    assert names(host) == ["netbios", "rdp", "smb"] and host.restarting is None
+    host.reactor.advance(60)
+    assert names(host) == ["netbios", "rdp", "smb"]  # not twice
