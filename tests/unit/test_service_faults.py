@@ -187,3 +187,21 @@ def test_reset_brings_a_restarting_host_back_at_once(host):
     assert names(host) == ["netbios", "rdp", "smb"] and host.restarting is None
     host.reactor.advance(60)
     assert names(host) == ["netbios", "rdp", "smb"]  # not twice
+
+
+def test_reboot_moves_server_start_time_where_the_edition_sends_it(tmp_path):
+    reactor = MemoryReactorClock()
+    reactor.advance(1_767_225_600)
+    h = Host(Config(edition="win7", nbns_port=-1, smb_port=4450, netbios_port=1390,
+                    rdp_port=33890, shares={"docs": str(tmp_path)}), reactor)
+    h.start()
+    try:
+        assert h.smb.start_time == 1_767_225_600
+        h.restart(5)
+        reactor.advance(5)
+        assert h.smb.start_time == 1_767_225_600  # the service, not the machine
+        h.reboot(60)
+        reactor.advance(60)
+        assert h.smb.start_time == 1_767_225_665 == h.started
+    finally:
+        h.close()
