@@ -250,6 +250,34 @@ def test_smbprotocol_signing_reauthentication_derives_new_keys(vhost):
         conn.disconnect(False)  # the broken session's LOGOFF would be signed with its new keys
 
 
+def test_smbprotocol_encrypted_error_and_pending_reply(rhost):
+    """Encryption (smbprotocol's default on 3.1.1): the injected error and the interim and
+    final responses of a pending request come encrypted, as the request was."""
+    from smbprotocol.connection import Connection
+    from smbprotocol.exceptions import SMBResponseException
+    from smbprotocol.session import Session
+    from smbprotocol.tree import TreeConnect
+
+    require_module("smbprotocol")
+    conn = Connection(uuid.uuid4(), rhost.host, rhost.smb_port)
+    conn.connect()
+    try:
+        session = Session(conn, "alice", USERS["alice"])  # require_encryption=True
+        session.connect()
+        assert session.encrypt_data
+        tree = TreeConnect(session, rf"\\{rhost.host}\docs")
+        tree.connect()
+        rhost.inject("smb", "READ", status="STATUS_INSUFFICIENT_RESOURCES")
+        with pytest.raises(SMBResponseException) as info:
+            _read(tree)
+        assert info.value.status == 0xC000009A
+        rhost.inject("smb", "READ", action="pending", delay=0.3)
+        assert _read(tree) == b"hello"
+        assert [f["hits"] for f in rhost.faults()] == [1, 1]
+    finally:
+        conn.disconnect()
+
+
 # -- the Server service restarts, the machine reboots ---------------------------------------------
 def _read_until(proc, word, deadline=30.0):
     """smbclient's interactive output up to ``word`` (bounded; no sleeps)."""
