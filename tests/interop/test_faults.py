@@ -377,3 +377,18 @@ def test_smbtorture_session_reauth(rhost, tmp_path, test):
     run = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, timeout=60)
     assert run.returncode == 0 and f"success: {test}" in run.stdout, run.stdout[-3000:]
+
+
+# -- the pytest plugin's lab hosts -----------------------------------------------------------------
+def test_plugin_host_restarts_alone_in_its_lab(emulated_host_factory, tmp_path):
+    """Two hosts of the plugin's lab process: one restarts, the other keeps serving."""
+    (tmp_path / "f.txt").write_text("x")
+    one = emulated_host_factory(users=USERS, shares={"docs": tmp_path})
+    two = emulated_host_factory(users=USERS, shares={"docs": tmp_path})
+    one.restart(downtime=10)
+    assert smbclient(two, "ls f.txt", cwd=tmp_path)[0] == 0
+    code, out = smbclient(one, "ls f.txt", cwd=tmp_path)
+    assert code != 0 and "NT_STATUS_CONNECTION_REFUSED" in out, out
+    one.advance(10)
+    assert smbclient(one, "ls f.txt", cwd=tmp_path)[0] == 0
+    assert [e["id"] for e in two.events(7036)] == []
