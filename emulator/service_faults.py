@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 
-from emulator.core.events import LEVEL_INFORMATION
+from twisted.logger import Logger
+
+from emulator.core.events import EMULATOR_PROVIDER, LEVEL_ERROR, LEVEL_INFORMATION
 
 if TYPE_CHECKING:
     from emulator.server import Host
@@ -24,6 +26,8 @@ EVENTLOG_STOPPED_EVENT_ID = 6006  # "The Event log service was stopped." (clean 
 EVENTLOG_STARTED_EVENT_ID = 6005  # "The Event log service was started." (boot)
 SMB_LISTENERS = ("smb", "netbios")
 MAX_DOWNTIME = 3600.0
+LISTEN_FAILED_EVENT_ID = 111  # the emulator's own: a port could not be taken back
+log = Logger(namespace="faults")
 
 
 def _service_event(host: Host, service: str, state: str) -> None:
@@ -76,8 +80,24 @@ def come_back(host: Host) -> None:
 
 def _smb_back(host: Host, ports: dict[str, int]) -> None:
     host.restarting = host.back_up = None
-    host.listen_smb(ports.get("smb"), ports.get("netbios"))
-    _service_event(host, "Server", "running")
+    if _listening(host, lambda: host.listen_smb(ports.get("smb"), ports.get("netbios"))):
+        _service_event(host, "Server", "running")
+
+
+def _listening(host: Host, listen: Any) -> bool:
+    """Listen again; a port taken meanwhile is one event and one log line, not a traceback
+    out of a timer (the host stays down on that port)."""
+    from emulator.server import ListenError
+
+    try:
+        listen()
+    except ListenError as exc:
+        log.error("{host}: cannot listen again after the restart: {exc}", host=host.name,
+                  exc=exc)
+        host.events.record(provider=EMULATOR_PROVIDER, event_id=LISTEN_FAILED_EVENT_ID,
+                           level=LEVEL_ERROR, message=f"Cannot listen again: {exc}")
+        return False
+    return True
 
 
 def reboot(host: Host, downtime: float) -> dict[str, Any]:
@@ -101,8 +121,8 @@ def _boot(host: Host, ports: dict[str, int]) -> None:
     host.started = host.clock.seconds()
     host.events.record(provider=EVENTLOG_PROVIDER, event_id=EVENTLOG_STARTED_EVENT_ID,
                        level=LEVEL_INFORMATION, message="The Event log service was started.")
-    host.start(ports)
-    _service_event(host, "Server", "running")
+    if _listening(host, lambda: host.start(ports)):
+        _service_event(host, "Server", "running")
 
 
 def expire_sessions(host: Host, user: str | None = None) -> list[int]:

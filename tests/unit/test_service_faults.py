@@ -205,3 +205,18 @@ def test_reboot_moves_server_start_time_where_the_edition_sends_it(tmp_path):
         assert h.smb.start_time == 1_767_225_665 == h.started
     finally:
         h.close()
+
+
+def test_a_port_taken_during_the_downtime_is_an_event_not_a_traceback(host, monkeypatch):
+    from twisted.internet.error import CannotListenError
+
+    host.restart(5)
+
+    def taken(port, factory, interface=""):
+        raise CannotListenError(interface, port, OSError(98, "Address already in use"))
+
+    monkeypatch.setattr(host.reactor, "listenTCP", taken)
+    host.reactor.advance(5)
+    assert names(host) == ["rdp"] and host.restarting is None
+    (failed,) = host.events.query(event_id=111)
+    assert "cannot bind smb port 4450" in failed["message"]
