@@ -121,8 +121,8 @@ class Host:
     def __init__(self, config: Config, reactor: Any, clock: ClockLike | None = None, *,
                  certificates: dict[Any, Any] | None = None) -> None:
         self.config = config
-        # The RDP certificates loaded so far, by (tls_cert, tls_key): immutable, so a
-        # lab's hosts share them.
+        # The RDP keys loaded so far, by (tls_cert, tls_key, hash): immutable, so a lab's
+        # hosts share them (a few entries, whatever the number of hosts).
         self.certificates = {} if certificates is None else certificates
         self.reactor = reactor
         self.name = config.netbios_name
@@ -339,24 +339,25 @@ class Host:
         from protocols.rdp import tls
 
         e = self.edition
-        # The certificate follows the computer name and the edition's signature hash; the
-        # context, the edition's TLS. Loading a key costs ~0.2 s (its checks): a lab's hosts
-        # share what they load.
-        where = (self.config.tls_cert, self.config.tls_key, self.config.netbios_name,
-                 e.rdp_cert_hash, e.rdp_tls_versions, e.rdp_tls_ciphers, e.rdp_tls_curves)
-        known = self.certificates.get(where)
-        if known is None:
-            try:
-                cert = tls.load_or_create(self.config.tls_cert, self.config.tls_key,
-                                          self.config.netbios_name, hash_name=e.rdp_cert_hash)
-            except (OSError, ValueError) as exc:
-                raise ListenError(f"rdp: cannot load or create the TLS certificate: {exc}"
-                                  ) from None
-            known = self.certificates[where] = (cert, cert.public_key_bytes(),
-                                                cert.context_factory(self.rdp_tls))
-        self.rdp_certificate: Any
-        self.rdp_context: Any
-        self.rdp_certificate, public_key, self.rdp_context = known
+        # The key is loaded (or made) once per run and signature hash, and a lab's hosts
+        # share it; the certificate follows the host's computer name (a given certificate
+        # file is served as it is), the context its edition's TLS. Both are this host's:
+        # they go when it is removed.
+        where = (self.config.tls_cert, self.config.tls_key, e.rdp_cert_hash)
+        base = self.certificates.get(where)
+        try:
+            if base is None:
+                base = self.certificates[where] = tls.load_or_create(
+                    self.config.tls_cert, self.config.tls_key, self.config.netbios_name,
+                    hash_name=e.rdp_cert_hash)
+            cert = base if self.config.tls_cert else tls.for_name(
+                base, self.config.netbios_name, e.rdp_cert_hash)
+        except (OSError, ValueError) as exc:
+            raise ListenError(f"rdp: cannot load or create the TLS certificate: {exc}"
+                              ) from None
+        self.rdp_certificate = cert
+        self.rdp_context = cert.context_factory(self.rdp_tls)
+        public_key = cert.public_key_bytes()
         ntlm = self.ntlm_settings()
         return RDPServerConfig(
             gate=self.engine, lookup_password=self.lookup_password, clock=self.clock,
