@@ -341,23 +341,23 @@ class Host:
         e = self.edition
         # The key is loaded (or made) once per run and signature hash, and a lab's hosts
         # share it; the certificate follows the host's computer name (a given certificate
-        # file is served as it is), the context its edition's TLS. Both are this host's:
-        # they go when it is removed.
+        # file is served as it is), the context its edition's TLS. Both are this host's,
+        # made on its first RDP connection, gone when it is removed.
         where = (self.config.tls_cert, self.config.tls_key, e.rdp_cert_hash)
         base = self.certificates.get(where)
-        try:
-            if base is None:
+        if base is None:
+            try:
                 base = self.certificates[where] = tls.load_or_create(
                     self.config.tls_cert, self.config.tls_key, self.config.netbios_name,
                     hash_name=e.rdp_cert_hash)
-            cert = base if self.config.tls_cert else tls.for_name(
-                base, self.config.netbios_name, e.rdp_cert_hash)
-        except (OSError, ValueError) as exc:
-            raise ListenError(f"rdp: cannot load or create the TLS certificate: {exc}"
-                              ) from None
-        self.rdp_certificate = cert
-        self.rdp_context = cert.context_factory(self.rdp_tls)
-        public_key = cert.public_key_bytes()
+            except (OSError, ValueError) as exc:
+                raise ListenError(f"rdp: cannot load or create the TLS certificate: {exc}"
+                                  ) from None
+        shared, name = base, self.config.netbios_name
+        self.rdp_context = tls.ContextFactory(
+            (lambda: shared) if self.config.tls_cert
+            else (lambda: tls.for_name(shared, name, e.rdp_cert_hash)), self.rdp_tls)
+        context = self.rdp_context
         ntlm = self.ntlm_settings()
         return RDPServerConfig(
             gate=self.engine, lookup_password=self.lookup_password, clock=self.clock,
@@ -371,7 +371,8 @@ class Host:
             refusal_display_seconds=self.config.refusal_display_seconds,
             handshake_timeout=self.config.session_setup_timeout,
             takeover_other_user=self.config.rdp_takeover_other_user,
-            credssp=lambda: CredSSPAcceptor(self.lookup_password, public_key, **ntlm),
+            credssp=lambda: CredSSPAcceptor(self.lookup_password,
+                                            context.public_key, **ntlm),
             on_failed_logon=self._rdp_failed_logon,
             security_layers=self.edition.rdp_security_layers,
             answers_negotiation=self.edition.rdp_negotiation,
