@@ -21,10 +21,14 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from protocols.auth.credssp import subject_public_key
+
+# The private keys pyOpenSSL's Context.use_privatekey takes.
+_TLS_KEYS = (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, dsa.DSAPrivateKey,
+             ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,10 @@ class ContextFactory:
         # SChannel's does (FreeRDP issue #7769 quotes one).
         ctx.set_session_id(b"smbrdp-emulator-rdp")
         ctx.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
-        ctx.use_privatekey(serialization.load_pem_private_key(cert.key_pem, password=None))
+        key = serialization.load_pem_private_key(cert.key_pem, password=None)
+        if not isinstance(key, _TLS_KEYS):  # pyOpenSSL would refuse it (TypeError)
+            raise ValueError(f"RDP certificate key of type {type(key).__name__} cannot sign TLS")
+        ctx.use_privatekey(key)
         ctx.use_certificate(x509.load_pem_x509_certificate(cert.cert_pem))
         ctx.check_privatekey()
         if profile.curves is not None:
