@@ -107,19 +107,32 @@ def smb_request(command: int, body: bytes, message_id: int) -> bytes:
 
 
 def negotiate_request() -> bytes:
-    body = struct.pack("<HHHHI16sIHH", 36, 1, 1, 0, 0, b"hostile-bench-gd", 0, 0, 0)
-    return smb_request(0, body + struct.pack("<H", 0x0202), 0)
+    from impacket import smb3structs as s2
+
+    from protocols.smb2 import bodies
+
+    body = bodies.NEGOTIATE.pack(DialectCount=1, SecurityMode=1, ClientGuid=b"hostile-bench-gd")
+    return smb_request(s2.SMB2_NEGOTIATE, body + struct.pack("<H", s2.SMB2_DIALECT_002), 0)
 
 
 def setup_request(message_id: int) -> bytes:
     from impacket import ntlm
+    from impacket import smb3structs as s2
 
     from protocols.smb2 import bodies
+    from protocols.smb2.messages import HEADER_SIZE
 
     token = ntlm.getNTLMSSPType1("", "").getData()
-    body = bodies.SESSION_SETUP.pack(SecurityMode=1, SecurityBufferOffset=64 + 24,
+    body = bodies.SESSION_SETUP.pack(SecurityMode=1,
+                                     SecurityBufferOffset=HEADER_SIZE + bodies.SESSION_SETUP.size,
                                      SecurityBufferLength=len(token))
-    return smb_request(1, body + token, message_id)
+    return smb_request(s2.SMB2_SESSION_SETUP, body + token, message_id)
+
+
+def reply_status(reply: bytes) -> str:
+    from protocols.smb2.messages import Header
+
+    return f"0x{Header.parse(reply).status:08X}"
 
 
 async def read_smb(reader: asyncio.StreamReader) -> bytes:
@@ -225,7 +238,7 @@ class Attacker:
                 while self.running():
                     writer.write(setup_request(message_id))
                     reply = await asyncio.wait_for(read_smb(reader), 10)
-                    status = f"0x{struct.unpack_from('<I', reply, 8)[0]:08X}"
+                    status = reply_status(reply)
                     self.stats.setup_status[status] = self.stats.setup_status.get(status, 0) + 1
                     self.stats.setups += 1
                     message_id += 1

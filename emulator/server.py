@@ -395,11 +395,12 @@ class Host:
         self._listen("smb", self.config.smb_port, SMBFactory(smb, netbios=False))
         if self.config.netbios_port is not None:
             self._listen("netbios", self.config.netbios_port, SMBFactory(smb, netbios=True))
-        if self.serves_rdp():
+        rdp_port = self.config.rdp_port
+        if rdp_port is not None and self.serves_rdp():
             from protocols.rdp.twisted import RDPFactory  # xp-home has no RDP host
 
             rdp = self.rdp_config()
-            self._listen("rdp", self.config.rdp_port, RDPFactory(rdp, self.rdp_context))
+            self._listen("rdp", rdp_port, RDPFactory(rdp, self.rdp_context))
         self._listen_name_service()
 
     def node_names(self) -> NodeNames:

@@ -24,10 +24,14 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from protocols.auth.credssp import subject_public_key
+
+# The private keys pyOpenSSL's Context.use_privatekey takes.
+_TLS_KEYS = (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, dsa.DSAPrivateKey,
+             ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)
 
 
 @dataclass(frozen=True)
@@ -143,8 +147,11 @@ class ContextFactory:
         ctx.set_session_id(b"smbrdp-emulator-rdp")
         ctx.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
         # Validated when loaded or made (load_or_create): the RSA checks cost ~70 ms a host.
-        ctx.use_privatekey(serialization.load_pem_private_key(
-            cert.key_pem, password=None, unsafe_skip_rsa_key_validation=True))
+        key = serialization.load_pem_private_key(cert.key_pem, password=None,
+                                                 unsafe_skip_rsa_key_validation=True)
+        if not isinstance(key, _TLS_KEYS):  # pyOpenSSL would refuse it (TypeError)
+            raise ValueError(f"RDP certificate key of type {type(key).__name__} cannot sign TLS")
+        ctx.use_privatekey(key)
         ctx.use_certificate(x509.load_pem_x509_certificate(cert.cert_pem))
         ctx.check_privatekey()
         if profile.curves is not None:
