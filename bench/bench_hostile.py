@@ -2,7 +2,7 @@
 """Hostile-load benchmark (issue 14): do real clients still log on while the host is
 under a pre-authentication attack, and does the server's memory stay bounded?
 
-The emulator (`--edition win11`: 20 SMB slots, 1 RDP session, NLA) runs as a child
+The emulator (`--edition win11`: 20 SMB slots, 1 RDP session, NLA offered) runs as a child
 process on loopback. One attacker process (asyncio) then holds, until the logons under
 attack are timed (at most `--attack-seconds`):
 
@@ -196,7 +196,7 @@ class Attacker:
                 writer.close()
 
     async def stalled_rdp(self, index: int) -> None:
-        from protocols.rdp.x224 import PROTOCOL_SSL, connection_request
+        from protocols.rdp.x224 import PROTOCOL_HYBRID, PROTOCOL_SSL, connection_request
 
         first = True
         while self.running():
@@ -212,7 +212,10 @@ class Attacker:
             first = False
             try:
                 if index % 2:
-                    writer.write(connection_request(PROTOCOL_SSL, b"Cookie: mstshash=x"))
+                    # TLS and CredSSP offered, as mstsc and xfreerdp do: the server starts
+                    # TLS whatever its NLA setting, and the ClientHello stalls there.
+                    writer.write(connection_request(PROTOCOL_SSL | PROTOCOL_HYBRID,
+                                                    b"Cookie: mstshash=x"))
                     head = await asyncio.wait_for(reader.readexactly(4), 10)
                     await reader.readexactly(struct.unpack(">H", head[2:])[0] - 4)
                     writer.write(self.hello[:self.args.hello_bytes])
@@ -511,6 +514,9 @@ def main(argv: list[str] | None = None) -> int:
     server = ServerProcess(
         ["serve", "--edition", args.edition, "--host", HOST, "--smb-port", "0",
          "--netbios-port", "0", "--rdp-port", "0", "--admin-port", "0", "--admin-token", TOKEN,
+         # NLA offered, not required: xfreerdp still logs on with CredSSP, and the
+         # project's TLS-only test client is let in too (win11 requires NLA by default).
+         "--rdp-nla", "offered",
          "--user", f"{USER}:{PASSWORD}", "--share", f"{SHARE}={share}",
          "--event-log", str(tmp / "events.jsonl")],
         command=emulator_command(), stderr_path=tmp / "stderr.txt")
