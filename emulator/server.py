@@ -379,8 +379,9 @@ class Host:
             standard_security=self._standard_security())
 
     def _standard_security(self) -> StandardSecurityConfig | None:
-        """The host's RSA key (512 bits, made once per run) and proprietary certificate,
-        when the edition speaks Standard RDP Security."""
+        """The host's RSA key (512 bits, its own, made on its first RDP Security
+        connection) and proprietary certificate, when the edition speaks Standard RDP
+        Security."""
         if "rdp" not in self.edition.rdp_security_layers:
             return None
         return StandardSecurityConfig(encryption_level=self.edition.rdp_encryption_level,
