@@ -144,7 +144,8 @@ class Host:
             rules=self.initial_rules(), pending_per_connection=config.smb_pending_per_connection,
             pending_per_address=config.smb_pending_per_address)
         # Faults armed through the admin API (emulator.core.faults): the protocols ask it.
-        self.faults = FaultTable(self.fault_commands(), on_fire=self._fault_fired)
+        self.faults = FaultTable(self.fault_commands(), on_fire=self._fault_fired,
+                                 checks=self.fault_checks())
         self.notes: list[str] = []  # what defaults were filled in, for the operator
         self._temp_dirs: list[str] = []
         self.users = dict(config.users) or dict([DEFAULT_USER])
@@ -249,6 +250,12 @@ class Host:
         if self.serves_rdp():
             served["rdp"] = FAULT_POINTS
         return served
+
+    def fault_checks(self) -> dict[str, Any]:
+        """A protocol's own checks of a fault request (RDP: actions, points, errinfo)."""
+        from protocols.rdp.errinfo import check_fault
+
+        return {"rdp": check_fault}
 
     def _fault_fired(self, fault: Fault, command: str, context: Mapping[str, str | None]) -> None:
         self.engine.counters[f"fault:{fault.action}"] += 1

@@ -56,6 +56,8 @@ class ActivationMixin(ConnectionBase):
 
     # -- logon -----------------------------------------------------------------------------
     def _on_client_info(self, info: pdu.ClientInfo) -> None:
+        if self._struck("CLIENT_INFO"):
+            return
         self._machine.fire(Event.CLIENT_INFO)
         self.info = info
         assert self.client is not None
@@ -105,6 +107,8 @@ class ActivationMixin(ConnectionBase):
     def _on_confirm_active(self, confirm: pdu.ConfirmActive) -> None:
         if confirm.share_id != pdu.SHARE_ID:
             raise DecodeError("Confirm Active for another share")
+        if self._struck("CONFIRM_ACTIVE"):
+            return
         self._machine.fire(Event.CONFIRM_ACTIVE)
         self.fastpath_output = pdu.client_fastpath_output(confirm.capabilities)
         # Windows sends its Synchronize at once (aardwolf waits for it before its own); the
@@ -126,10 +130,15 @@ class ActivationMixin(ConnectionBase):
                 self._out += _io(pdu.control(pdu.CTRLACTION_GRANTED_CONTROL, self.user_id,
                                              mcs.SERVER_CHANNEL))
         elif kind == pdu.PDUTYPE2_FONTLIST:
+            if self.state == State.FINALIZING and self._struck("FONT_LIST"):
+                return
             self._out += _io(pdu.font_map())
             if self.state == State.FINALIZING:
                 self._machine.fire(Event.FONT_LIST)
-                self._activated()
+                if self.reactivating:
+                    self._reactivated()
+                else:
+                    self._activated()
         elif kind == pdu.PDUTYPE2_SHUTDOWN_REQUEST:
             self._out += _io(pdu.shutdown_denied())  # Windows asks the user instead
         elif kind == pdu.PDUTYPE2_REFRESH_RECT and active and self._screen:
