@@ -146,6 +146,9 @@ class Host:
         # Faults armed through the admin API (emulator.core.faults): the protocols ask it.
         self.faults = FaultTable(self.fault_commands(), on_fire=self._fault_fired,
                                  checks=self.fault_checks())
+        # The errinfo an admin ending names, by session id, while the engine ends it
+        # (RDPServerConfig.ending_errinfo: the connection's close hook reads it).
+        self.rdp_endings: dict[int, int] = {}
         self.notes: list[str] = []  # what defaults were filled in, for the operator
         self._temp_dirs: list[str] = []
         self.users = dict(config.users) or dict([DEFAULT_USER])
@@ -381,7 +384,20 @@ class Host:
             on_failed_logon=self._rdp_failed_logon,
             security_layers=self.edition.rdp_security_layers,
             answers_negotiation=self.edition.rdp_negotiation,
-            standard_security=self._standard_security())
+            standard_security=self._standard_security(), faults=self.faults,
+            ending_errinfo=self.rdp_endings)
+
+    def rdp_end(self, session_id: int, errinfo: int, *, logoff: bool = False) -> bool:
+        """End a Remote Desktop session's connection telling the client ``errinfo``: the
+        session stays disconnected (tsdiscon), or with ``logoff`` ends (rwinsta). False
+        when the engine refuses (no such session, or not logged on yet)."""
+        self.rdp_endings[session_id] = errinfo
+        try:
+            if logoff:
+                return self.engine.end(session_id, "admin-reset")
+            return self.engine.admin_disconnect(session_id)
+        finally:
+            self.rdp_endings.pop(session_id, None)
 
     def _standard_security(self) -> StandardSecurityConfig | None:
         """The host's RSA key (512 bits, made once per run) and proprietary certificate,

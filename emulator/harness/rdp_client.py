@@ -281,11 +281,14 @@ def absorb(report: ServerReport, frame_payload: bytes) -> bool:
     _, data = mcs.parse_send_data_indication(payload)
     if not report.licensed:
         flags, body = pdu.parse_security_header(data)
-        if flags & pdu.SEC_LICENSE_PKT and pdu.license_message_type(body) == pdu.LICENSE_REQUEST:
-            report.license_request = body  # xrdp: the client must answer before it goes on
-        else:
-            report.licensed = bool(flags & pdu.SEC_LICENSE_PKT)
-        return True
+        if flags & pdu.SEC_LICENSE_PKT:
+            if pdu.license_message_type(body) == pdu.LICENSE_REQUEST:
+                report.license_request = body  # xrdp: the client must answer first
+            else:
+                report.licensed = True
+            return True
+        # Not a licensing PDU: one out of sequence (a Set Error Info ending the licensing),
+        # read as FreeRDP does (license_recv -> rdp_recv_out_of_sequence_pdu).
     for share in pdu.split_share_control(data):
         if share.pdu_type == pdu.PDUTYPE_DEMANDACTIVEPDU:
             (report.session_id,) = struct.unpack_from("<I", share.body, len(share.body) - 4)

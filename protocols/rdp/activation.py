@@ -11,7 +11,7 @@ from typing import Any
 from protocols.rdp.base import ConnectionBase
 from protocols.rdp import gcc, mcs, output, pdu
 from protocols.rdp.output import io_pdu as _io
-from protocols.rdp.state import Event, State
+from protocols.rdp.state import HANDSHAKE, Event, State
 from protocols.rdp.x224 import DecodeError
 
 STATUS_LOGON_FAILURE = 0xC000006D
@@ -150,7 +150,7 @@ class ActivationMixin(ConnectionBase):
 
     # -- after activation --------------------------------------------------------------------
     def _activated(self) -> None:
-        self._timers.clear()  # the pre-logon timeout is over
+        self._timers.clear(HANDSHAKE)  # the pre-logon timeout is over
         assert self.client is not None
         core = self.client.core
         if self.logon_failed:

@@ -41,6 +41,7 @@ from protocols.rdp.ending import (
 from protocols.rdp.faulting import HOLD, FaultMixin, FaultSource
 from protocols.rdp.security import StandardSecurity, StandardSecurityConfig
 from protocols.rdp.state import (
+    HANDSHAKE,
     Clock,
     ConnectionStateMachine,
     Event,
@@ -77,8 +78,6 @@ __all__ = ["ABORT", "ERRINFO_FOR_REASON", "GRACEFUL", "LOGON_FAILURE_TEXT", "TLS
 
 # Parse errors that mean "bad input", whichever layer raised them.
 BAD_INPUT = (DecodeError, struct.error, ValueError, IndexError, KeyError, UnicodeError)
-
-HANDSHAKE = "handshake"  # the pre-logon timeout: one deadline, one owner
 
 
 class RDPSessionGate(SessionGate, Protocol):

@@ -104,6 +104,8 @@ class ConnectionStateMachine:
 
 # -- time -------------------------------------------------------------------------------------
 
+HANDSHAKE = "handshake"  # the pre-logon timeout: one deadline, one owner
+
 class Timers:
     """Named deadlines (absolute clock seconds). The core sets and clears them; its owner
     asks ``next_deadline()`` and calls back with ``expired(now)``."""
