@@ -34,6 +34,7 @@ from emulator.core.hoststate import server_guid
 from protocols.auth.ntlm import version_field
 from protocols.dcerpc.pipes import PipeService
 from protocols.nbns.codec import NodeNames
+from protocols.rdp.autoreconnect import CookieJar
 from protocols.rdp.connection import RDPServerConfig
 from protocols.rdp.security import StandardSecurityConfig
 from protocols.smb1.negotiate import SMB1Persona
@@ -263,7 +264,8 @@ class Host:
     def _fault_fired(self, fault: Fault, command: str, context: Mapping[str, str | None]) -> None:
         self.engine.counters[f"fault:{fault.action}"] += 1
         about = ", ".join(f"{k}={v}" for k, v in context.items() if v)
-        what = fault.action if fault.status is None else status_name(fault.status)
+        what = (status_name(fault.status) if fault.status is not None
+                else fault.errinfo or fault.action)
         self.events.record(provider=EMULATOR_PROVIDER, event_id=FAULT_EVENT_ID,
                            level=LEVEL_WARNING,
                            message=f"Fault {fault.id} fired: {fault.protocol} {command} -> "
@@ -385,7 +387,7 @@ class Host:
             security_layers=self.edition.rdp_security_layers,
             answers_negotiation=self.edition.rdp_negotiation,
             standard_security=self._standard_security(), faults=self.faults,
-            ending_errinfo=self.rdp_endings)
+            ending_errinfo=self.rdp_endings, auto_reconnect=CookieJar())
 
     def rdp_end(self, session_id: int, errinfo: int, *, logoff: bool = False) -> bool:
         """End a Remote Desktop session's connection telling the client ``errinfo``: the

@@ -78,3 +78,9 @@ class ConnectionBase:
 
     def _reactivated(self) -> None:
         raise NotImplementedError
+
+    def _reconnect_target(self, info: pdu.ClientInfo) -> Any:
+        raise NotImplementedError
+
+    def _send_reconnect_cookie(self) -> None:
+        raise NotImplementedError

@@ -38,6 +38,7 @@ from protocols.rdp.ending import (
     EndingMixin,
     StartTLS,
 )
+from protocols.rdp.autoreconnect import AutoReconnectMixin, CookieJar
 from protocols.rdp.faulting import HOLD, FaultMixin, FaultSource
 from protocols.rdp.security import StandardSecurity, StandardSecurityConfig
 from protocols.rdp.state import (
@@ -85,6 +86,8 @@ class RDPSessionGate(SessionGate, Protocol):
 
     def disconnect(self, session: Any, reason: str = "disconnect") -> None: ...
 
+    def get(self, session_id: int) -> Any: ...
+
     def admit_interactive(self, protocol: str, address: str,
                           close_hook: Callable[[str], None] | None, *, user: str,
                           client: str, console_requested: bool,
@@ -126,6 +129,7 @@ class RDPServerConfig:
     faults: FaultSource | None = None  # the host's fault table (faulting.py)
     # An admin ending's errinfo by session id, read by the close hook (Host.rdp_end).
     ending_errinfo: dict[int, int] = field(default_factory=dict)
+    auto_reconnect: CookieJar | None = None  # the host's auto-reconnect cookies
 
     def __post_init__(self) -> None:
         if "rdp" in self.security_layers and self.standard_security is None:
@@ -134,7 +138,7 @@ class RDPServerConfig:
             raise ValueError("a host that does not negotiate speaks Standard RDP Security")
 
 
-class RDPServerConnection(ActivationMixin, EndingMixin, FaultMixin):
+class RDPServerConnection(ActivationMixin, EndingMixin, FaultMixin, AutoReconnectMixin):
     def __init__(self, config: RDPServerConfig, *, address: str,
                  log: Callable[[str], None] = lambda line: None) -> None:
         self.config = config
