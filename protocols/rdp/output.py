@@ -121,7 +121,7 @@ class Output:
         parts, seal = self._parts, self.seal
         while parts and (limit is None or len(out) < limit):
             head = parts[0]
-            if head is HOLD_MARK:
+            if isinstance(head, _Hold):
                 break
             if isinstance(head, bytearray):
                 out += head if seal is None else seal(bytes(head), 0)
