@@ -166,23 +166,3 @@ def test_no_cookie_for_a_client_without_autoreconnect_support_and_the_old_one_is
                     extra=arc.extended_info(arc.ClientCookie.answering(cookie)))
     assert again.core.logon_failed
 
-
-def test_the_verifier_covers_the_client_random_under_standard_rdp_security():
-    """Under Standard RDP Security the client random of the Security Exchange is hashed:
-    the same cookie answered over zeros is refused, over the random accepted."""
-    host = arc_host()
-    first = connect(host)
-    cookie = first.report.arc_cookie
-    first.drop()
-    client_random = bytes(range(32))
-    probe = Reconnecting(host, "192.0.2.16")
-
-    class Security:  # what StandardSecurity exposes after the Security Exchange
-        pass
-
-    probe.core._security = Security()
-    probe.core._security.client_random = client_random
-    for random, accepted in ((None, False), (client_random, True)):
-        extra = arc.extended_info(arc.ClientCookie.answering(cookie, random))
-        info = pdu.parse_client_info(pdu.client_info("alice", "x", extra=extra)[4:])
-        assert (probe.core._reconnect_target(info) is not None) == accepted
