@@ -303,3 +303,17 @@ def test_an_admin_ending_tells_the_client_the_errinfo_it_names(logoff):
     assert client.report.errinfo == [0x101] and client.report.deactivated
     client.drop()
     assert bool(host.engine.sessions("rdp")) == (not logoff)
+
+
+def test_a_fault_at_credssp_strikes_before_the_tsrequest_is_read():
+    from protocols.auth.credssp import CredSSPAcceptor
+    from protocols.rdp.x224 import PROTOCOL_HYBRID, TYPE_RDP_NEG_RSP
+
+    host = faulty_host("server-2022", credssp=lambda: CredSSPAcceptor({}.get, b"\x30\x00"))
+    host.faults.add({"protocol": "rdp", "command": "CREDSSP", "action": "reset"})
+    client = connect(host)
+    assert client.negotiate(PROTOCOL_SSL | PROTOCOL_HYBRID) == (TYPE_RDP_NEG_RSP,
+                                                                 PROTOCOL_HYBRID)
+    client.core.tls_started()
+    client.send(bytes.fromhex("3003020102"))  # a bad TSRequest: not even read
+    assert client.core.close_abruptly and host.failed == []  # no failed logon judged
