@@ -165,23 +165,28 @@ def client_cookie(extra: bytes) -> ClientCookie | None:
 # -- the host's cookies -------------------------------------------------------------------------
 
 class CookieJar:
-    """One ArcRandomBits per session of the host: issued (anew) each time a client connects
-    to the session, checked when one reconnects. Entries of ended sessions are pruned."""
+    """One ArcRandomBits per session of the host, bound to its user: issued (anew) each time
+    a client connects to the session, checked when one reconnects. Entries of ended
+    sessions are pruned (and a session id used again, the console's 0, by another user
+    does not match)."""
 
     def __init__(self, random: Callable[[int], bytes] = os.urandom) -> None:
         self._random = random
-        self._randoms: dict[int, bytes] = {}
+        self._randoms: dict[int, tuple[bytes, str]] = {}
 
-    def issue(self, session_id: int, alive: Callable[[int], bool]) -> ServerCookie:
+    def issue(self, session_id: int, alive: Callable[[int], bool],
+              user: str = "") -> ServerCookie:
         for old in [sid for sid in self._randoms if sid != session_id and not alive(sid)]:
             del self._randoms[old]
-        self._randoms[session_id] = self._random(16)
-        return ServerCookie(session_id, self._randoms[session_id])
+        random = self._random(16)
+        self._randoms[session_id] = (random, user.lower())
+        return ServerCookie(session_id, random)
 
-    def check(self, cookie: ClientCookie, client_random: bytes | None) -> bool:
-        random = self._randoms.get(cookie.logon_id)
-        return random is not None and hmac.compare_digest(
-            cookie.verifier, security_verifier(random, client_random))
+    def check(self, cookie: ClientCookie, client_random: bytes | None,
+              user: str = "") -> bool:
+        found = self._randoms.get(cookie.logon_id)
+        return found is not None and found[1] == user.lower() and hmac.compare_digest(
+            cookie.verifier, security_verifier(found[0], client_random))
 
     def forget(self, session_id: int) -> None:
         self._randoms.pop(session_id, None)
@@ -207,7 +212,7 @@ class AutoReconnectMixin(ConnectionBase):
         client_random = self._security.client_random if self._security is not None else None
         session = self.config.gate.get(cookie.logon_id)
         if (session is None or session.protocol != "rdp" or session.state not in ENGINE_STATES
-                or not jar.check(cookie, client_random)):
+                or not jar.check(cookie, client_random, session.user)):
             self.log(f"rdp {self.address}: auto-reconnect cookie for session "
                      f"{cookie.logon_id} refused; logging on as usual")
             return None
@@ -226,5 +231,6 @@ class AutoReconnectMixin(ConnectionBase):
             jar.forget(self.session.id)  # a client connected: an older cookie is void
             return
         gate = self.config.gate
-        cookie = jar.issue(self.session.id, lambda sid: gate.get(sid) is not None)
+        cookie = jar.issue(self.session.id, lambda sid: gate.get(sid) is not None,
+                           self.session.user)
         self._out += _io(save_session_info(cookie))

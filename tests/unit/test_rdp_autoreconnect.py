@@ -74,6 +74,9 @@ def test_the_jar_renews_a_sessions_random_and_prunes_ended_sessions():
     assert not jar.check(arc.ClientCookie.answering(first), None)  # the old one is void
     assert jar.check(arc.ClientCookie.answering(second), None)
     assert not jar.check(arc.ClientCookie(1, bytes(16)), None)
+    third = jar.issue(0, alive=lambda sid: True, user="dave")  # the console, dave's
+    assert jar.check(arc.ClientCookie.answering(third), None, "DAVE")
+    assert not jar.check(arc.ClientCookie.answering(third), None, "erin")  # 0 reused
 
 
 # -- the round trip in the core -------------------------------------------------------------
