@@ -34,6 +34,7 @@ from emulator.core.hoststate import server_guid
 from protocols.auth.ntlm import version_field
 from protocols.dcerpc.pipes import PipeService
 from protocols.nbns.codec import NodeNames
+from protocols.rdp.autoreconnect import CookieJar
 from protocols.rdp.connection import RDPServerConfig
 from protocols.rdp.security import StandardSecurityConfig
 from protocols.smb1.negotiate import SMB1Persona
@@ -144,7 +145,11 @@ class Host:
             rules=self.initial_rules(), pending_per_connection=config.smb_pending_per_connection,
             pending_per_address=config.smb_pending_per_address)
         # Faults armed through the admin API (emulator.core.faults): the protocols ask it.
-        self.faults = FaultTable(self.fault_commands(), on_fire=self._fault_fired)
+        self.faults = FaultTable(self.fault_commands(), on_fire=self._fault_fired,
+                                 checks=self.fault_checks())
+        # The errinfo an admin ending names, by session id, while the engine ends it
+        # (RDPServerConfig.ending_errinfo: the connection's close hook reads it).
+        self.rdp_endings: dict[int, int] = {}
         self.notes: list[str] = []  # what defaults were filled in, for the operator
         self._temp_dirs: list[str] = []
         self.users = dict(config.users) or dict([DEFAULT_USER])
@@ -250,10 +255,17 @@ class Host:
             served["rdp"] = FAULT_POINTS
         return served
 
+    def fault_checks(self) -> dict[str, Any]:
+        """A protocol's own checks of a fault request (RDP: actions, points, errinfo)."""
+        from protocols.rdp.errinfo import check_fault
+
+        return {"rdp": check_fault}
+
     def _fault_fired(self, fault: Fault, command: str, context: Mapping[str, str | None]) -> None:
         self.engine.counters[f"fault:{fault.action}"] += 1
         about = ", ".join(f"{k}={v}" for k, v in context.items() if v)
-        what = fault.action if fault.status is None else status_name(fault.status)
+        what = (status_name(fault.status) if fault.status is not None
+                else fault.errinfo or fault.action)
         self.events.record(provider=EMULATOR_PROVIDER, event_id=FAULT_EVENT_ID,
                            level=LEVEL_WARNING,
                            message=f"Fault {fault.id} fired: {fault.protocol} {command} -> "
@@ -376,7 +388,20 @@ class Host:
             on_failed_logon=self._rdp_failed_logon,
             security_layers=self.edition.rdp_security_layers,
             answers_negotiation=self.edition.rdp_negotiation,
-            standard_security=self._standard_security())
+            standard_security=self._standard_security(), faults=self.faults,
+            ending_errinfo=self.rdp_endings, auto_reconnect=CookieJar())
+
+    def rdp_end(self, session_id: int, errinfo: int, *, logoff: bool = False) -> bool:
+        """End a Remote Desktop session's connection telling the client ``errinfo``: the
+        session stays disconnected (tsdiscon), or with ``logoff`` ends (rwinsta). False
+        when the engine refuses (no such session, or not logged on yet)."""
+        self.rdp_endings[session_id] = errinfo
+        try:
+            if logoff:
+                return self.engine.end(session_id, "admin-reset")
+            return self.engine.admin_disconnect(session_id)
+        finally:
+            self.rdp_endings.pop(session_id, None)
 
     def _standard_security(self) -> StandardSecurityConfig | None:
         """The host's RSA key (512 bits, its own, made on its first RDP Security

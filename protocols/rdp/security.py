@@ -93,6 +93,7 @@ class StandardSecurity:
         self.context: SecurityContext | None = None
         self.salted = False  # the client sends salted MACs: so does the server
         self.license_encrypted = False
+        self.client_random: bytes | None = None  # the auto-reconnect verifier covers it
 
     # -- MCS connect -------------------------------------------------------------------------
     def choose(self, client_methods: int) -> int | None:
@@ -114,6 +115,7 @@ class StandardSecurity:
         if length != len(data) - 8:
             raise DecodeError(f"Security Exchange length {length} for {len(data) - 8} bytes")
         client_random = self.config.server_key.decrypt_client_random(data[8:])
+        self.client_random = client_random
         assert self.method is not None
         self.context = SecurityContext.for_server(client_random, self.server_random,
                                                   self.method)
