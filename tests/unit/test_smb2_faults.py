@@ -19,6 +19,7 @@ from protocols.smb2.connection import SMBServerConfig
 from protocols.smb2.framing import frame
 from protocols.smb2.fs import DiskShare
 from protocols.smb2.messages import COMMAND_NAMES, FLAGS_ASYNC_COMMAND, HEADER_SIZE, Header
+from tests.unit.smb2_helpers import security_buffer, session_setup
 from tests.unit.test_smb2_leases import Client
 
 STATUS_PENDING = 0x103
@@ -203,12 +204,10 @@ def test_session_setup_status_is_a_refused_logon_with_its_4625(tmp_path, status,
 
 def reauthenticate(client):
     type1 = ntlm.getNTLMSSPType1("WS01", "")
-    h, msg = client._setup(type1.getData())
+    h, msg = session_setup(client, type1.getData())
     assert h.status == STATUS_MORE_PROCESSING_REQUIRED and h.session_id == client.session_id
-    r = bodies.SESSION_SETUP_RESPONSE.parse(msg, HEADER_SIZE)
-    challenge = msg[r.SecurityBufferOffset:r.SecurityBufferOffset + r.SecurityBufferLength]
-    type3, _ = ntlm.getNTLMSSPType3(type1, challenge, "alice", "pw", "")
-    return client._setup(type3.getData())[0]
+    type3, _ = ntlm.getNTLMSSPType3(type1, security_buffer(msg), "alice", "pw", "")
+    return session_setup(client, type3.getData())[0]
 
 
 def test_expired_session_until_reauthenticated(env):
@@ -235,8 +234,8 @@ def test_failed_reauthentication_ends_the_session(env):
     engine, client = env[2], env[6]
     next(iter(client.conn.sessions.values())).expired = True
     type1 = ntlm.getNTLMSSPType1("WS01", "")
-    client._setup(type1.getData())
-    assert client._setup(b"NTLMSSP\0\3\0\0\0garbage")[0].status & 0xC0000000 == 0xC0000000
+    session_setup(client, type1.getData())
+    assert session_setup(client, b"NTLMSSP\0\3\0\0\0garbage")[0].status & 0xC0000000 == 0xC0000000
     assert engine.counted("smb") == 0
 
 
