@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from impacket import nmb
@@ -138,7 +139,79 @@ def _smb_copy_result(run: Run, step: dict[str, Any]) -> str:
     return outcome.get("result", "still copying")
 
 
+# -- RDP auto-reconnect (protocols/rdp/autoreconnect.py) ----------------------------------------
+def _rdp_client(run: Run, user: str, password: str, extra: bytes = b"") -> Any:
+    from emulator.harness.rdp_client import RDPTestClient
+
+    port = run.host.rdp_port
+    if port is None:
+        raise ValueError("no RDP host")
+    client = RDPTestClient(run.host.host, port)
+    client.negotiate()
+    client.logon(user, password, info_extra=extra)
+    client.read_until_drawn()
+    return client
+
+
+def _rdp_logon_arc(run: Run, step: dict[str, Any]) -> str:
+    """A Remote Desktop logon by a client that supports auto-reconnect (the project's test
+    client, as FreeRDP's /auto-reconnect): it keeps the cookie the server sends."""
+    user = step["user"]
+    client = _rdp_client(run, user, step.get("password", run.users.get(user, "")))
+    deadline = time.monotonic() + 15  # the Save Session Info PDU follows the drawing
+    while client.report.arc_cookie is None and time.monotonic() < deadline:
+        client._read_one()
+    run.arc[user] = {"client": client, "cookie": client.report.arc_cookie,
+                     "session": client.report.arc_cookie.logon_id
+                     if client.report.arc_cookie else None}
+    return "admitted" if client.report.arc_cookie is not None else "no cookie"
+
+
+def _rdp_drop(run: Run, step: dict[str, Any]) -> str:
+    """The network goes (Wi-Fi, a VPN): the TCP connection is lost, the cookie kept."""
+    user = step["user"]
+    run.arc[user]["client"].close()
+
+    def disconnected() -> str | None:
+        states = [s["state"] for s in run.host.sessions("rdp") if s["user"] == user]
+        return "disconnected" if "disconnected" in states else None
+
+    return run.wait(disconnected)
+
+
+def _rdp_auto_reconnect(run: Run, step: dict[str, Any]) -> str:
+    """The client reconnects with the ARC_CS cookie answering its last ARC_SC: the same
+    session back ("same session"), or another one ("new session N")."""
+    from protocols.rdp import autoreconnect
+
+    user = step["user"]
+    held = run.arc[user]
+    cookie = autoreconnect.ClientCookie.answering(held["cookie"])
+    client = _rdp_client(run, user, step.get("password", run.users.get(user, "")),
+                         autoreconnect.extended_info(cookie))
+    held["client"] = client
+
+    def back() -> str | None:
+        mine = [s for s in run.host.sessions("rdp") if s["user"] == user
+                and s["state"] in ("active", "idle")]
+        if not mine:
+            return None
+        found = mine[0]["id"]
+        return "same session" if found == held["session"] else f"new session {found}"
+
+    return run.wait(back)
+
+
+def _set_password(run: Run, step: dict[str, Any]) -> str:
+    run.host.add_user(step["user"], step["password"])
+    return "done"
+
+
 FAULT_ACTIONS = {
+    "rdp_logon_arc": _rdp_logon_arc,
+    "rdp_drop": _rdp_drop,
+    "rdp_auto_reconnect": _rdp_auto_reconnect,
+    "set_password": _set_password,
     "fault": _fault,
     "clear_faults": _clear_faults,
     "fault_hits": _fault_hits,

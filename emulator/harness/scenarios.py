@@ -158,6 +158,7 @@ class Run:
     smb: dict[str, SMBConnection] = field(default_factory=dict)
     rdp: RdpClients | None = None
     copies: dict[str, Any] = field(default_factory=dict)  # background copies (fault_steps)
+    arc: dict[str, Any] = field(default_factory=dict)  # RDP clients keeping a reconnect cookie
 
     def default_user(self) -> tuple[str, str]:
         return next(iter(self.users.items()))
@@ -428,6 +429,8 @@ def run_scenario(scenario: Scenario, report: Callable[[StepResult], None] | None
                     pass
             if run.rdp is not None:
                 run.rdp.shutdown()
+            for held in run.arc.values():
+                held["client"].close()
     return results
 
 
