@@ -182,23 +182,28 @@ class XfreerdpLog(threading.Thread):
             os.close(self.master)
 
     def waits(self, since: float) -> dict[str, int]:
-        """The ~100 ms steps between consecutive log lines from `since` (the connect) to
-        ACTIVE, counted by the connection state the client was in: a gap of 0.6 s in
-        MCS_CHANNEL_JOIN is 6 round trips that each waited out the loop's timeout."""
-        out: dict[str, int] = {}
-        state, previous = "CONNECTION_STATE_NEGO", since
-        for stamp, line in list(self.lines):
-            if stamp < since:
-                continue
-            steps = round((stamp - previous) / WAIT_STEP)
-            if stamp - previous >= 0.8 * WAIT_STEP and steps:
-                out[state] = out.get(state, 0) + steps
-            previous = stamp
-            if "transition_to_state" in line and "--> " in line:
-                state = line.rsplit("--> ", 1)[1].strip()
-            if self.active is not None and stamp >= self.active:
-                break
-        return out
+        return connection_waits(list(self.lines), since, self.active)
+
+
+def connection_waits(lines: list[tuple[float, str]], since: float,
+                     active: float | None) -> dict[str, int]:
+    """The ~100 ms steps between consecutive log lines from `since` (the connect) to
+    `active`, counted by the connection state the client was in: a gap of 0.6 s in
+    MCS_CHANNEL_JOIN is 6 round trips that each waited out the client's poll."""
+    out: dict[str, int] = {}
+    state, previous = "CONNECTION_STATE_NEGO", since
+    for stamp, line in lines:
+        if stamp < since:
+            continue
+        steps = round((stamp - previous) / WAIT_STEP)
+        if stamp - previous >= 0.8 * WAIT_STEP and steps:
+            out[state] = out.get(state, 0) + steps
+        previous = stamp
+        if "transition_to_state" in line and "--> " in line:
+            state = line.rsplit("--> ", 1)[1].strip()
+        if active is not None and stamp >= active:
+            break
+    return out
 
 
 def time_xfreerdp(relay: ConnectTimer, admin: str | None, display: str, timeout: float,
