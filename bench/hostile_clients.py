@@ -135,6 +135,7 @@ def time_test_client(port: int, admin: str) -> float:
 
 
 XFREERDP_ACTIVE = "--> CONNECTION_STATE_ACTIVE"
+XFREERDP_NEGO = "--> CONNECTION_STATE_NEGO"  # logged right before its TCP connect
 WAIT_STEP = 0.1  # FreeRDP 2.x's connection loop waits up to 100 ms for the next PDU
 
 
@@ -160,6 +161,7 @@ class XfreerdpLog(threading.Thread):
         self.master = master
         self.lines: list[tuple[float, str]] = []
         self.active: float | None = None
+        self.nego: float | None = None
 
     def run(self) -> None:
         pending = b""
@@ -178,6 +180,8 @@ class XfreerdpLog(threading.Thread):
                 self.lines.append((now, line))
                 if self.active is None and XFREERDP_ACTIVE in line:
                     self.active = now
+                if self.nego is None and XFREERDP_NEGO in line:
+                    self.nego = now
         with contextlib.suppress(OSError):
             os.close(self.master)
 
@@ -206,20 +210,24 @@ def connection_waits(lines: list[tuple[float, str]], since: float,
     return out
 
 
-def time_xfreerdp(relay: ConnectTimer, admin: str | None, display: str, timeout: float,
+def time_xfreerdp(relay: ConnectTimer | int, admin: str | None, display: str, timeout: float,
                   options: list[str]) -> XfreerdpRun:
     """xfreerdp through `relay`, until its log says CONNECTION_STATE_ACTIVE and (with an
     `admin` API) the emulator shows the user's RDP session active; then it is stopped and
-    (with `admin`) the session ended for the next try."""
+    (with `admin`) the session ended for the next try. `relay` a port: straight to it, no
+    relay, timed from the client's own CONNECTION_STATE_NEGO line (just before connect)."""
     import pty
 
-    relay.reset()
+    direct = isinstance(relay, int)
+    port = relay if isinstance(relay, int) else relay.port
+    if not isinstance(relay, int):
+        relay.reset()
     home = tempfile.mkdtemp(prefix="hostile-xfreerdp-")
     env = dict(os.environ, DISPLAY=display, HOME=home)
     master, child = pty.openpty()
     t0 = time.perf_counter()
     try:
-        proc = subprocess.Popen(["xfreerdp", f"/v:{HOST}:{relay.port}", f"/u:{USER}",
+        proc = subprocess.Popen(["xfreerdp", f"/v:{HOST}:{port}", f"/u:{USER}",
                                  f"/p:{PASSWORD}", *options, "/log-level:DEBUG"],
                                 stdin=subprocess.DEVNULL, stdout=child, stderr=child, env=env)
     except BaseException:
@@ -235,9 +243,10 @@ def time_xfreerdp(relay: ConnectTimer, admin: str | None, display: str, timeout:
             if admin is not None and api_seconds is None and any(
                     s["protocol"] == "rdp" and s["user"].lower() == USER and
                     s["state"] == "active" for s in api(admin, "GET", "/api/sessions")):
-                api_seconds = relay.since_connect(t0)
+                api_seconds = time.perf_counter() - (log.nego or t0) if direct \
+                    else relay.since_connect(t0)  # type: ignore[union-attr]
             if log.active is not None and (admin is None or api_seconds is not None):
-                connect = relay.first_connect or t0
+                connect = (log.nego if direct else relay.first_connect) or t0  # type: ignore
                 return XfreerdpRun(api_seconds, log.active - connect, log.waits(connect))
             if proc.poll() is not None:
                 raise RuntimeError(f"xfreerdp exited {proc.returncode} before the logon")
