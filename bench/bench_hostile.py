@@ -35,8 +35,11 @@ relay: the row "xfreerdp floor (xrdp, no attack)". FreeRDP 2.x proceeds at once 
 reply that is already there when it looks, and otherwise waits out a ~100 ms poll, so
 its time is mostly 100 ms per round trip of the connection sequence; the summary under
 the table counts those waits by connection state and prints the floor, the emulator's
-time over it and what the attack adds (under attack minus baseline). `--no-xrdp` skips
-the floor; a floor that cannot be measured (xrdp missing) is reported, not a failure.
+time over it and what the attack adds (under attack minus baseline). Both servers are
+also timed once more without the relay, from xfreerdp's own CONNECTION_STATE_NEGO line
+(logged just before it connects): the relay's extra hop delays xrdp's replies past
+xfreerdp's first look, so the relayed floor is higher than xrdp's own. `--no-xrdp` skips
+these; a floor that cannot be measured (xrdp missing) is reported, not a failure.
 
 Goals (exit 1 if any is missed): every logon under attack succeeds within `--goal-logon`
 s (1.0; for xfreerdp, until the admin API shows its session active), and the peak PSS
