@@ -23,6 +23,7 @@ from protocols.smb1.messages import (
     EMPTY_BLOCK, STATUS_SMB_BAD_COMMAND, Header, join_chain, split_chain,
 )
 from protocols.smb1.sessions import FIRST_UID, SessionCommands
+from protocols.smb1.signing import Signing
 from protocols.smb1.trans import TransCommands
 from protocols.smb2.state import Disconnect
 
@@ -55,6 +56,8 @@ class SMB1Core(SessionCommands, FileCommands, TransCommands):
         self._next_tid = 1
         self._next_fid = 0x4000
         self.client_max_buffer = persona.max_buffer  # SESSION_SETUP_ANDX MaxBufferSize
+        self.signing = Signing()
+        self._activate: tuple[bytes, bytes] | None = None  # signing to start after this reply
 
     def handle(self, message: bytes) -> list[bytes]:
         try:
@@ -67,6 +70,30 @@ class SMB1Core(SessionCommands, FileCommands, TransCommands):
             return [self._negotiate(header, message)]
         if not self.negotiated:
             raise Disconnect("SMB1 command before NEGOTIATE")
+        signing = self.signing
+        sequence = None
+        if signing.active:
+            sequence, ok = signing.receive(message, header.command)
+            if not ok:  # MS-SMB 3.3.5.1: STATUS_ACCESS_DENIED, the request not run
+                self.conn.log(f"smb {self.conn.address}: SMB1 bad signature on command "
+                              f"0x{header.command:02x}")
+                return [signing.sign(self._error(header, nt_errors.STATUS_ACCESS_DENIED),
+                                     sequence)]
+        self._activate = None
+        replies = self._run(header, message)
+        if self._activate is not None and not signing.active:
+            signing.activate(*self._activate)
+            sequence = 1  # the SESSION_SETUP_ANDX response that starts signing
+        self._activate = None
+        if sequence is None:
+            return replies
+        return [signing.sign(reply, sequence) for reply in replies]
+
+    @property
+    def signing_enabled(self) -> bool:
+        return self.persona.signing_enabled or bool(self.conn.config.signing_required)
+
+    def _run(self, header: Header, message: bytes) -> list[bytes]:
         try:
             blocks = split_chain(message, header.command)
         except ValueError as exc:
@@ -125,7 +152,8 @@ class SMB1Core(SessionCommands, FileCommands, TransCommands):
             header, block.data, self.persona, now=config.now(),
             server_guid=config.server_guid, challenge=self.challenge,
             domain=self.workgroup, server_name=config.netbios_name, spnego_hint=hint,
-            signing_required=config.signing_required)
+            signing_required=config.signing_required,
+            signing_enabled=self.persona.signing_enabled)
         if index is None:
             self.conn.close_requested = True  # nothing in common: answered, then dropped
         self.negotiated = True

@@ -19,6 +19,7 @@ from protocols.errors import StatusError
 from protocols.smb1.messages import (
     STATUS_SMB_BAD_TID, STATUS_SMB_BAD_UID, Block, Header, andx, encode_string, smb_string,
 )
+from protocols.smb1.signing import wants_signing
 from protocols.smb2.state import SMBSession, Tree, close_quietly
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ class SessionCommands:
             chain.status = nt_errors.STATUS_MORE_PROCESSING_REQUIRED
         else:
             assert step.result is not None
-            action = self._logon(session, step.result)
+            action = self._logon(session, step.result, chain, response=b"")
         token = step.token
         words = andx(struct.pack("<HH", action, len(token)))
         unicode = chain.request.unicode
@@ -143,7 +144,7 @@ class SessionCommands:
             self.conn._end_session(session, "auth-failed", failure.status)
             chain.uid = 0
             raise StatusError(failure.status, "authentication failed") from None
-        action = self._logon(session, result)
+        action = self._logon(session, result, chain, response=nt or lm)
         unicode = h.unicode
         persona, workgroup = self.persona, self.workgroup
 
@@ -154,7 +155,8 @@ class SessionCommands:
 
         return andx(struct.pack("<H", action)), data
 
-    def _logon(self: SMB1Core, session: SMBSession, result: Any) -> int:
+    def _logon(self: SMB1Core, session: SMBSession, result: Any, chain: Chain, *,
+               response: bytes) -> int:
         config = self.conn.config
         session.anonymous = result.anonymous
         user = result.user
@@ -167,6 +169,13 @@ class SessionCommands:
             self.conn._drop_session(session)
             raise StatusError(refused, "session limit reached")
         session.valid = True
+        # Signing starts with the first non-null, non-guest session when the server
+        # requires it or has it enabled and the client asks (MS-SMB 3.3.5.3); the key is
+        # the session key, plus the challenge response without extended security.
+        if (not self.signing.active and not session.anonymous and not session.guest
+                and self.signing_enabled
+                and (config.signing_required or wants_signing(chain.request.flags2))):
+            self._activate = (result.session_key, response)
         return ACTION_GUEST if session.guest else 0
 
     # -- LOGOFF_ANDX --------------------------------------------------------------------
