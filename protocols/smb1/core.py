@@ -24,6 +24,11 @@ from protocols.smb1.messages import (
 )
 from protocols.smb1.sessions import FIRST_UID, SessionCommands
 from protocols.smb1.signing import Signing
+from protocols.smb1.nttrans import NtTransCommands
+from protocols.smb1.secondary import (
+    SMB_COM_NT_TRANSACT, SMB_COM_NT_TRANSACT_SECONDARY, SMB_COM_TRANSACTION,
+    SMB_COM_TRANSACTION2_SECONDARY, SMB_COM_TRANSACTION_SECONDARY, SecondaryCommands,
+)
 from protocols.smb1.trans import TransCommands
 from protocols.smb2.state import Disconnect
 
@@ -44,7 +49,8 @@ class Chain:
     fid: int | None = None  # the FID an NT_CREATE_ANDX of this chain opened
 
 
-class SMB1Core(SessionCommands, FileCommands, TransCommands):
+class SMB1Core(SessionCommands, FileCommands, TransCommands, NtTransCommands,
+               SecondaryCommands):
     def __init__(self, conn: Any, persona: neg.SMB1Persona) -> None:
         self.conn = conn  # the SMB2ServerConnection: sessions, config, log, address
         self.persona = persona
@@ -57,6 +63,7 @@ class SMB1Core(SessionCommands, FileCommands, TransCommands):
         self._next_fid = 0x4000
         self.client_max_buffer = persona.max_buffer  # SESSION_SETUP_ANDX MaxBufferSize
         self.signing = Signing()
+        self._transactions: dict[tuple[int, int, int, int], Any] = {}  # awaiting secondaries
         self._activate: tuple[bytes, bytes] | None = None  # signing to start after this reply
 
     def handle(self, message: bytes) -> list[bytes]:
@@ -165,6 +172,14 @@ class SMB1Core(SessionCommands, FileCommands, TransCommands):
                         | (flags2 & i.SMB.FLAGS2_EXTENDED_SECURITY))
         return neg.pack_negotiate(reply, words, data)
 
+    def run_assembled(self, command: int, trans: Any, chain: Chain) -> list[bytes]:
+        """A transaction whose secondaries completed it."""
+        if command == SMB_COM_TRANSACTION:
+            return self.run_transaction(trans, chain)
+        if command == SMB_COM_NT_TRANSACT:
+            return self.run_nt_transact(trans, chain)
+        return self.run_transaction2(trans, chain)
+
     # -- ECHO ------------------------------------------------------------------------------
     def echo(self, block: Any, chain: Chain) -> list[bytes]:
         if len(block.words) < 2:
@@ -192,6 +207,10 @@ _COMMANDS: dict[int, Callable[..., Any]] = {
     i.SMB.SMB_COM_CLOSE: SMB1Core.close,
     i.SMB.SMB_COM_TRANSACTION: SMB1Core.transaction,
     i.SMB.SMB_COM_TRANSACTION2: SMB1Core.transaction2,
+    SMB_COM_NT_TRANSACT: SMB1Core.nt_transact,
+    SMB_COM_TRANSACTION_SECONDARY: SMB1Core.secondary,
+    SMB_COM_TRANSACTION2_SECONDARY: SMB1Core.secondary,
+    SMB_COM_NT_TRANSACT_SECONDARY: SMB1Core.secondary,
     i.SMB.SMB_COM_FIND_CLOSE2: SMB1Core.find_close,
     i.SMB.SMB_COM_CHECK_DIRECTORY: SMB1Core.check_directory,
     i.SMB.SMB_COM_DELETE: SMB1Core.delete,

@@ -181,6 +181,7 @@ class SessionCommands:
     # -- LOGOFF_ANDX --------------------------------------------------------------------
     def logoff(self: SMB1Core, block: Block, chain: Chain) -> tuple[bytes, Any]:
         session = self._session(chain)
+        self.drop_transactions(session.id)
         self.conn._end_session(session, "logoff")
         return andx(b""), b""
 

@@ -273,3 +273,15 @@ def test_impacket_smb1_signs_when_the_host_requires_it(emulator):
     with pytest.raises(SessionError) as info:
         conn.listPath("docs", "*")
     assert info.value.getErrorCode() == 0xC0000022  # STATUS_ACCESS_DENIED
+
+
+def test_smbclient_nt1_showacls_reads_the_descriptor_over_nt_transact(emulator,
+                                                                       smbclient_conf):
+    emu = emulator("xp-pro", args=["--no-force-guest"])
+    (emu.share_dir / "acl.txt").write_text("x")
+    proc = smbclient(emu, smbclient_conf, commands="showacls; ls acl.txt; allinfo acl.txt")
+    assert proc.returncode == 0, proc.stdout
+    assert "failed to get security descriptor" not in proc.stdout, proc.stdout
+    assert "Owner SID:\tS-1-5-32-544" in proc.stdout and "SID: S-1-1-0" in proc.stdout, \
+        proc.stdout
+    assert "stream: [::$DATA], 1 bytes" in proc.stdout, proc.stdout

@@ -416,7 +416,7 @@ def test_read_andx_past_a_closed_fid_is_invalid_handle(tmp_path):
     assert status(parse(reply)) == 0xC0000008
 
 
-def test_a_transaction_announcing_secondaries_is_refused_without_buffering(tmp_path):
+def test_a_transaction_with_huge_totals_is_refused_without_buffering(tmp_path):
     conn, uid, tid = _logged_in_tree("xp-pro", tmp_path)
     cmd = i.SMBCommand(i.SMB.SMB_COM_TRANSACTION2)
     params = i.SMBTransaction2_Parameters()
@@ -425,5 +425,5 @@ def test_a_transaction_announcing_secondaries_is_refused_without_buffering(tmp_p
         params[k] = v
     cmd["Parameters"], cmd["Data"] = params, b""
     (reply,) = send(conn, packet(cmd, uid=uid, tid=tid, mid=4))
-    assert status(parse(reply)) == 0xC00000BB  # STATUS_NOT_SUPPORTED
-    assert not conn.close_requested
+    assert status(parse(reply)) == 0xC0000205  # STATUS_INSUFF_SERVER_RESOURCES (<240>)
+    assert not conn.close_requested and not conn.smb1._transactions
