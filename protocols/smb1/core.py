@@ -25,6 +25,7 @@ from protocols.smb1.messages import (
 from protocols.smb1.sessions import FIRST_UID, SessionCommands
 from protocols.smb1.signing import Signing
 from protocols.smb1.nttrans import NtTransCommands
+from protocols.smb1.oplocks import OplockCommands
 from protocols.smb1.secondary import (
     SMB_COM_NT_TRANSACT, SMB_COM_NT_TRANSACT_SECONDARY, SMB_COM_TRANSACTION,
     SMB_COM_TRANSACTION2_SECONDARY, SMB_COM_TRANSACTION_SECONDARY, SecondaryCommands,
@@ -47,10 +48,12 @@ class Chain:
     tid: int
     status: int = 0  # a non-error status to answer with (MORE_PROCESSING_REQUIRED)
     fid: int | None = None  # the FID an NT_CREATE_ANDX of this chain opened
+    last: bool = True  # the command running is the chain's last
+    waiting: Any = None  # (ticket, build): an NT_CREATE_ANDX waits for oplock breaks
 
 
 class SMB1Core(SessionCommands, FileCommands, TransCommands, NtTransCommands,
-               SecondaryCommands):
+               SecondaryCommands, OplockCommands):
     def __init__(self, conn: Any, persona: neg.SMB1Persona) -> None:
         self.conn = conn  # the SMB2ServerConnection: sessions, config, log, address
         self.persona = persona
@@ -64,6 +67,10 @@ class SMB1Core(SessionCommands, FileCommands, TransCommands, NtTransCommands,
         self.client_max_buffer = persona.max_buffer  # SESSION_SETUP_ANDX MaxBufferSize
         self.signing = Signing()
         self._transactions: dict[tuple[int, int, int, int], Any] = {}  # awaiting secondaries
+        self._waiting: list[Any] = []  # NT_CREATE_ANDX responses held for oplock breaks
+        self._held: Any = None  # the one this request just held
+        self.client_max_mpx: int | None = None  # the first SESSION_SETUP_ANDX's values
+        self.client_capabilities = 0
         self._activate: tuple[bytes, bytes] | None = None  # signing to start after this reply
 
     def handle(self, message: bytes) -> list[bytes]:
@@ -86,8 +93,11 @@ class SMB1Core(SessionCommands, FileCommands, TransCommands, NtTransCommands,
                               f"0x{header.command:02x}")
                 return [signing.sign(self._error(header, nt_errors.STATUS_ACCESS_DENIED),
                                      sequence)]
-        self._activate = None
+        self._activate = self._held = None
         replies = self._run(header, message)
+        if self._held is not None:  # its response goes out later, with this number
+            self._held.sequence = sequence
+            self._held = None
         if self._activate is not None and not signing.active:
             signing.activate(*self._activate)
             sequence = 1  # the SESSION_SETUP_ANDX response that starts signing
@@ -109,8 +119,9 @@ class SMB1Core(SessionCommands, FileCommands, TransCommands, NtTransCommands,
         chain = Chain(header, message, header.uid, header.tid)
         parts: list[tuple[int, bytes, Any]] = []
         status = 0
-        for block in blocks:
+        for n, block in enumerate(blocks):
             handler = _COMMANDS.get(block.command)
+            chain.last = n == len(blocks) - 1
             try:
                 if handler is None:
                     raise StatusError(STATUS_SMB_BAD_COMMAND,
@@ -125,6 +136,11 @@ class SMB1Core(SessionCommands, FileCommands, TransCommands, NtTransCommands,
                 return result
             words, data = result
             parts.append((block.command, words, data))
+            if chain.waiting is not None:  # answered once the oplock breaks are done
+                reply = header.reply()
+                reply.uid, reply.tid = chain.uid, chain.tid
+                self._held = self.hold_create(chain, reply, parts)
+                return []
             if chain.status:
                 status = chain.status
                 break
@@ -205,6 +221,7 @@ _COMMANDS: dict[int, Callable[..., Any]] = {
     i.SMB.SMB_COM_READ_ANDX: SMB1Core.read_andx,
     i.SMB.SMB_COM_WRITE_ANDX: SMB1Core.write_andx,
     i.SMB.SMB_COM_CLOSE: SMB1Core.close,
+    i.SMB.SMB_COM_LOCKING_ANDX: SMB1Core.locking_andx,
     i.SMB.SMB_COM_TRANSACTION: SMB1Core.transaction,
     i.SMB.SMB_COM_TRANSACTION2: SMB1Core.transaction2,
     SMB_COM_NT_TRANSACT: SMB1Core.nt_transact,

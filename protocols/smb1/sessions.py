@@ -49,19 +49,27 @@ class SessionCommands:
     def session_setup(self: SMB1Core, block: Block, chain: Chain) -> tuple[bytes, Any]:
         h = chain.request
         if len(block.words) == SETUP_EXTENDED.size and self.extended:
-            (max_buffer, _mpx, _vc, _key, blob_length, _res,
-             _caps) = SETUP_EXTENDED.unpack_from(block.words)
+            (max_buffer, mpx, _vc, _key, blob_length, _res,
+             caps) = SETUP_EXTENDED.unpack_from(block.words)
             self.client_max_buffer = max(1024, max_buffer)
+            self._client_values(mpx, caps)
             if blob_length > len(block.data):
                 raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "SecurityBlobLength")
             return self._setup_extended(block.data[:blob_length], chain)
         if len(block.words) == SETUP_PLAIN.size and not self.extended:
-            (max_buffer, _mpx, _vc, _key, lm_len, nt_len, _res,
-             _caps) = SETUP_PLAIN.unpack_from(block.words)
+            (max_buffer, mpx, _vc, _key, lm_len, nt_len, _res,
+             caps) = SETUP_PLAIN.unpack_from(block.words)
             self.client_max_buffer = max(1024, max_buffer)
+            self._client_values(mpx, caps)
             return self._setup_plain(block, lm_len, nt_len, chain, h)
         raise StatusError(nt_errors.STATUS_INVALID_PARAMETER,
                           f"SESSION_SETUP_ANDX WordCount {len(block.words) // 2}")
+
+    def _client_values(self: SMB1Core, max_mpx: int, capabilities: int) -> None:
+        """MaxMpxCount and Capabilities as the first SESSION_SETUP_ANDX gave them (MS-CIFS
+        3.3.5.43: later ones do not override them)."""
+        if self.client_max_mpx is None:
+            self.client_max_mpx, self.client_capabilities = max_mpx, capabilities
 
     def _new_session(self: SMB1Core, chain: Chain) -> SMBSession:
         conn, config = self.conn, self.conn.config

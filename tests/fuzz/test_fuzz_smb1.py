@@ -37,6 +37,18 @@ def _trans2(sub: int, params: bytes) -> i.SMBCommand:
     return cmd
 
 
+def _create_oplock() -> bytes:
+    from tests.unit.test_smb1_oplocks import _create
+    return _create(0x800, 1, 12, name="\\f.txt", disposition=3)
+
+
+def _locking(fid: int, lock_type: int, level: int) -> i.SMBCommand:
+    cmd = i.SMBCommand(i.SMB.SMB_COM_LOCKING_ANDX)
+    cmd["Parameters"] = b"\xff\0\0\0" + struct.pack("<HBBIHH", fid, lock_type, level, 0, 0, 1)
+    cmd["Data"] = struct.pack("<HII", 1, 0, 10)
+    return cmd
+
+
 def _seeds() -> list[bytes]:
     type1 = ntlm.getNTLMSSPType1("", "").getData()
     find = struct.pack("<HHHHI", 0x16, 100, 6, 0x104, 0) + "\\*".encode("utf-16-le") + b"\0\0"
@@ -56,6 +68,9 @@ def _seeds() -> list[bytes]:
         nt_primary(6, b"", b"\0" * 4, b"", 8, 0, uid=0x800, tid=1, mid=9),
         nt_secondary(b"\7\0\0\0", 4, b"", 0, 8, 0, uid=0x800, tid=1, mid=9),
         nt_primary(3, b"", b"\0" * 8, b"\1" * 10, 8, 40, uid=0x800, tid=1, mid=9),
+        # A batch oplock asked for, and an oplock release (FID 0x4000, the first given).
+        _create_oplock(),
+        packet(_locking(0x4000, 0x02, 1), uid=0x800, tid=1),
     ]
 
 
@@ -75,8 +90,11 @@ def test_smb1_core_never_crashes_nor_leaks(tmp_path_factory, messages, cuts, sta
     from protocols.smb2.fs import DiskShare
 
     share_dir = tmp_path_factory.mktemp("smb1fuzz")
+    from protocols.smb2.leases import LeaseTable
+
     engine, clock, config = make("xp-pro", force_guest=False,
                                  shares={"docs": DiskShare("docs", str(share_dir))})
+    config = config.__class__(**{**config.__dict__, "leases": LeaseTable(clock)})
     logs: list[str] = []
     conn = _connection(config, logs)
     if state != "fresh":
@@ -97,6 +115,7 @@ def test_smb1_core_never_crashes_nor_leaks(tmp_path_factory, messages, cuts, sta
     assert engine.counted("smb") == 0
     assert not [s for s in engine.sessions() if s.protocol == "smb"]
     assert not clock.getDelayedCalls(), clock.getDelayedCalls()
+    assert not config.leases.files  # no open or oplock of the lost connection stays
     # The host still serves a real login.
     fresh = _connection(config, logs)
     negotiate(fresh)
