@@ -327,9 +327,10 @@ def _file_info(handle: Any, level: int) -> bytes:
         return b"\0" * 4  # EaSize: no extended attributes
     if level == QUERY_ALL_INFO:
         # SMB_QUERY_FILE_ALL_INFO (MS-CIFS 2.2.8.3.8): Basic, Standard, EaSize, then the
-        # name, i.e. FileAllInformation without Internal, Access, Position, Mode, Alignment.
+        # name's length and the name, i.e. FileAllInformation without Internal, Access,
+        # Position, Mode, Alignment.
         full = handle.query_info(18, 0xFFFF)
-        return full[:64] + full[72:76] + full[100:]
+        return full[:64] + full[72:76] + full[96:]
     info_class = QUERY_LEVELS.get(level, level - PASSTHROUGH if level > PASSTHROUGH else 0)
     if not info_class:
         raise StatusError(nt_errors.STATUS_INVALID_LEVEL, f"query level 0x{level:x}")

@@ -316,3 +316,17 @@ def test_signing_numbers_the_interim_the_silent_secondary_and_the_final(tmp_path
     (final,) = send(conn, signing.sign(key, b"", trans2_secondary(
         params[6:], 6, b"", 0, len(params), 0, **ids), 8))
     assert status(parse(final)) == 0 and signing.mac(key, b"", final, 9) == final[14:22]
+
+
+def test_query_file_all_info_has_the_name_length_before_the_name(tmp_path):
+    # Wireshark marked the answer malformed when FileNameLength was left out.
+    conn, uid, tid = _tree(tmp_path)
+    fid = _open(conn, uid, tid)
+    params = struct.pack("<HH", fid, 0x107)  # SMB_QUERY_FILE_ALL_INFO
+    (reply,) = send(conn, trans2_primary(0x0007, params, b"", len(params), 0, uid=uid,
+                                         tid=tid, mid=12))
+    assert status(parse(reply)) == 0
+    _, data = _trans_data(reply)
+    info = i.SMBQueryFileAllInfo(data)
+    assert info["EndOfFile"] == 1234 and info["FileNameLength"] == len(info["FileName"])
+    assert info["FileName"].decode("utf-16-le").endswith("f.txt")
