@@ -50,6 +50,7 @@ class Chain:
     fid: int | None = None  # the FID an NT_CREATE_ANDX of this chain opened
     last: bool = True  # the command running is the chain's last
     waiting: Any = None  # (ticket, build): an NT_CREATE_ANDX waits for oplock breaks
+    retry: Any = None  # a ticket: the request runs again once its breaks are done
 
 
 class SMB1Core(SessionCommands, FileCommands, TransCommands, NtTransCommands,
@@ -130,6 +131,9 @@ class SMB1Core(SessionCommands, FileCommands, TransCommands, NtTransCommands,
             except StatusError as err:
                 status = err.status
                 break
+            if chain.retry is not None:  # a path command waiting for oplock breaks
+                self._held = self.hold_request(chain, header, message)
+                return []
             if result is None:  # a transaction waiting for its secondaries
                 return []
             if isinstance(result, list):  # ECHO: one response per echo

@@ -175,7 +175,9 @@ def split_chain(message: bytes, first: int) -> list[Block]:
 
 
 def pack_block(words: bytes, data: bytes) -> bytes:
-    return bytes([len(words) // 2]) + words + struct.pack("<H", len(data)) + data
+    # A large READ_ANDX answer (CAP_LARGE_READX) can pass 65535 bytes: its ByteCount keeps
+    # the low 16 bits, which the client ignores (MS-SMB 2.2.4.2.2; Samba sends the same).
+    return bytes([len(words) // 2]) + words + struct.pack("<H", len(data) & 0xFFFF) + data
 
 
 EMPTY_BLOCK = b"\0\0\0"  # WordCount 0, ByteCount 0: the body of an error response

@@ -58,6 +58,15 @@ class WaitingCreate:
     sequence: int | None = None  # the signing sequence number of its response
 
 
+@dataclass(eq=False)
+class WaitingRequest:
+    """A path command held until the oplock breaks it caused end, then run again."""
+
+    header: Header
+    message: bytes
+    sequence: int | None = None
+
+
 class OplockCommands:
     # -- NT_CREATE_ANDX: what the open is granted ------------------------------------------
     def grant_oplock(self: SMB1Core, chain: Chain, op: Open, *, flags: int, access: int,
@@ -122,6 +131,57 @@ class OplockCommands:
             conn._send_unsolicited(message, None)
         except Exception as exc:
             self.conn._fail_unsolicited(exc)
+
+    # -- path commands (DELETE, RENAME) break oplocks too ---------------------------------------
+    def breaks_done(self: SMB1Core, chain: Chain, tree: Any, path: str, access: int) -> bool:
+        """Whether a path command may run now. Opening the file for DELETE breaks another
+        open's exclusive or batch oplock (MS-FSA's object store does it for any open); if
+        it must wait, the chain is marked (``chain.retry``) and the whole request runs
+        again once the breaks are done."""
+        table: LeaseTable | None = self.conn.config.leases
+        if table is None or tree.share is None:
+            return True
+        key = table.file_key(tree.share.name, path)
+        if key not in table.files:
+            return True
+        ticket = table.open(key, self.conn, GrantRequest(oplock=OPLOCK_NONE, access=access),
+                            lambda *args: None)
+        if ticket.waiting_on and chain.last:
+            chain.retry = ticket
+            return False
+        if ticket.waiting_on:
+            table.grant_now(ticket)
+        ticket.ref.close()
+        return True
+
+    def hold_request(self: SMB1Core, chain: Chain, header: Header, message: bytes
+                     ) -> WaitingRequest:
+        ticket = chain.retry
+        waiting = WaitingRequest(header, message)
+        ticket.on_ready = lambda grant: self._rerun(waiting, ticket)
+        return waiting
+
+    def _rerun(self: SMB1Core, waiting: WaitingRequest, ticket: Any) -> None:
+        # Runs inside another request (maybe this connection's own acknowledgment) or on
+        # a timer: what that request was holding is put back afterwards.
+        outer = self._held, self._activate
+        self._held = self._activate = None
+        try:
+            ticket.ref.close()
+            conn = self.conn
+            if conn.close_requested:
+                return
+            replies = self._run(waiting.header, waiting.message)
+            if self._held is not None:  # it has to wait again
+                self._held.sequence = waiting.sequence
+            for reply in replies:
+                if waiting.sequence is not None:
+                    reply = self.signing.sign(reply, waiting.sequence)
+                conn._send_unsolicited(reply, None)
+        except Exception as exc:
+            self.conn._fail_unsolicited(exc)
+        finally:
+            self._held, self._activate = outer
 
     # -- the break notification --------------------------------------------------------------
     def _notify_break(self: SMB1Core, holder: Holder, ref: OpenRef, to: int, ack: bool

@@ -57,7 +57,8 @@ def test_smbtorture(emulator, smbclient_conf: Path, test: str) -> None:
 # SMB1 oplocks on an XP host: Samba's raw.oplock tests (SMB1, two connections: one holds the
 # oplock, the other's open breaks it), the ones that pass; README.md says why others fail.
 SMB1_SELECTION = [
-    "raw.oplock.exclusive5", "raw.oplock.exclusive9", "raw.oplock.batch6",
+    "raw.oplock.exclusive5", "raw.oplock.exclusive9", "raw.oplock.batch3",
+    "raw.oplock.batch4", "raw.oplock.batch6",
     "raw.oplock.batch7", "raw.oplock.batch8", "raw.oplock.batch9", "raw.oplock.batch13",
     "raw.oplock.batch14", "raw.oplock.batch15", "raw.oplock.batch16", "raw.oplock.batch21",
     "raw.oplock.batch22", "raw.oplock.batch23", "raw.oplock.batch24",

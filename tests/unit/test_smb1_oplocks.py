@@ -214,3 +214,30 @@ def test_the_held_response_is_signed_with_its_requests_number(tmp_path):
     assert send(a, signing.sign(key_a, b"", ack, 6)) == []
     (reply,) = _drain(b)
     assert _granted(reply)[0] == LEVEL_II and signing.mac(key, b"", reply, 5) == reply[14:22]
+
+
+def _delete(uid, tid, mid, name="\\f.txt") -> bytes:
+    cmd = i.SMBCommand(i.SMB.SMB_COM_DELETE)
+    cmd["Parameters"] = struct.pack("<H", 0x06)
+    cmd["Data"] = b"\x04" + name.encode("utf-16-le") + b"\0\0"
+    return packet(cmd, uid=uid, tid=tid, mid=mid)
+
+
+def test_a_delete_breaks_the_batch_and_runs_once_the_holder_closes(tmp_path):
+    # smbtorture raw.oplock.batch3 (against Windows): the unlink breaks the batch oplock
+    # to Level II; the holder closes on the break, and then the unlink succeeds.
+    _, _, config = _host(tmp_path)
+    a, uid_a, tid_a, _ = _login(config)
+    b, uid_b, tid_b, _ = _login(config)
+    _, fid_a = _granted(send(a, _create(uid_a, tid_a, 5))[0])
+    assert send(b, _delete(uid_b, tid_b, 6)) == []  # held: nothing deleted yet
+    assert (tmp_path / "f.txt").exists()
+    (notification,) = _drain(a)
+    assert _break(notification) == (fid_a, 0x02, 1)
+    close = i.SMBCommand(i.SMB.SMB_COM_CLOSE)
+    close["Parameters"], close["Data"] = struct.pack("<HI", fid_a, 0), b""
+    send(a, packet(close, uid=uid_a, tid=tid_a, mid=7))
+    (reply,) = _drain(b)
+    assert parse(reply)["Mid"] == 6 and status(parse(reply)) == 0
+    assert not (tmp_path / "f.txt").exists()
+    assert not config.leases.files  # the command's own registration went with it
