@@ -250,6 +250,17 @@ def test_smbclient_nt1_with_signing_required(emulator, smbclient_conf, tmp_path,
     assert re.search(r"up\.bin\s+A\s+102400", proc.stdout), proc.stdout
 
 
+@pytest.mark.parametrize("ntlmv2", ["yes", "no"])
+def test_smbclient_nt1_signing_without_extended_security(emulator, smbclient_conf, ntlmv2):
+    # No SPNEGO: the NEGOTIATE's challenge and the LM/NTLM responses; the key is the NT
+    # session key and the NT response (MS-CIFS 3.3.5.43); smbclient checks every answer.
+    emu = emulator("server-2003", args=["--signing-required"])
+    (emu.share_dir / "n.txt").write_text("signed\n")
+    proc = smbclient(emu, smbclient_conf, SIGNING, "--option=client use spnego=no",
+                     f"--option=client ntlmv2 auth={ntlmv2}", commands="ls")
+    assert proc.returncode == 0 and "n.txt" in proc.stdout, proc.stdout
+
+
 def test_smbclient_requiring_signing_is_refused_by_xp_as_shipped(emulator, smbclient_conf):
     # XP's SecurityMode 0x03 offers no signing: a client that requires it gives up.
     emu = emulator("xp-pro")
