@@ -30,11 +30,13 @@ from emulator.core.events import (
     SRV_LIMIT_EVENT_ID,
     EventLog,
     LOGON_EVENT_ID,
+    logon_failure,
     RECONNECT_EVENT_ID,
     SECURITY_PROVIDER,
     TS_LIMIT_EVENT_ID,
     iso_time,
 )
+from emulator.core.pending import PendingSetups
 
 STATUS_REQUEST_NOT_ACCEPTED = nt_errors.STATUS_REQUEST_NOT_ACCEPTED  # 0xC00000D0
 STATUS_REMOTE_SESSION_LIMIT = 0xC0000196
@@ -113,6 +115,9 @@ class Session:
     close_hook: Callable[[str], None] | None = field(default=None, repr=False)
     # The connection a not-yet-authenticated setup came on (SMB), for the pending bounds.
     connection: object | None = field(default=None, repr=False)
+    # While it counts against those bounds: its keys in the engine's pending counters.
+    pending_keys: tuple[tuple[str, int], tuple[str, str]] | None = field(default=None,
+                                                                         repr=False)
 
     @property
     def opens(self) -> int:
@@ -186,6 +191,7 @@ class SessionEngine:
         self._limits.update(limits or {})
         self._sessions: dict[int, Session] = {}
         self._setup_timers: dict[int, Any] = {}
+        self.pending = PendingSetups()  # the pending bounds' counts, per connection/address
         self._expiry_timer: Any = None
         self._ids = itertools.count(1)
         self.counters: Counter[str] = Counter()
@@ -289,23 +295,21 @@ class SessionEngine:
                           no_opens_since=now, close_hook=close_hook, console=console,
                           user=user, client=client, connection=connection)
         self._sessions[session.id] = session
+        if connection is not None:
+            self.pending.enter(session)
         self._setup_timers[session.id] = self.clock.callLater(
             self.setup_timeout, self._setup_expired, session)
         return Admission(session)
 
     def _too_many_pending(self, protocol: str, address: str, connection: object) -> bool:
-        pending = [s for s in self._sessions.values()
-                   if s.state == PENDING and s.protocol == protocol and s.connection is not None]
-        on_connection = sum(1 for s in pending if s.connection is connection)
-        if on_connection >= self.pending_per_connection:
+        if self.pending.on_connection(protocol, connection) >= self.pending_per_connection:
             return True
         # The address bound guards the licence slots, so it applies only under a limit:
         # many clients behind one address (a CI runner, loopback) logging on at once to an
         # unlimited host are never refused for it.
         if self.limit(protocol) is None:
             return False
-        from_address = sum(1 for s in pending if s.address == address)
-        return from_address >= self.pending_per_address
+        return self.pending.from_address(protocol, address) >= self.pending_per_address
 
     def _full(self, protocol: str, candidate: Session | None) -> bool:
         limit = self.limit(protocol)
@@ -337,6 +341,7 @@ class SessionEngine:
         """Logon finished. Returns 0, or the denial status when per-client grouping finds
         the limit full now that the client computer is known (the session is then gone)."""
         self._cancel_setup_timer(session)
+        self.pending.leave(session)
         session.user, session.client, session.anonymous = user, client, anonymous
         session.workstation = workstation
         session.console = console
@@ -367,14 +372,18 @@ class SessionEngine:
         if self._sessions.pop(session.id, None) is None:
             return
         self._cancel_setup_timer(session)
+        self.pending.leave(session)
         if session.state == PENDING:
             # A half-done logon: bad credentials are a failed logon (4625); a stall past
             # the timeout counts as a logon error too; a client that just leaves does not.
-            if reason in ("auth-failed", "setup-timeout"):
+            if reason in ("auth-failed", "logon-refused", "setup-timeout"):
                 self.counters["logon_errors"] += 1
-            event = {"auth-failed": "failed-logon",
+            event = {"auth-failed": "failed-logon", "logon-refused": "failed-logon",
                      "setup-timeout": "setup-timeout"}.get(reason, "setup-abandoned")
-            self._record(session, reason, status, event=event)
+            # A logon refused with good credentials (an injected status): 4625's Status
+            # and Sub Status as Windows logs them for that status.
+            detail = logon_failure(status) if reason == "logon-refused" else {}
+            self._record(session, reason, status, event=event, **detail)
         else:
             for counter, reasons in (("timed_out", TIMED_OUT_REASONS),
                                      ("forced_off", FORCED_OFF_REASONS),
@@ -427,6 +436,7 @@ class SessionEngine:
         """The client is gone but the session stays, counted, until logoff or reset."""
         if session.id not in self._sessions or session.state == DISCONNECTED:
             return
+        self.pending.leave(session)
         session.state = DISCONNECTED
         session.close_hook = None
         self._record(session, reason, None)
@@ -480,6 +490,7 @@ class SessionEngine:
 
     def reconnect(self, session: Session, address: str,
                   close_hook: Callable[[str], None] | None) -> None:
+        self.pending.leave(session)
         session.state, session.address, session.close_hook = ACTIVE, address, close_hook
         session.last_activity = self.now()
         self.events.record(
@@ -524,7 +535,7 @@ class SessionEngine:
 
     # -- internals ----------------------------------------------------------------------------
     def _record(self, session: Session, reason: str, status: int | None, *,
-                event: str | None = None) -> None:
+                event: str | None = None, **detail: Any) -> None:
         """One event for a session's end or change; ``event`` picks the record when the
         outcome (``reason``) alone does not say which."""
         provider, event_id, level, message = REASON_EVENTS.get(
@@ -534,7 +545,7 @@ class SessionEngine:
             provider=provider, event_id=event_id, level=level, message=message,
             protocol=session.protocol, address=session.address,
             workstation=session.workstation or session.client,
-            user=session.user, outcome=reason, status=status, session_id=session.id,
+            user=session.user, outcome=reason, status=status, session_id=session.id, **detail,
         )
 
     def _cancel_setup_timer(self, session: Session) -> None:

@@ -34,7 +34,9 @@ from impacket.smbconnection import SessionError, SMBConnection
 
 from emulator.admin.client import AdminError
 from emulator.core.editions import get_edition
+from emulator.harness.fault_steps import FAULT_ACTIONS, client_error
 from emulator.harness.hosts import EmulatedHost
+from emulator.harness.netbios_smb import NetBIOSSMBConnection
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 FILE_GENERIC_READ_WRITE = 0x0012019F
@@ -155,6 +157,8 @@ class Run:
     users: dict[str, str]
     smb: dict[str, SMBConnection] = field(default_factory=dict)
     rdp: RdpClients | None = None
+    copies: dict[str, Any] = field(default_factory=dict)  # background copies (fault_steps)
+    arc: dict[str, Any] = field(default_factory=dict)  # RDP clients keeping a reconnect cookie
 
     def default_user(self) -> tuple[str, str]:
         return next(iter(self.users.items()))
@@ -217,37 +221,32 @@ def _smb_logon(run: Run, step: dict[str, Any]) -> str:
             if conn is not None:  # a refused client retries on its TCP connection...
                 try:
                     conn.login(user, password)
-                except nmb.NetBIOSError:  # ...unless the server closed it meanwhile (an
-                    conn = None  # unauthenticated connection times out): reconnect
+                except (nmb.NetBIOSError, OSError):  # ...unless the server closed it (an
+                    conn = None  # unauthenticated connection times out; a restart): reconnect
             if conn is None:
+                run.smb.pop(label, None)
                 conn = run.smb[label] = _computer(run, client)
                 conn.login(user, password)
         except SessionError as err:
             outcomes.append(status_name(err.getErrorCode()))
             continue
+        except (nmb.NetBIOSError, OSError) as exc:  # nothing listens (a restart's downtime)
+            outcomes.append(client_error(exc))
+            continue
         outcomes.append("admitted")
     return _summarise(outcomes)
-
-
-_NETBIOS_PORT_LOCK = threading.Lock()
 
 
 def _computer(run: Run, client: str) -> SMBConnection:
     """A connection from the computer named ``client``. Windows names a session by the
     client's address over direct TCP, so every "computer" of a scenario (all on loopback)
     would be one; over the NetBIOS session service it is the calling name, as a real
-    office's PCs would show in `net session`. impacket sends the SESSION REQUEST only to
-    port 139, so its idea of that port is pointed at the emulator's for the connect."""
+    office's PCs would show in `net session`."""
     port = run.host.netbios_port
     if port is None:
         return SMBConnection(run.host.host, run.host.host, myName=client,
                              sess_port=run.host.smb_port)
-    with _NETBIOS_PORT_LOCK:
-        saved, nmb.NETBIOS_SESSION_PORT = nmb.NETBIOS_SESSION_PORT, port
-        try:
-            return SMBConnection(run.host.host, run.host.host, myName=client, sess_port=port)
-        finally:
-            nmb.NETBIOS_SESSION_PORT = saved
+    return NetBIOSSMBConnection(run.host.host, run.host.host, myName=client, sess_port=port)
 
 
 def _smb_logoff(run: Run, step: dict[str, Any]) -> str:
@@ -387,6 +386,7 @@ ACTIONS: dict[str, Callable[[Run, dict[str, Any]], str]] = {
     "count_sessions": _count_sessions,
     "count_events": _count_events,
     "metric": _metric,
+    **FAULT_ACTIONS,
 }
 
 
@@ -429,6 +429,8 @@ def run_scenario(scenario: Scenario, report: Callable[[StepResult], None] | None
                     pass
             if run.rdp is not None:
                 run.rdp.shutdown()
+            for held in run.arc.values():
+                held["client"].close()
     return results
 
 

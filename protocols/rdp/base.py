@@ -35,6 +35,11 @@ class ConnectionBase:
     info: pdu.ClientInfo | None
     session: Any
     _session_live: bool
+    user: str
+    desktop: tuple[int, int]
+    bpp: int
+    _screen: tuple[Any, ...] | None
+    reactivating: bool  # a Deactivation-Reactivation under way (faulting.py)
 
     @property
     def state(self) -> State:
@@ -60,4 +65,22 @@ class ConnectionBase:
         raise NotImplementedError
 
     def _notify(self) -> None:
+        raise NotImplementedError
+
+    def _draw(self) -> None:
+        raise NotImplementedError
+
+    def _struck(self, point: str) -> bool:
+        raise NotImplementedError
+
+    def _timers_after_close(self, mode: str) -> None:
+        raise NotImplementedError
+
+    def _reactivated(self) -> None:
+        raise NotImplementedError
+
+    def _reconnect_target(self, info: pdu.ClientInfo) -> Any:
+        raise NotImplementedError
+
+    def _send_reconnect_cookie(self) -> None:
         raise NotImplementedError
