@@ -21,14 +21,31 @@ Meanwhile it times real logons, `--tries` each: Debian's `smbclient` (`smbclient
 under Xvfb (NLA; until the emulator's admin API shows the user's RDP session active; then
 the session is ended for the next try) and the project's RDP test client
 (emulator/harness/rdp_client.py, TLS: connect to first bitmap), first without the attack
-(baseline), then under it. smbclient and xfreerdp connect through a loopback relay that
-notes their first TCP connect: their time runs from that connect, not from the start of
-the process (xfreerdp spends about a second on its own start-up before it connects).
+(baseline), then under it (xfreerdp's options: `--xfreerdp-options`). smbclient and
+xfreerdp connect through a loopback relay that notes their first TCP connect: their time
+runs from that connect, not from the start of the process (xfreerdp spends about a second
+on its own start-up before it connects).
 Memory is the PSS (and RSS) of the emulator's process tree, sampled every 0.25 s.
 
+xfreerdp is also timed, by the same yardstick for both servers, from its first connect to
+its own `/log-level:DEBUG` line `CONNECTION_STATE_ACTIVE` (read through a pty and stamped
+on arrival): against the emulator in both phases, and, without the attack, against
+Debian's xrdp (bench_rdp.start_xrdp; TLS, as xrdp has no NLA) through the same kind of
+relay: the row "xfreerdp floor (xrdp, no attack)". FreeRDP 2.x proceeds at once on a
+reply that is already there when it looks, and otherwise waits out a ~100 ms poll, so
+its time is mostly 100 ms per round trip of the connection sequence; the summary under
+the table counts those waits by connection state and prints the floor, the emulator's
+time over it and what the attack adds (under attack minus baseline). Both servers are
+also timed once more without the relay, from xfreerdp's own CONNECTION_STATE_NEGO line
+(logged just before it connects): the relay's extra hop delays xrdp's replies past
+xfreerdp's first look, so the relayed floor is higher than xrdp's own. `--no-xrdp` skips
+these; a floor that cannot be measured (xrdp missing) is reported, not a failure.
+
 Goals (exit 1 if any is missed): every logon under attack succeeds within `--goal-logon`
-s (1.0), and the peak PSS stays under `--goal-mb` MB (200). The figures are printed as a
-table; `--json FILE` writes them too.
+s (1.0; for xfreerdp, until the admin API shows its session active), and the peak PSS
+stays under `--goal-mb` MB (200). The floor and the log-based times are information, they
+do not change the exit code. The figures are printed as a table; `--json FILE` writes
+them too.
 
     python3 bench/bench_hostile.py                       # the issue's numbers, ~1 min
     python3 bench/bench_hostile.py --loris 200 --stalled-rdp 50 --attack-seconds 20
@@ -46,16 +63,14 @@ import multiprocessing as mp
 import os
 import resource
 import shutil
+import shlex
 import signal
 import ssl
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,14 +78,26 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_rdp import drawn  # noqa: E402
+from bench_rdp import _stop_xrdp, start_xrdp  # noqa: E402
 from bench_smb import HOST, emulator_command, tree_fds, tree_rollup_kb, write_json  # noqa: E402
 
-from emulator.harness.hosts import ServerProcess  # noqa: E402
+from hostile_clients import (  # noqa: E402
+    FLOOR,
+    PASSWORD,
+    XFREERDP_OPTIONS,
+    SHARE,
+    TOKEN,
+    USER,
+    ConnectTimer,
+    Logon,
+    XfreerdpRun,
+    start_xvfb,
+    time_smbclient,
+    time_test_client,
+    time_xfreerdp,
+)
 
-USER, PASSWORD = "alice", "Passw0rd!"
-TOKEN = "hostile-bench-token"
-SHARE = "bench"
+from emulator.harness.hosts import ServerProcess  # noqa: E402
 
 
 # -- the attacker (a child process) ---------------------------------------------------------
@@ -274,154 +301,20 @@ def attacker_main(args: argparse.Namespace, smb_port: int, rdp_port: int, out: A
     out.put(("done", attacker.stats.__dict__.copy()))
 
 
-# -- the real clients --------------------------------------------------------------------------
-
-@dataclass
-class Logon:
-    client: str
-    phase: str
-    seconds: list[float] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-
-    @property
-    def worst(self) -> float:
-        return max(self.seconds) if self.seconds else float("nan")
-
-
-class ConnectTimer:
-    """A loopback relay in front of one emulator port: it notes when a client's first TCP
-    connection arrives, so a logon is timed from the client's connect, not from the start
-    of its process (xfreerdp spends about a second starting up before it connects)."""
-
-    def __init__(self, target: int) -> None:
-        import socket
-
-        self.target = target
-        self.listener = socket.create_server((HOST, 0))
-        self.port = self.listener.getsockname()[1]
-        self.first_connect: float | None = None
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def reset(self) -> None:
-        self.first_connect = None
-
-    def _accept(self) -> None:
-        import socket
-
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if self.first_connect is None:
-                self.first_connect = time.perf_counter()
-            try:
-                upstream = socket.create_connection((HOST, self.target), 10)
-            except OSError:
-                client.close()
-                continue
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: Any, dst: Any) -> None:
-        import socket
-
+def run_tries(logon: Logon, tries: int, timed: Any) -> Logon:
+    for _ in range(tries):
         try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                dst.shutdown(socket.SHUT_WR)
-
-    def since_connect(self, t0: float) -> float:
-        """Seconds from the first connect (or from t0 if none was seen) to now."""
-        return time.perf_counter() - (self.first_connect or t0)
-
-
-def api(admin: str, method: str, path: str) -> Any:
-    request = urllib.request.Request(admin + path, method=method,
-                                     headers={"Authorization": f"Bearer {TOKEN}"})
-    with urllib.request.urlopen(request, timeout=10) as reply:
-        return json.loads(reply.read() or b"null")
-
-
-def end_rdp_sessions(admin: str) -> None:
-    for s in api(admin, "GET", "/api/sessions"):
-        if s["protocol"] == "rdp":
-            api(admin, "DELETE", f"/api/sessions/{s['id']}")
-
-
-def time_smbclient(relay: ConnectTimer, timeout: float) -> float:
-    relay.reset()
-    t0 = time.perf_counter()
-    run = subprocess.run(["smbclient", f"//{HOST}/{SHARE}", "-p", str(relay.port), "-U",
-                          f"{USER}%{PASSWORD}", "-m", "SMB3", "-c", "ls"],
-                         stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                         timeout=timeout)
-    elapsed = relay.since_connect(t0)
-    if run.returncode != 0:
-        raise RuntimeError((run.stdout + run.stderr).strip().splitlines()[-1][:120])
-    return elapsed
-
-
-def time_test_client(port: int, admin: str) -> float:
-    t0 = time.perf_counter()
-    client = drawn(port, USER, PASSWORD)
-    elapsed = time.perf_counter() - t0
-    client.close()
-    end_rdp_sessions(admin)
-    return elapsed
-
-
-def time_xfreerdp(relay: ConnectTimer, admin: str, display: str, timeout: float) -> float:
-    relay.reset()
-    home = tempfile.mkdtemp(prefix="hostile-xfreerdp-")
-    env = dict(os.environ, DISPLAY=display, HOME=home)
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(["xfreerdp", f"/v:{HOST}:{relay.port}", f"/u:{USER}", f"/p:{PASSWORD}",
-                             "/cert:ignore", "/size:800x600", "/bpp:16"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env)
-    try:
-        while time.perf_counter() - t0 < timeout:
-            if any(s["protocol"] == "rdp" and s["user"].lower() == USER and
-                   s["state"] == "active" for s in api(admin, "GET", "/api/sessions")):
-                return relay.since_connect(t0)
-            if proc.poll() is not None:
-                raise RuntimeError(f"xfreerdp exited {proc.returncode} before the logon")
-            time.sleep(0.01)
-        raise RuntimeError(f"no active session after {timeout:.0f} s")
-    finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(10)
-        if proc.poll() is None:
-            proc.kill()
-        shutil.rmtree(home, ignore_errors=True)
-        with contextlib.suppress(Exception):
-            time.sleep(0.2)
-            end_rdp_sessions(admin)
-
-
-def start_xvfb() -> tuple[subprocess.Popen[bytes] | None, str | None]:
-    if not (shutil.which("Xvfb") and shutil.which("xfreerdp")):
-        return None, None
-    for number in range(460, 520):
-        if not os.path.exists(f"/tmp/.X11-unix/X{number}") and \
-                not os.path.exists(f"/tmp/.X{number}-lock"):
-            break
-    proc = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1024x768x24", "-nolisten",
-                             "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not os.path.exists(f"/tmp/.X11-unix/X{number}"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            return None, None
-        time.sleep(0.05)
-    return proc, f":{number}"
+            result = timed()
+        except Exception as exc:  # noqa: BLE001 - a failed logon is a result
+            logon.failures.append(f"{type(exc).__name__}: {exc}")
+            continue
+        if isinstance(result, XfreerdpRun):
+            logon.log_seconds.append(result.log_seconds)
+            logon.waits.append(result.waits)
+            result = result.api_seconds if result.api_seconds is not None \
+                else result.log_seconds
+        logon.seconds.append(result)
+    return logon
 
 
 def measure(phase: str, args: argparse.Namespace, ports: dict[str, int], admin: str,
@@ -431,18 +324,37 @@ def measure(phase: str, args: argparse.Namespace, ports: dict[str, int], admin: 
         clients.append(("smbclient", lambda: time_smbclient(relays["smb"],
                                                             args.client_timeout)))
     if display:
+        options = shlex.split(args.xfreerdp_options)
         clients.append(("xfreerdp", lambda: time_xfreerdp(relays["rdp"], admin, display,
-                                                          args.client_timeout)))
+                                                          args.client_timeout, options)))
     clients.append(("rdp test client", lambda: time_test_client(ports["rdp"], admin)))
-    out = []
-    for name, timed in clients:
-        logon = Logon(name, phase)
-        for _ in range(args.tries):
-            try:
-                logon.seconds.append(timed())
-            except Exception as exc:  # noqa: BLE001 - a failed logon is a result
-                logon.failures.append(f"{type(exc).__name__}: {exc}")
-        out.append(logon)
+    return [run_tries(Logon(name, phase), args.tries, timed) for name, timed in clients]
+
+
+def measure_floor(args: argparse.Namespace, display: str, tmp: Path, rdp_port: int,
+                  admin: str) -> list[Logon] | str:
+    """xfreerdp against Debian's xrdp (TLS; xrdp has no NLA), the same options, to its own
+    log's CONNECTION_STATE_ACTIVE: the client's floor on this machine, through a relay as
+    the emulator is timed; then both servers without the relay, timed from the client's own
+    CONNECTION_STATE_NEGO line (the relay's extra hop makes a fast server's replies miss
+    xfreerdp's first look). Or why it was not measured."""
+    server, why = start_xrdp(tmp)
+    if server is None:
+        return why.splitlines()[0]
+    relay = ConnectTimer(server.port)
+    options = shlex.split(args.xfreerdp_options)
+
+    def tries(name: str, target: ConnectTimer | int, api: str | None) -> Logon:
+        return run_tries(Logon(name, "baseline"), args.tries,
+                         lambda: time_xfreerdp(target, api, display, args.client_timeout,
+                                               options))
+
+    try:
+        out = [tries(FLOOR, relay, None), tries(FLOOR + ", no relay", server.port, None)]
+    finally:
+        relay.close()
+        _stop_xrdp(server)
+    out.append(tries("xfreerdp (its log: ACTIVE), no relay", rdp_port, admin))
     return out
 
 
@@ -468,6 +380,68 @@ class MemorySampler(threading.Thread):
 
 # -- the run -----------------------------------------------------------------------------------
 
+def median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2] if values else float("nan")
+
+
+def timing_row(name: str, phase: str, seconds: list[float], failures: list[str],
+               goal: str) -> tuple[str, ...]:
+    ok = f"{len(seconds)}/{len(seconds) + len(failures)}"
+    worst = f"{max(seconds):.3f}" if seconds else "-"
+    middle = f"{median(seconds):.3f}" if seconds else "-"
+    return (name, phase, ok, worst, middle, goal, (failures or [""])[0][:70])
+
+
+def waits_text(logon: Logon) -> str:
+    """The ~100 ms waits of the median try, by connection state."""
+    if not logon.waits:
+        return "-"
+    order = sorted(range(len(logon.log_seconds)), key=logon.log_seconds.__getitem__)
+    waits = logon.waits[order[len(order) // 2]]
+    parts = [f"{state.removeprefix('CONNECTION_STATE_')} {n}" for state, n in waits.items()]
+    return f"{sum(waits.values())} ({', '.join(parts) or 'none'})"
+
+
+def xfreerdp_summary(logons: list[Logon], floor: list[Logon] | str) -> list[str]:
+    """The same yardstick for both servers: xfreerdp's connect to its own log's
+    CONNECTION_STATE_ACTIVE; what the attack adds, and what the emulator adds over xrdp."""
+    by_phase = {lg.phase: lg for lg in logons if lg.client == "xfreerdp" and lg.log_seconds}
+    base, under = by_phase.get("baseline"), by_phase.get("under attack")
+    out = ["xfreerdp, connect to its log's CONNECTION_STATE_ACTIVE (median; the emulator "
+           "with NLA, xrdp with TLS, as xrdp has no NLA):"]
+    floors = {lg.client: lg for lg in floor} if isinstance(floor, list) else {}
+    relayed = floors.get(FLOOR)
+    if relayed is not None and relayed.log_seconds:
+        out.append(f"  floor (xrdp, no attack) {median(relayed.log_seconds):.3f} s; "
+                   f"~100 ms waits {waits_text(relayed)}")
+    else:
+        reason = floor if isinstance(floor, str) else "; ".join(relayed.failures
+                                                                if relayed else [])[:200]
+        out.append(f"  floor (xrdp, no attack): not measured ({reason})")
+        relayed = None
+    if base is not None:
+        extra = ""
+        if relayed is not None:
+            extra = f", {median(base.log_seconds) - median(relayed.log_seconds):+.3f} s over " \
+                    "the floor"
+        out.append(f"  emulator, no attack {median(base.log_seconds):.3f} s{extra}; "
+                   f"~100 ms waits {waits_text(base)}")
+    if under is not None:
+        extra = ""
+        if base is not None:
+            added = median(under.log_seconds) - median(base.log_seconds)
+            worst = max(under.log_seconds) - max(base.log_seconds)
+            extra = f"; the attack adds {added:+.3f} s (median), {worst:+.3f} s (worst)"
+        out.append(f"  emulator, under attack {median(under.log_seconds):.3f} s{extra}; "
+                   f"~100 ms waits {waits_text(under)}")
+    for name, logon in floors.items():
+        if name != FLOOR and logon.log_seconds:
+            out.append(f"  {name.replace('xfreerdp (its log: ACTIVE)', 'emulator')}, from its "
+                       f"own NEGO line: {median(logon.log_seconds):.3f} s; ~100 ms waits "
+                       f"{waits_text(logon)}")
+    return out
+
+
 def raise_fd_limit(wanted: int) -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
@@ -492,6 +466,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="seconds between the attack being in place and the first logon")
     p.add_argument("--tries", type=int, default=3, help="logons per client and phase")
     p.add_argument("--client-timeout", type=float, default=15.0)
+    p.add_argument("--xfreerdp-options", default=XFREERDP_OPTIONS,
+                   help=f"xfreerdp's options besides /v /u /p /log-level ({XFREERDP_OPTIONS})")
+    p.add_argument("--no-xrdp", action="store_true",
+                   help="skip xfreerdp's floor against Debian's xrdp")
     p.add_argument("--goal-logon", type=float, default=1.0, help="seconds")
     p.add_argument("--goal-mb", type=float, default=200.0, help="peak PSS, MB")
     p.add_argument("--json", type=Path)
@@ -532,6 +510,11 @@ def main(argv: list[str] | None = None) -> int:
         base_pss, base_rss = sampler.sample()
         base_fds = sampler.peak_fds
         baseline = measure("baseline", args, ports, admin, display, relays)
+        floor: list[Logon] | str = "xfreerdp not run"
+        if display and not args.no_xrdp:
+            floor = measure_floor(args, display, tmp, ports["rdp"], admin)
+        elif display:
+            floor = "--no-xrdp"
         sampler.peak_pss = sampler.peak_rss = sampler.peak_fds = 0
         ctx = mp.get_context("fork")
         queue = ctx.Queue()
@@ -573,17 +556,17 @@ def main(argv: list[str] | None = None) -> int:
     goals_met = True
     rows = [("client", "phase", "ok", "worst s", "median s", "goal", "first failure")]
     for logon in baseline + under:
-        ok = f"{len(logon.seconds)}/{len(logon.seconds) + len(logon.failures)}"
-        times = sorted(logon.seconds)
-        median = f"{times[len(times) // 2]:.3f}" if times else "-"
-        worst = f"{logon.worst:.3f}" if times else "-"
         goal = "-"
         if logon.phase == "under attack":
             met = not logon.failures and logon.worst <= args.goal_logon
             goals_met &= met
             goal = ("met" if met else "MISSED") + f" (<= {args.goal_logon:g} s)"
-        rows.append((logon.client, logon.phase, ok, worst, median, goal,
-                     (logon.failures or [""])[0][:70]))
+        name = "xfreerdp (admin API: active)" if logon.client == "xfreerdp" else logon.client
+        rows.append(timing_row(name, logon.phase, logon.seconds, logon.failures, goal))
+    floors = floor if isinstance(floor, list) else []
+    for logon in [lg for lg in baseline + under if lg.log_seconds] + floors:
+        name = "xfreerdp (its log: ACTIVE)" if logon.client == "xfreerdp" else logon.client
+        rows.append(timing_row(name, logon.phase, logon.log_seconds, logon.failures, "-"))
     pss_met = sampler.peak_pss / mb < args.goal_mb
     goals_met &= pss_met
     rows.append(("memory PSS MB", "baseline", "", f"{base_pss / mb:.1f}", "", "", ""))
@@ -600,6 +583,9 @@ def main(argv: list[str] | None = None) -> int:
             print("  ".join("-" * w for w in widths))
     if not display:
         print("xfreerdp: not run (Xvfb or xfreerdp missing)")
+    else:
+        for line in xfreerdp_summary(baseline + under, floor):
+            print(line)
     for problem in problems:
         print(f"problem: {problem[:400]}")
     goals_met &= not problems
@@ -607,7 +593,10 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.json, {
         "args": {k: str(v) for k, v in vars(args).items()}, "attacker": stats,
         "logons": [{"client": lg.client, "phase": lg.phase, "seconds": lg.seconds,
-                    "failures": lg.failures} for lg in baseline + under],
+                    "failures": lg.failures, "log_active_seconds": lg.log_seconds,
+                    "xfreerdp_waits": lg.waits}
+                   for lg in baseline + under + floors],
+        "xfreerdp_floor_skipped": floor if isinstance(floor, str) else None,
         "pss_kb": {"baseline": base_pss, "peak": sampler.peak_pss, "end": attack_pss},
         "rss_kb": {"baseline": base_rss, "peak": sampler.peak_rss, "end": attack_rss},
         "fds": {"baseline": base_fds, "peak": sampler.peak_fds}, "goals_met": goals_met})

@@ -10,7 +10,11 @@ For each server it prints:
 * sequential: handshakes/s, p50/p99 latency, server CPU ms per handshake;
 * concurrent (``--concurrency`` client processes): the same;
 * memory: PSS of the server's whole process tree with ``--hold`` sessions
-  held open, as kB per held session over the idle baseline.
+  held open, as kB per held session over the idle baseline;
+* SMB1 (issue 10): the same handshake in "NT LM 0.12" (impacket with
+  ``preferredDialect=SMB_DIALECT``) against the emulator as ``server-2003``
+  and smbd with ``server min protocol = NT1``, sequential: server CPU ms per
+  SMB1 handshake and its ratio emulator/samba (``--smb1-rounds``; 0 skips it).
 
 Server CPU is utime+stime+cutime+cstime from /proc/<pid>/stat summed over
 the server's process tree (smbd forks one child per connection; the
@@ -56,6 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from impacket.smb import SMB_DIALECT
 from impacket.smbconnection import SMBConnection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -195,17 +200,17 @@ def emulator_command() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "emulator"]
 
 
-def start_emulator(tmp: Path) -> Server:
-    workdir = tmp / "emulator"
+def start_emulator(tmp: Path, edition: str = "server-2022") -> Server:
+    workdir = tmp / f"emulator-{edition}"
     share = workdir / "share"
     share.mkdir(parents=True)
     server = ServerProcess(
-        ["serve", "--edition", "server-2022", "--host", HOST, "--smb-port", "0",
+        ["serve", "--edition", edition, "--host", HOST, "--smb-port", "0",
          "--netbios-port", "0", "--rdp-port", "0", "--user", f"{USER}:{PASSWORD}",
          "--share", f"{SHARE}={share}", "--event-log", str(workdir / "events.jsonl")],
         command=emulator_command(), stderr_path=workdir / "stderr.txt")
     return Server("emulator", server.address("smb")[1], server.proc, workdir,
-                  "smbrdp-emu server-2022")
+                  f"smbrdp-emu {edition}")
 
 
 SMB_CONF = """\
@@ -218,7 +223,7 @@ SMB_CONF = """\
     interfaces = {host}
     bind interfaces only = yes
     disable netbios = yes
-    server min protocol = SMB2_02
+    server min protocol = {min_protocol}
     private dir = {d}/private
     lock directory = {d}/lock
     state directory = {d}/state
@@ -242,7 +247,7 @@ SMB_CONF = """\
 """
 
 
-def start_samba(tmp: Path) -> tuple[Server | None, str]:
+def start_samba(tmp: Path, min_protocol: str = "SMB2_02") -> tuple[Server | None, str]:
     """Start a private smbd, or return (None, reason it was skipped)."""
     smbd, smbpasswd = shutil.which("smbd"), shutil.which("smbpasswd")
     if smbd is None or smbpasswd is None:
@@ -263,7 +268,7 @@ def start_samba(tmp: Path) -> tuple[Server | None, str]:
             return None, f"could not create Unix user {USER}: {r.stderr.strip()}"
         print(f"note: created system user {USER!r} for smbd (userdel {USER} removes it)")
 
-    workdir = tmp / "samba"
+    workdir = tmp / f"samba-{min_protocol}"
     for sub in ("private", "lock", "state", "cache", "pid", "ncalrpc", "binddns", "usershares"):
         (workdir / sub).mkdir(parents=True)
     share = workdir / "share"
@@ -274,7 +279,8 @@ def start_samba(tmp: Path) -> tuple[Server | None, str]:
     (workdir / "private").chmod(0o700)
     port = free_port()
     conf = workdir / "smb.conf"
-    conf.write_text(SMB_CONF.format(port=port, host=HOST, d=workdir, share=SHARE))
+    conf.write_text(SMB_CONF.format(port=port, host=HOST, d=workdir, share=SHARE,
+                                    min_protocol=min_protocol))
     r = subprocess.run(
         [smbpasswd, "-c", str(conf), "-a", "-s", USER],
         input=f"{PASSWORD}\n{PASSWORD}\n",
@@ -307,8 +313,8 @@ def start_samba(tmp: Path) -> tuple[Server | None, str]:
 # -- the client loop -----------------------------------------------------
 
 
-def handshake(port: int) -> None:
-    conn = SMBConnection(HOST, HOST, sess_port=port, timeout=10)
+def handshake(port: int, dialect: str | None = None) -> None:
+    conn = SMBConnection(HOST, HOST, sess_port=port, timeout=10, preferredDialect=dialect)
     try:
         conn.login(USER, PASSWORD)
         conn.connectTree(SHARE)
@@ -317,7 +323,8 @@ def handshake(port: int) -> None:
         conn.getSMBServer().close_session()  # close() would LOGOFF a second time
 
 
-def timed_loop(port: int, rounds: int, deadline: float) -> tuple[list[float], list[str]]:
+def timed_loop(port: int, rounds: int, deadline: float, dialect: str | None = None
+               ) -> tuple[list[float], list[str]]:
     latencies: list[float] = []
     errors: list[str] = []
     for _ in range(rounds):
@@ -326,7 +333,7 @@ def timed_loop(port: int, rounds: int, deadline: float) -> tuple[list[float], li
             break
         t0 = time.perf_counter()
         try:
-            handshake(port)
+            handshake(port, dialect)
         except Exception as e:  # noqa: BLE001 - counted and shown
             errors.append(f"{type(e).__name__}: {e}")
             continue
@@ -386,10 +393,11 @@ class Rate:
         return 1000 * self.cpu / self.handshakes if self.handshakes else math.nan
 
 
-def run_sequential(server: Server, rounds: int, timeout: float) -> Rate:
-    timed_loop(server.port, 5, time.monotonic() + timeout)  # warm-up
+def run_sequential(server: Server, rounds: int, timeout: float,
+                   dialect: str | None = None) -> Rate:
+    timed_loop(server.port, 5, time.monotonic() + timeout, dialect)  # warm-up
     cpu0, t0 = tree_cpu_seconds(server.pid), time.perf_counter()
-    lat, errors = timed_loop(server.port, rounds, time.monotonic() + timeout)
+    lat, errors = timed_loop(server.port, rounds, time.monotonic() + timeout, dialect)
     wall, cpu1 = time.perf_counter() - t0, tree_cpu_seconds(server.pid)
     return Rate(len(lat), len(errors), wall, cpu1 - cpu0, lat, errors[0] if errors else "")
 
@@ -494,7 +502,7 @@ def _ratio(a: float, b: float) -> str:
 
 
 def print_comparison(results: dict[str, dict[str, Any]],
-                     phases: list[tuple[str, str]]) -> None:
+                     phases: list[tuple[str, str]], memory: bool = True) -> None:
     """The table both benchmarks print: one column per server, the ratio of the first
     to the second, rate phases (`key`, `title`) then memory, then notes per server."""
     names = list(results)
@@ -512,11 +520,12 @@ def print_comparison(results: dict[str, dict[str, Any]],
         add(f"{title}: server CPU ms/handshake", key, lambda r: r.cpu_ms, 2)
         add(f"{title}: handshakes ok", key, lambda r: r.handshakes, 0, False)
         add(f"{title}: errors", key, lambda r: r.errors, 0, False)
-    add("memory: sessions held", "mem", lambda m: m.held, 0, False)
-    add("memory: idle PSS kB", "mem", lambda m: m.base_kb, 0)
-    add("memory: PSS kB with sessions held", "mem", lambda m: m.held_kb, 0)
-    add("memory: processes while held", "mem", lambda m: m.held_procs, 0, False)
-    add("memory: kB per held session", "mem", lambda m: m.per_session_kb)
+    if memory:
+        add("memory: sessions held", "mem", lambda m: m.held, 0, False)
+        add("memory: idle PSS kB", "mem", lambda m: m.base_kb, 0)
+        add("memory: PSS kB with sessions held", "mem", lambda m: m.held_kb, 0)
+        add("memory: processes while held", "mem", lambda m: m.held_procs, 0, False)
+        add("memory: kB per held session", "mem", lambda m: m.per_session_kb)
 
     width = max(len(r[0]) for r in rows) + 2
     header = "".join(f"{n:>14}" for n in names)
@@ -543,9 +552,18 @@ def print_comparison(results: dict[str, dict[str, Any]],
             print(f"  skipped: {results[n]['skipped']}")
 
 
-def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
+def report(results: dict[str, dict[str, Any]], args: argparse.Namespace,
+           smb1: dict[str, dict[str, Any]] | None = None) -> None:
     print_comparison(results, [("seq", "sequential"),
                                ("conc", f"concurrent x{args.concurrency}")])
+    if smb1:
+        print("\nSMB1 (NT LM 0.12): emulator as server-2003, smbd with server min protocol "
+              "= NT1")
+        print_comparison(smb1, [("smb1", "SMB1 sequential")], memory=False)
+        emu, samba = (smb1.get(n, {}).get("smb1") for n in ("emulator", "samba"))
+        if emu is not None and samba is not None:
+            print(f"\nSMB1 server CPU per handshake, emulator/samba: "
+                  f"{_ratio(emu.cpu_ms, samba.cpu_ms)} (issue 10 asks for at most 0.50x)")
     print(
         "\nCPU = utime+stime+cutime+cstime over the server's process tree; "
         "PSS from /proc/<pid>/smaps_rollup; ratios are emulator/samba."
@@ -556,7 +574,7 @@ def to_json(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, res in results.items():
         entry: dict[str, Any] = {"version": res.get("version"), "skipped": res.get("skipped")}
-        for key in ("seq", "conc"):
+        for key in ("seq", "conc", "smb1"):
             r = res.get(key)
             if r is not None:
                 entry[key] = {
@@ -614,10 +632,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--time-limit", type=float, default=300, help="no new phase after (300 s)")
     p.add_argument("--no-emulator", action="store_true", help="benchmark smbd only")
     p.add_argument("--no-samba", action="store_true", help="benchmark the emulator only")
+    p.add_argument("--smb1-rounds", type=int, default=200,
+                   help="SMB1 handshakes per server in the SMB1 phase (200; 0 skips it)")
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = p.parse_args(argv)
     if not (1 <= args.rounds <= 100_000 and 1 <= args.concurrency <= 256):
         p.error("--rounds must be 1..100000 and --concurrency 1..256")
+    if not 0 <= args.smb1_rounds <= 100_000:
+        p.error("--smb1-rounds must be 0..100000")
     if not (0 <= args.hold <= MAX_HOLD and 1 <= args.hold_procs <= 64):
         p.error(f"--hold must be 0..{MAX_HOLD} and --hold-procs 1..64")
     if not sys.platform.startswith("linux"):
@@ -625,6 +647,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stop_at = time.monotonic() + args.time_limit
     results: dict[str, dict[str, Any]] = {}
+    smb1: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-smb-") as tmpname:
         tmp = Path(tmpname)
         starters = []
@@ -632,24 +655,53 @@ def main(argv: list[str] | None = None) -> int:
             starters.append(("emulator", lambda: (start_emulator(tmp), "")))
         if not args.no_samba:
             starters.append(("samba", lambda: start_samba(tmp)))
-        for name, starter in starters:
-            print(f"starting {name} ...", flush=True)
-            try:
-                server, why = starter()
-            except Exception as e:  # noqa: BLE001 - reported, the other server still runs
-                server, why = None, f"{type(e).__name__}: {e}"
-            if server is None:
-                print(f"  {name} skipped: {why}")
-                results[name] = {"skipped": why}
-                continue
-            try:
-                print(f"  {name}: pid {server.pid}, port {server.port}", flush=True)
-                results[name] = bench_server(server, args, stop_at)
-            finally:
-                server.stop()
-    report(results, args)
-    write_json(args.json, to_json(results))
+        run_servers(starters, lambda server: bench_server(server, args, stop_at), results)
+        if args.smb1_rounds:
+            smb1_starters = []
+            if not args.no_emulator:
+                smb1_starters.append(("emulator",
+                                      lambda: (start_emulator(tmp, "server-2003"), "")))
+            if not args.no_samba:
+                smb1_starters.append(("samba", lambda: start_samba(tmp, "NT1")))
+            run_servers(smb1_starters, lambda server: bench_smb1(server, args, stop_at), smb1)
+    report(results, args, smb1)
+    out = to_json(results)
+    if smb1:
+        out["smb1"] = to_json(smb1)
+    write_json(args.json, out)
     return 0
+
+
+def run_servers(starters: list[tuple[str, Any]], bench: Any,
+                results: dict[str, dict[str, Any]]) -> None:
+    """Start each server in turn, benchmark it, stop it; a server that cannot start is
+    reported as skipped and the next one still runs."""
+    for name, starter in starters:
+        print(f"starting {name} ...", flush=True)
+        try:
+            server, why = starter()
+        except Exception as e:  # noqa: BLE001 - reported, the other server still runs
+            server, why = None, f"{type(e).__name__}: {e}"
+        if server is None:
+            print(f"  {name} skipped: {why}")
+            results[name] = {"skipped": why}
+            continue
+        try:
+            print(f"  {name}: pid {server.pid}, port {server.port}", flush=True)
+            results[name] = bench(server)
+        finally:
+            server.stop()
+
+
+def bench_smb1(server: Server, args: argparse.Namespace, stop_at: float) -> dict[str, Any]:
+    """SMB1 handshakes (impacket with SMB_DIALECT), sequential: server CPU per handshake."""
+    res: dict[str, Any] = {"version": server.version}
+    if time.monotonic() > stop_at:
+        res["skipped"] = "time limit reached before phase 'smb1'"
+        return res
+    print(f"  {server.name}: smb1 ...", flush=True)
+    res["smb1"] = run_sequential(server, args.smb1_rounds, args.phase_timeout, SMB_DIALECT)
+    return res
 
 
 def write_json(path: Path | None, data: dict[str, Any]) -> None:

@@ -332,7 +332,8 @@ class Host:
                            capabilities=e.smb1_capabilities, native_os=e.native_os,
                            native_lanman=e.native_lanman,
                            negotiate_blob=e.smb1_negotiate_blob,
-                           workgroup=self.config.workgroup)
+                           workgroup=self.config.workgroup,
+                           signing_enabled=e.smb1_signing_enabled)
 
     def windows_path(self, path: str) -> str:
         """How a share's directory shows in NetrShareGetInfo 2/502: ``C:\\...`` for one

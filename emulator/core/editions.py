@@ -187,6 +187,10 @@ class Edition:
     smb1_max_buffer: int = 16644  # MS-SMB <28>: server SKUs 16644, client SKUs 4356
     smb1_capabilities: int = 0x8001F3FD  # with CAP_EXTENDED_SECURITY
     smb1_negotiate_blob: bool = False  # a SPNEGO hint after the ServerGUID (Vista and later)
+    # EnableSecuritySignature for SMB1: off as shipped on XP, 2003 (standalone), Vista and
+    # 7 (SecurityMode 0x03 in XP captures; nmap smb-security-mode prints "message_signing:
+    # disabled (dangerous, but default)" for them); ``signing_required`` turns it on.
+    smb1_signing_enabled: bool = False
     native_os: str = ""
     native_lanman: str = ""
 

@@ -23,6 +23,13 @@ from protocols.smb1.messages import (
     EMPTY_BLOCK, STATUS_SMB_BAD_COMMAND, Header, join_chain, split_chain,
 )
 from protocols.smb1.sessions import FIRST_UID, SessionCommands
+from protocols.smb1.signing import Signing
+from protocols.smb1.nttrans import NtTransCommands
+from protocols.smb1.oplocks import OplockCommands
+from protocols.smb1.secondary import (
+    SMB_COM_NT_TRANSACT, SMB_COM_NT_TRANSACT_SECONDARY, SMB_COM_TRANSACTION,
+    SMB_COM_TRANSACTION2_SECONDARY, SMB_COM_TRANSACTION_SECONDARY, SecondaryCommands,
+)
 from protocols.smb1.trans import TransCommands
 from protocols.smb2.state import Disconnect
 
@@ -41,9 +48,13 @@ class Chain:
     tid: int
     status: int = 0  # a non-error status to answer with (MORE_PROCESSING_REQUIRED)
     fid: int | None = None  # the FID an NT_CREATE_ANDX of this chain opened
+    last: bool = True  # the command running is the chain's last
+    waiting: Any = None  # (ticket, build): an NT_CREATE_ANDX waits for oplock breaks
+    retry: Any = None  # a ticket: the request runs again once its breaks are done
 
 
-class SMB1Core(SessionCommands, FileCommands, TransCommands):
+class SMB1Core(SessionCommands, FileCommands, TransCommands, NtTransCommands,
+               SecondaryCommands, OplockCommands):
     def __init__(self, conn: Any, persona: neg.SMB1Persona) -> None:
         self.conn = conn  # the SMB2ServerConnection: sessions, config, log, address
         self.persona = persona
@@ -55,6 +66,13 @@ class SMB1Core(SessionCommands, FileCommands, TransCommands):
         self._next_tid = 1
         self._next_fid = 0x4000
         self.client_max_buffer = persona.max_buffer  # SESSION_SETUP_ANDX MaxBufferSize
+        self.signing = Signing()
+        self._transactions: dict[tuple[int, int, int, int], Any] = {}  # awaiting secondaries
+        self._waiting: list[Any] = []  # NT_CREATE_ANDX responses held for oplock breaks
+        self._held: Any = None  # the one this request just held
+        self.client_max_mpx: int | None = None  # the first SESSION_SETUP_ANDX's values
+        self.client_capabilities = 0
+        self._activate: tuple[bytes, bytes] | None = None  # signing to start after this reply
 
     def handle(self, message: bytes) -> list[bytes]:
         try:
@@ -67,6 +85,33 @@ class SMB1Core(SessionCommands, FileCommands, TransCommands):
             return [self._negotiate(header, message)]
         if not self.negotiated:
             raise Disconnect("SMB1 command before NEGOTIATE")
+        signing = self.signing
+        sequence = None
+        if signing.active:
+            sequence, ok = signing.receive(message, header.command)
+            if not ok:  # MS-SMB 3.3.5.1: STATUS_ACCESS_DENIED, the request not run
+                self.conn.log(f"smb {self.conn.address}: SMB1 bad signature on command "
+                              f"0x{header.command:02x}")
+                return [signing.sign(self._error(header, nt_errors.STATUS_ACCESS_DENIED),
+                                     sequence)]
+        self._activate = self._held = None
+        replies = self._run(header, message)
+        if self._held is not None:  # its response goes out later, with this number
+            self._held.sequence = sequence
+            self._held = None
+        if self._activate is not None and not signing.active:
+            signing.activate(*self._activate)
+            sequence = 1  # the SESSION_SETUP_ANDX response that starts signing
+        self._activate = None
+        if sequence is None:
+            return replies
+        return [signing.sign(reply, sequence) for reply in replies]
+
+    @property
+    def signing_enabled(self) -> bool:
+        return self.persona.signing_enabled or bool(self.conn.config.signing_required)
+
+    def _run(self, header: Header, message: bytes) -> list[bytes]:
         try:
             blocks = split_chain(message, header.command)
         except ValueError as exc:
@@ -75,8 +120,9 @@ class SMB1Core(SessionCommands, FileCommands, TransCommands):
         chain = Chain(header, message, header.uid, header.tid)
         parts: list[tuple[int, bytes, Any]] = []
         status = 0
-        for block in blocks:
+        for n, block in enumerate(blocks):
             handler = _COMMANDS.get(block.command)
+            chain.last = n == len(blocks) - 1
             try:
                 if self.conn._faults_armed() and self._fault_cuts(block, chain):
                     return []  # drop, reset or stall: the connection acts on it
@@ -87,12 +133,20 @@ class SMB1Core(SessionCommands, FileCommands, TransCommands):
             except StatusError as err:
                 status = err.status
                 break
+            if chain.retry is not None:  # a path command waiting for oplock breaks
+                self._held = self.hold_request(chain, header, message)
+                return []
             if result is None:  # a transaction waiting for its secondaries
                 return []
             if isinstance(result, list):  # ECHO: one response per echo
                 return result
             words, data = result
             parts.append((block.command, words, data))
+            if chain.waiting is not None:  # answered once the oplock breaks are done
+                reply = header.reply()
+                reply.uid, reply.tid = chain.uid, chain.tid
+                self._held = self.hold_create(chain, reply, parts)
+                return []
             if chain.status:
                 status = chain.status
                 break
@@ -148,7 +202,8 @@ class SMB1Core(SessionCommands, FileCommands, TransCommands):
             header, block.data, self.persona, now=config.now(),
             server_guid=config.server_guid, challenge=self.challenge,
             domain=self.workgroup, server_name=config.netbios_name, spnego_hint=hint,
-            signing_required=config.signing_required)
+            signing_required=config.signing_required,
+            signing_enabled=self.persona.signing_enabled)
         if index is None:
             self.conn.close_requested = True  # nothing in common: answered, then dropped
         self.negotiated = True
@@ -159,6 +214,14 @@ class SMB1Core(SessionCommands, FileCommands, TransCommands):
         reply.flags2 = (NEGOTIATE_FLAGS2 | (header.flags2 & i.SMB.FLAGS2_SMB_SECURITY_SIGNATURE)
                         | (flags2 & i.SMB.FLAGS2_EXTENDED_SECURITY))
         return neg.pack_negotiate(reply, words, data)
+
+    def run_assembled(self, command: int, trans: Any, chain: Chain) -> list[bytes]:
+        """A transaction whose secondaries completed it."""
+        if command == SMB_COM_TRANSACTION:
+            return self.run_transaction(trans, chain)
+        if command == SMB_COM_NT_TRANSACT:
+            return self.run_nt_transact(trans, chain)
+        return self.run_transaction2(trans, chain)
 
     # -- ECHO ------------------------------------------------------------------------------
     def echo(self, block: Any, chain: Chain) -> list[bytes]:
@@ -209,8 +272,13 @@ _COMMANDS: dict[int, Callable[..., Any]] = {
     i.SMB.SMB_COM_READ_ANDX: SMB1Core.read_andx,
     i.SMB.SMB_COM_WRITE_ANDX: SMB1Core.write_andx,
     i.SMB.SMB_COM_CLOSE: SMB1Core.close,
+    i.SMB.SMB_COM_LOCKING_ANDX: SMB1Core.locking_andx,
     i.SMB.SMB_COM_TRANSACTION: SMB1Core.transaction,
     i.SMB.SMB_COM_TRANSACTION2: SMB1Core.transaction2,
+    SMB_COM_NT_TRANSACT: SMB1Core.nt_transact,
+    SMB_COM_TRANSACTION_SECONDARY: SMB1Core.secondary,
+    SMB_COM_TRANSACTION2_SECONDARY: SMB1Core.secondary,
+    SMB_COM_NT_TRANSACT_SECONDARY: SMB1Core.secondary,
     i.SMB.SMB_COM_FIND_CLOSE2: SMB1Core.find_close,
     i.SMB.SMB_COM_CHECK_DIRECTORY: SMB1Core.check_directory,
     i.SMB.SMB_COM_DELETE: SMB1Core.delete,

@@ -175,7 +175,10 @@ def split_chain(message: bytes, first: int) -> list[Block]:
 
 
 def pack_block(words: bytes, data: bytes) -> bytes:
-    return bytes([len(words) // 2]) + words + struct.pack("<H", len(data)) + data
+    # A large READ_ANDX answer (CAP_LARGE_READX) can pass 65535 bytes, which ByteCount
+    # cannot hold: it keeps the low 16 bits; clients take the length from DataLength and
+    # DataLengthHigh (MS-SMB 2.2.4.2.2). smbtorture raw.read.readx reads 64 KiB this way.
+    return bytes([len(words) // 2]) + words + struct.pack("<H", len(data) & 0xFFFF) + data
 
 
 EMPTY_BLOCK = b"\0\0\0"  # WordCount 0, ByteCount 0: the body of an error response

@@ -42,6 +42,10 @@ class SMB1Persona:
     negotiate_blob: bool = False  # a SPNEGO hint after the ServerGUID (Vista and later)
     timezone: int = 0  # ServerTimeZone: minutes, UTC minus local
     workgroup: str = "WORKGROUP"  # NEGOTIATE DomainName, SESSION_SETUP PrimaryDomain
+    # EnableSecuritySignature ("Digitally sign communications (if client agrees)"): off
+    # on every SMB1 persona as shipped (SecurityMode 0x03); RequireSecuritySignature is
+    # the host's ``signing_required`` and implies it.
+    signing_enabled: bool = False
 
 
 def offered_dialects(data: bytes) -> list[bytes]:
@@ -51,8 +55,8 @@ def offered_dialects(data: bytes) -> list[bytes]:
 
 def negotiate_response(request: Header, data: bytes, persona: SMB1Persona, *,
                        now: float, server_guid: bytes, challenge: bytes, domain: str,
-                       server_name: str, spnego_hint: bytes, signing_required: bool
-                       ) -> tuple[int | None, int, bytes, bytes]:
+                       server_name: str, spnego_hint: bytes, signing_required: bool,
+                       signing_enabled: bool = False) -> tuple[int | None, int, bytes, bytes]:
     """(dialect index or None, response Flags2, words, data) for a NEGOTIATE's data."""
     dialects = offered_dialects(data)
     if NT_LM_012 not in dialects:
@@ -63,6 +67,8 @@ def negotiate_response(request: Header, data: bytes, persona: SMB1Persona, *,
     security_mode = SECURITY_USER | SECURITY_ENCRYPT_PASSWORDS
     if signing_required:
         security_mode |= SECURITY_SIGNATURES_ENABLED | SECURITY_SIGNATURES_REQUIRED
+    elif signing_enabled:
+        security_mode |= SECURITY_SIGNATURES_ENABLED
     capabilities = persona.capabilities
     flags2 = request.flags2
     if extended:

@@ -19,6 +19,7 @@ from protocols.errors import StatusError
 from protocols.smb1.messages import (
     STATUS_SMB_BAD_TID, STATUS_SMB_BAD_UID, Block, Header, andx, encode_string, smb_string,
 )
+from protocols.smb1.signing import wants_signing
 from protocols.smb2.state import SMBSession, Tree, close_quietly
 
 if TYPE_CHECKING:
@@ -48,19 +49,27 @@ class SessionCommands:
     def session_setup(self: SMB1Core, block: Block, chain: Chain) -> tuple[bytes, Any]:
         h = chain.request
         if len(block.words) == SETUP_EXTENDED.size and self.extended:
-            (max_buffer, _mpx, _vc, _key, blob_length, _res,
-             _caps) = SETUP_EXTENDED.unpack_from(block.words)
+            (max_buffer, mpx, _vc, _key, blob_length, _res,
+             caps) = SETUP_EXTENDED.unpack_from(block.words)
             self.client_max_buffer = max(1024, max_buffer)
+            self._client_values(mpx, caps)
             if blob_length > len(block.data):
                 raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "SecurityBlobLength")
             return self._setup_extended(block.data[:blob_length], chain)
         if len(block.words) == SETUP_PLAIN.size and not self.extended:
-            (max_buffer, _mpx, _vc, _key, lm_len, nt_len, _res,
-             _caps) = SETUP_PLAIN.unpack_from(block.words)
+            (max_buffer, mpx, _vc, _key, lm_len, nt_len, _res,
+             caps) = SETUP_PLAIN.unpack_from(block.words)
             self.client_max_buffer = max(1024, max_buffer)
+            self._client_values(mpx, caps)
             return self._setup_plain(block, lm_len, nt_len, chain, h)
         raise StatusError(nt_errors.STATUS_INVALID_PARAMETER,
                           f"SESSION_SETUP_ANDX WordCount {len(block.words) // 2}")
+
+    def _client_values(self: SMB1Core, max_mpx: int, capabilities: int) -> None:
+        """MaxMpxCount and Capabilities as the first SESSION_SETUP_ANDX gave them (MS-CIFS
+        3.3.5.43: later ones do not override them)."""
+        if self.client_max_mpx is None:
+            self.client_max_mpx, self.client_capabilities = max_mpx, capabilities
 
     def _new_session(self: SMB1Core, chain: Chain) -> SMBSession:
         conn, config = self.conn, self.conn.config
@@ -108,7 +117,7 @@ class SessionCommands:
             chain.status = nt_errors.STATUS_MORE_PROCESSING_REQUIRED
         else:
             assert step.result is not None
-            action = self._logon(session, step.result)
+            action = self._logon(session, step.result, chain, response=b"")
         token = step.token
         words = andx(struct.pack("<HH", action, len(token)))
         unicode = chain.request.unicode
@@ -143,7 +152,7 @@ class SessionCommands:
             self.conn._end_session(session, "auth-failed", failure.status)
             chain.uid = 0
             raise StatusError(failure.status, "authentication failed") from None
-        action = self._logon(session, result)
+        action = self._logon(session, result, chain, response=nt or lm)
         unicode = h.unicode
         persona, workgroup = self.persona, self.workgroup
 
@@ -154,7 +163,8 @@ class SessionCommands:
 
         return andx(struct.pack("<H", action)), data
 
-    def _logon(self: SMB1Core, session: SMBSession, result: Any) -> int:
+    def _logon(self: SMB1Core, session: SMBSession, result: Any, chain: Chain, *,
+               response: bytes) -> int:
         config = self.conn.config
         session.anonymous = result.anonymous
         user = result.user
@@ -169,11 +179,19 @@ class SessionCommands:
             self.conn._drop_session(session)
             raise StatusError(refused, "session limit reached")
         session.valid = True
+        # Signing starts with the first non-null, non-guest session when the server
+        # requires it or has it enabled and the client asks (MS-SMB 3.3.5.3); the key is
+        # the session key, plus the challenge response without extended security.
+        if (not self.signing.active and not session.anonymous and not session.guest
+                and self.signing_enabled
+                and (config.signing_required or wants_signing(chain.request.flags2))):
+            self._activate = (result.session_key, response)
         return ACTION_GUEST if session.guest else 0
 
     # -- LOGOFF_ANDX --------------------------------------------------------------------
     def logoff(self: SMB1Core, block: Block, chain: Chain) -> tuple[bytes, Any]:
         session = self._session(chain)
+        self.drop_transactions(session.id)
         self.conn._end_session(session, "logoff")
         return andx(b""), b""
 

@@ -2,10 +2,9 @@
 and SMB_COM_TRANSACTION2 (FIND_FIRST2/FIND_NEXT2, QUERY_FS/PATH/FILE_INFORMATION,
 SET_FILE_INFORMATION), FIND_CLOSE2 and CHECK_DIRECTORY.
 
-A transaction must arrive whole in its primary request (every client this server is
-tested with sends it so); one that announces more (secondary requests) is refused with
-STATUS_NOT_SUPPORTED and nothing is buffered. Responses larger than the client's
-MaxBufferSize are split over several response messages (MS-CIFS 3.3.4.1.2)."""
+A transaction that does not fit its primary request is completed by secondary requests
+(``protocols/smb1/secondary.py``). Responses larger than the client's MaxBufferSize are
+split over several response messages (MS-CIFS 3.3.4.1.2)."""
 
 from __future__ import annotations
 
@@ -17,6 +16,7 @@ from impacket import nt_errors
 from protocols.errors import StatusError
 from protocols.smb1 import rap
 from protocols.smb1.messages import Block, Header, smb_string
+from protocols.smb1.secondary import check_limits
 from protocols.smb2.pipe import PipeHandle
 from protocols.smb2.state import Open, close_quietly
 
@@ -62,13 +62,16 @@ class Transaction:
     def __init__(self, block: Block, message: bytes, *, named: bool, unicode: bool) -> None:
         if len(block.words) < TRANS_REQUEST.size:
             raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "transaction words")
-        (total_params, total_data, self.max_params, self.max_data, _msc, _r1, _flags,
+        (total_params, total_data, self.max_params, self.max_data, max_setup, _r1, _flags,
          _timeout, _r2, param_count, param_offset, data_count, data_offset, setup_count,
          _r3) = TRANS_REQUEST.unpack_from(block.words)
         if len(block.words) < TRANS_REQUEST.size + 2 * setup_count:
             raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "SetupCount")
-        if param_count < total_params or data_count < total_data:
-            raise StatusError(nt_errors.STATUS_NOT_SUPPORTED, "secondary transaction requests")
+        check_limits(setup_count, max_setup, total_params, self.max_params, total_data,
+                     self.max_data)
+        if param_count > total_params or data_count > total_data:
+            raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "counts past the totals")
+        self.total_params, self.total_data = total_params, total_data
         end = block.data_offset + len(block.data)
         for offset, count in ((param_offset, param_count), (data_offset, data_count)):
             if count and (offset < block.data_offset or offset + count > end):
@@ -80,6 +83,10 @@ class Transaction:
         if named:
             start = block.data_offset + (1 if unicode and block.data_offset & 1 else 0)
             self.name, _ = smb_string(message[:end], start, unicode)
+
+    @property
+    def complete(self) -> bool:
+        return len(self.params) >= self.total_params and len(self.data) >= self.total_data
 
 
 def responses(request: Header, uid: int, tid: int, status: int, params: bytes, data: bytes,
@@ -118,8 +125,14 @@ class TransCommands:
 
     # -- SMB_COM_TRANSACTION ---------------------------------------------------------------
     def transaction(self: SMB1Core, block: Block, chain: Chain) -> list[bytes]:
-        session, tree = self._session(chain), self._tree(chain)
+        self._session(chain), self._tree(chain)
         trans = Transaction(block, chain.message, named=True, unicode=chain.request.unicode)
+        if not trans.complete:
+            return self.begin_transaction(chain, block.command, trans)
+        return self.run_transaction(trans, chain)
+
+    def run_transaction(self: SMB1Core, trans: Transaction, chain: Chain) -> list[bytes]:
+        session, tree = self._session(chain), self._tree(chain)
         name = trans.name.upper().rstrip("\0")
         if name == "\\PIPE\\LANMAN":
             params, data = rap.call(self, session, trans.params, trans.max_data)
@@ -146,6 +159,12 @@ class TransCommands:
     def transaction2(self: SMB1Core, block: Block, chain: Chain) -> list[bytes]:
         self._session(chain)
         trans = Transaction(block, chain.message, named=False, unicode=chain.request.unicode)
+        if not trans.complete:
+            return self.begin_transaction(chain, block.command, trans)
+        return self.run_transaction2(trans, chain)
+
+    def run_transaction2(self: SMB1Core, trans: Transaction, chain: Chain) -> list[bytes]:
+        self._session(chain)
         if len(trans.setup) != 1:
             raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "TRANS2 SetupCount")
         handler = _TRANS2.get(trans.setup[0])
@@ -308,9 +327,10 @@ def _file_info(handle: Any, level: int) -> bytes:
         return b"\0" * 4  # EaSize: no extended attributes
     if level == QUERY_ALL_INFO:
         # SMB_QUERY_FILE_ALL_INFO (MS-CIFS 2.2.8.3.8): Basic, Standard, EaSize, then the
-        # name, i.e. FileAllInformation without Internal, Access, Position, Mode, Alignment.
+        # name's length and the name, i.e. FileAllInformation without Internal, Access,
+        # Position, Mode, Alignment.
         full = handle.query_info(18, 0xFFFF)
-        return full[:64] + full[72:76] + full[100:]
+        return full[:64] + full[72:76] + full[96:]
     info_class = QUERY_LEVELS.get(level, level - PASSTHROUGH if level > PASSTHROUGH else 0)
     if not info_class:
         raise StatusError(nt_errors.STATUS_INVALID_LEVEL, f"query level 0x{level:x}")

@@ -230,3 +230,69 @@ def test_net_rap_share_and_session(emulator, smbclient_conf):
     # NetSessionEnum is for administrators: bob gets ERROR_ACCESS_DENIED.
     out = _net_rap(emu, smbclient_conf, "session", user="bob", password=emu.users["bob"])
     assert "alice" not in out.stdout, out.stdout
+
+
+# -- SMB1 MD5 signing (MS-CIFS 3.1.4.1): a host started with --signing-required
+
+SIGNING = "--option=client signing=required"
+
+
+@pytest.mark.parametrize("edition", ["xp-pro", "server-2003"])
+def test_smbclient_nt1_with_signing_required(emulator, smbclient_conf, tmp_path, edition):
+    emu = emulator(edition, args=["--signing-required", "--no-force-guest"])
+    data = os.urandom(100 * 1024)
+    (tmp_path / "up.bin").write_bytes(data)
+    proc = smbclient(emu, smbclient_conf, SIGNING,
+                     commands=f"put {tmp_path / 'up.bin'} up.bin; get up.bin "
+                              f"{tmp_path / 'down.bin'}; ls")
+    assert proc.returncode == 0, proc.stdout
+    assert (tmp_path / "down.bin").read_bytes() == data
+    assert re.search(r"up\.bin\s+A\s+102400", proc.stdout), proc.stdout
+
+
+@pytest.mark.parametrize("ntlmv2", ["yes", "no"])
+def test_smbclient_nt1_signing_without_extended_security(emulator, smbclient_conf, ntlmv2):
+    # No SPNEGO: the NEGOTIATE's challenge and the LM/NTLM responses; the key is the NT
+    # session key and the NT response (MS-CIFS 3.3.5.43); smbclient checks every answer.
+    emu = emulator("server-2003", args=["--signing-required"])
+    (emu.share_dir / "n.txt").write_text("signed\n")
+    proc = smbclient(emu, smbclient_conf, SIGNING, "--option=client use spnego=no",
+                     f"--option=client ntlmv2 auth={ntlmv2}", commands="ls")
+    assert proc.returncode == 0 and "n.txt" in proc.stdout, proc.stdout
+
+
+def test_smbclient_requiring_signing_is_refused_by_xp_as_shipped(emulator, smbclient_conf):
+    # XP's SecurityMode 0x03 offers no signing: a client that requires it gives up.
+    emu = emulator("xp-pro")
+    proc = smbclient(emu, smbclient_conf, SIGNING, commands="ls")
+    assert proc.returncode != 0, proc.stdout
+
+
+def test_impacket_smb1_signs_when_the_host_requires_it(emulator):
+    emu = emulator("server-2003", args=["--signing-required"])
+    conn = smb1(emu)
+    assert conn.isSigningRequired()
+    conn.login("alice", PASSWORD)
+    data = os.urandom(50_001)
+    conn.putFile("docs", "s.bin", io.BytesIO(data).read)
+    buf = io.BytesIO()
+    conn.getFile("docs", "s.bin", buf.write)
+    assert buf.getvalue() == data
+    assert {s["shi1_netname"][:-1] for s in conn.listShares()} >= {"IPC$", "docs"}
+    # The host checks what impacket signs: one sequence number skipped is refused.
+    conn.getSMBServer()._SignSequenceNumber += 2
+    with pytest.raises(SessionError) as info:
+        conn.listPath("docs", "*")
+    assert info.value.getErrorCode() == 0xC0000022  # STATUS_ACCESS_DENIED
+
+
+def test_smbclient_nt1_showacls_reads_the_descriptor_over_nt_transact(emulator,
+                                                                       smbclient_conf):
+    emu = emulator("xp-pro", args=["--no-force-guest"])
+    (emu.share_dir / "acl.txt").write_text("x")
+    proc = smbclient(emu, smbclient_conf, commands="showacls; ls acl.txt; allinfo acl.txt")
+    assert proc.returncode == 0, proc.stdout
+    assert "failed to get security descriptor" not in proc.stdout, proc.stdout
+    assert "Owner SID:\tS-1-5-32-544" in proc.stdout and "SID: S-1-1-0" in proc.stdout, \
+        proc.stdout
+    assert "stream: [::$DATA], 1 bytes" in proc.stdout, proc.stdout

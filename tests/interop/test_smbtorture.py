@@ -52,3 +52,30 @@ def test_smbtorture(emulator, smbclient_conf: Path, test: str) -> None:
     assert run.returncode == 0 and f"success: {name}" in run.stdout, (
         f"{' '.join(cmd)} exited {run.returncode}:\n{run.stdout[-4000:]}\n"
         f"--- server stderr ---\n{emu.stderr()[-2000:]}")
+
+
+# SMB1 oplocks on an XP host: Samba's raw.oplock tests (SMB1, two connections: one holds the
+# oplock, the other's open breaks it), the ones that pass; README.md says why others fail.
+SMB1_SELECTION = [
+    "raw.oplock.exclusive5", "raw.oplock.exclusive9", "raw.oplock.batch3",
+    "raw.oplock.batch4", "raw.oplock.batch6",
+    "raw.oplock.batch7", "raw.oplock.batch8", "raw.oplock.batch9", "raw.oplock.batch13",
+    "raw.oplock.batch14", "raw.oplock.batch15", "raw.oplock.batch16", "raw.oplock.batch21",
+    "raw.oplock.batch22", "raw.oplock.batch23", "raw.oplock.batch24",
+    "raw.oplock.level_ii_1",
+]
+
+
+@pytest.mark.parametrize("test", SMB1_SELECTION)
+def test_smbtorture_smb1_oplocks_on_xp(emulator, smbclient_conf: Path, test: str) -> None:
+    exe = require_binary("smbtorture")
+    emu = emulator("xp-pro", args=["--no-force-guest"])
+    cmd = [exe, f"//{emu.host}/docs", "-p", str(emu.smb_port), "--configfile",
+           str(smbclient_conf), "--option=client min protocol=NT1",
+           "--option=client max protocol=NT1", "-U", f"alice%{emu.users['alice']}", test]
+    run = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, timeout=60)
+    name = test.rsplit(".", 1)[-1]
+    assert run.returncode == 0 and f"success: {name}" in run.stdout, (
+        f"{' '.join(cmd)} exited {run.returncode}:\n{run.stdout[-4000:]}\n"
+        f"--- server stderr ---\n{emu.stderr()[-2000:]}")

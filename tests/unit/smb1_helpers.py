@@ -26,7 +26,7 @@ def persona(edition: str) -> SMB1Persona:
     return SMB1Persona(max_mpx=e.smb1_max_mpx, max_buffer=e.smb1_max_buffer,
                        capabilities=e.smb1_capabilities, native_os=e.native_os,
                        native_lanman=e.native_lanman, negotiate_blob=e.smb1_negotiate_blob,
-                       workgroup="WORKGROUP")
+                       workgroup="WORKGROUP", signing_enabled=e.smb1_signing_enabled)
 
 
 def make(edition="xp-home", setup_timeout=30.0, shares=None, **fields):

@@ -416,7 +416,7 @@ def test_read_andx_past_a_closed_fid_is_invalid_handle(tmp_path):
     assert status(parse(reply)) == 0xC0000008
 
 
-def test_a_transaction_announcing_secondaries_is_refused_without_buffering(tmp_path):
+def test_a_transaction_with_huge_totals_is_refused_without_buffering(tmp_path):
     conn, uid, tid = _logged_in_tree("xp-pro", tmp_path)
     cmd = i.SMBCommand(i.SMB.SMB_COM_TRANSACTION2)
     params = i.SMBTransaction2_Parameters()
@@ -425,5 +425,35 @@ def test_a_transaction_announcing_secondaries_is_refused_without_buffering(tmp_p
         params[k] = v
     cmd["Parameters"], cmd["Data"] = params, b""
     (reply,) = send(conn, packet(cmd, uid=uid, tid=tid, mid=4))
-    assert status(parse(reply)) == 0xC00000BB  # STATUS_NOT_SUPPORTED
-    assert not conn.close_requested
+    assert status(parse(reply)) == 0xC0000205  # STATUS_INSUFF_SERVER_RESOURCES (<240>)
+    assert not conn.close_requested and not conn.smb1._transactions
+
+
+def _read(conn, uid, tid, fid, offset, count, mid):
+    cmd = i.SMBCommand(i.SMB.SMB_COM_READ_ANDX)
+    params = i.SMBReadAndX_Parameters2()
+    params["Fid"], params["Offset"] = fid, offset
+    params["MaxCount"], params["_reserved"] = count & 0xFFFF, count >> 16  # MaxCountHigh
+    cmd["Parameters"], cmd["Data"] = params, b""
+    (reply,) = send(conn, packet(cmd, uid=uid, tid=tid, mid=mid))
+    words = i.SMBCommand(parse(reply)["Data"][0])["Parameters"]
+    length, data_offset, high = struct.unpack_from("<HHH", words, 10)
+    length |= high << 16
+    return parse(reply), reply[data_offset:data_offset + length]
+
+
+def test_a_64k_read_and_a_read_at_the_end(tmp_path):
+    from tests.unit.test_smb1_oplocks import _create, _granted
+    body = bytes(range(256)) * 400  # 102400 bytes
+    (tmp_path / "f.txt").write_bytes(body)
+    conn, uid, tid = _logged_in_tree("xp-pro", tmp_path)
+    (reply,) = send(conn, _create(uid, tid, 4, flags=0))
+    _, fid = _granted(reply)
+    # 65536 bytes: past what ByteCount holds (CAP_LARGE_READX); it used to end the
+    # connection with an internal error.
+    pkt, data = _read(conn, uid, tid, fid, 0, 65536, 5)
+    assert status(pkt) == 0 and data == body[:65536] and not conn.close_requested
+    # At (or past) the end: success with no data, as Windows answers SMB1 (smbtorture
+    # raw.oplock.batch4); SMB2 says STATUS_END_OF_FILE.
+    pkt, data = _read(conn, uid, tid, fid, len(body), 10, 6)
+    assert status(pkt) == 0 and data == b""
