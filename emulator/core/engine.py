@@ -22,6 +22,7 @@ from impacket import nt_errors
 
 from emulator.core.clock import ClockLike
 from emulator.core.editions import Edition
+from emulator.core.takeover import TakeoverMixin
 from emulator.core.events import (
     EMULATOR_PROVIDER,
     LEVEL_INFORMATION,
@@ -113,6 +114,8 @@ class Session:
     close_hook: Callable[[str], None] | None = field(default=None, repr=False)
     # The connection a not-yet-authenticated setup came on (SMB), for the pending bounds.
     connection: object | None = field(default=None, repr=False)
+    # Set by RDP on a live session: asks its user to give it up (takeover.py).
+    prompt_hook: Callable[..., Any] | None = field(default=None, repr=False)
 
     @property
     def opens(self) -> int:
@@ -154,13 +157,14 @@ class Admission:
     session: Session | None
     status: int = 0
     reattached: bool = False  # an existing session moved to this connection
+    displaces: Session | None = None  # a client SKU's live session the user may take over
 
     @property
     def admitted(self) -> bool:
         return self.session is not None
 
 
-class SessionEngine:
+class SessionEngine(TakeoverMixin):
     def __init__(
         self,
         edition: Edition,
@@ -230,7 +234,8 @@ class SessionEngine:
         # session's computer is not known yet, so it is judged at logon instead.
         return [s for s in self._sessions.values() if s.protocol == protocol
                 and not s.console
-                and not (self.rules.group_by_client and s.state == PENDING)]
+                and not (self.rules.group_by_client and s.state == PENDING)
+                and not (s.state == DISCONNECTED and not self._counts_disconnected(protocol))]
 
     def logon_history(self) -> dict[str, tuple[int, float]]:
         """Completed logons per account (lower-cased name): (count, last logon time)."""
@@ -428,7 +433,7 @@ class SessionEngine:
         if session.id not in self._sessions or session.state == DISCONNECTED:
             return
         session.state = DISCONNECTED
-        session.close_hook = None
+        session.close_hook = session.prompt_hook = None
         self._record(session, reason, None)
         self._schedule_expiry()
 
@@ -459,6 +464,9 @@ class SessionEngine:
         if takeover_other_user and self.limit(protocol) == 1:
             for other in self.find_active(protocol, console=False):  # all another user's
                 self.end(other.id, "replaced")
+        displaced = self._displaceable(protocol)
+        if displaced is not None:
+            return Admission(None, self.denial_status, displaces=displaced)
         return self.request_session(protocol, address, close_hook, user=user, client=client)
 
     def take_over(self, session: Session, address: str,
@@ -481,6 +489,7 @@ class SessionEngine:
     def reconnect(self, session: Session, address: str,
                   close_hook: Callable[[str], None] | None) -> None:
         session.state, session.address, session.close_hook = ACTIVE, address, close_hook
+        session.prompt_hook = None  # the new connection sets its own
         session.last_activity = self.now()
         self.events.record(
             provider=SECURITY_PROVIDER, event_id=RECONNECT_EVENT_ID, level=LEVEL_INFORMATION,

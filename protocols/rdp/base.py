@@ -61,3 +61,6 @@ class ConnectionBase:
 
     def _notify(self) -> None:
         raise NotImplementedError
+
+    def _interaction_ends(self) -> None:
+        raise NotImplementedError
