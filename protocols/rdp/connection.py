@@ -239,6 +239,7 @@ class RDPServerConnection(ActivationMixin, EndingMixin):
         if self._closing is None:
             self._closing = CloseConnection(GRACEFUL)
             self._machine.fire(Event.CLOSE)
+        self._interaction_ends()
         self._end_session()
 
     # -- framing and dispatch ----------------------------------------------------------------
