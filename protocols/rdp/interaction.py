@@ -34,6 +34,30 @@ REFUSAL, ASK, CONSENT_PROMPT = "refusal", "ask", "consent"
 
 
 class InteractionMixin(ConnectionBase):
+    # activation.py's, used here
+    desktop: tuple[int, int]
+    bpp: int
+    fastpath_output: bool
+    user: str
+    refused_status: int | None
+    _screen: tuple[Any, ...] | None
+    _after_display: tuple[int | None, int, tuple[int, int] | None] | None
+
+    def _touch(self) -> None:
+        raise NotImplementedError
+
+    def _draw(self) -> None:
+        raise NotImplementedError
+
+    def _show(self, text: str | None) -> None:
+        raise NotImplementedError
+
+    def _admit(self, client_name: str) -> None:
+        raise NotImplementedError
+
+    def _start_session(self) -> None:
+        raise NotImplementedError
+
     def _init_interaction(self) -> None:
         self.dialog: dialog.Dialog | None = None  # what takes input, when a dialog shows
         self._dialog_purpose = ""
@@ -130,7 +154,10 @@ class InteractionMixin(ConnectionBase):
         if accepted:
             assert self.client is not None
             self._admit(self.client.core.client_name)
-            self._start_session()
+            if self._displaces is not None:  # another user's session went live meanwhile
+                self._show_takeover_question()
+            else:
+                self._start_session()
         else:
             self._declined()
         self._notify()
@@ -146,6 +173,9 @@ class InteractionMixin(ConnectionBase):
         persona = self.config.takeover
         if persona is None or persona.consent_text is None or self.close_requested:
             reply(True)
+            return lambda: None
+        if self._consent_reply is not None:  # one question at a time: the newcomer is told No
+            reply(False)
             return lambda: None
         self._consent_reply = reply
         text = persona.consent_text.format(user=requester)

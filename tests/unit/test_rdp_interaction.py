@@ -330,3 +330,21 @@ def test_a_truncated_input_pdu_is_one_log_line_and_a_live_session_stays_disconne
     alice.drop()
     assert [(s.user, s.state) for s in host.engine.sessions("rdp")] == [
         ("alice", "disconnected")]
+
+
+def test_one_question_at_a_time_a_second_asker_is_told_no():
+    host, alice, bob = win10_asked()
+    slow(bob, press(ENTER))
+    alice.pump()
+    carol = host.connect("192.0.2.30")
+    carol.logon("carol", USERS["carol"])
+    assert carol.core.dialog is not None  # asked too: alice's session is still live
+    slow(carol, press(ENTER))
+    carol.pump()
+    assert carol.report.errinfo == [pdu.ERRINFO_LOGOFF_BY_USER] and carol.core.close_requested
+    assert alice.core.dialog is not None and not alice.core.close_requested  # bob's prompt
+    host.clock.advance(get_edition("win10").rdp_takeover.consent_timeout)
+    alice.pump()
+    assert alice.report.errinfo == [pdu.ERRINFO_DISCONNECTED_BY_OTHERCONNECTION]
+    assert {s.user: s.state for s in host.engine.sessions("rdp")} == {
+        "alice": "disconnected", "bob": "active"}
