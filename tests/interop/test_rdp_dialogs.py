@@ -223,3 +223,28 @@ def test_xp_pro_takeover_with_xps_question(emulator, clients, xvfb, tmp_path):
                    persona.ask_buttons, cancel=1)
     assert persona.consent_text is None  # XP: the logged-on user is not asked (README)
     _takeover_story(emu, clients(emu), xvfb, tmp_path, ("/sec:rdp",), ask, None, 0)
+
+
+@pytest.mark.parametrize("edition, fast_path", [("whs", False), ("server-2003", True)])
+def test_the_harness_client_presses_ok_on_the_refusal(emulator, edition, fast_path):
+    """emulator.harness.rdp_client sends input too: Enter on the refusal (slow-path over
+    TLS; fast-path, encrypted, over 2003's Standard RDP Security) logs the session off."""
+    from emulator.harness.rdp_client import RDPTestClient
+    from protocols.rdp.input import KeyEvent
+    from protocols.rdp.x224 import PROTOCOL_RDP, PROTOCOL_SSL
+
+    emu = emulator(edition, users=USERS, args=["--refusal-display-seconds", "300"])
+    host, port = emu.listeners["rdp"]
+    held = []
+    for user in ("alice", "bob", "carol"):
+        client = RDPTestClient(host, port)
+        assert client.negotiate(PROTOCOL_RDP if fast_path else PROTOCOL_SSL)
+        client.logon(user, USERS[user])
+        client.read_until_drawn()
+        held.append(client)
+    carol = held[-1]
+    carol.send_input([KeyEvent(0x1C)], fast_path=fast_path)
+    report = carol.read_until_closed()
+    assert report.errinfo == [0xC] and report.closed
+    for client in held:
+        client.close()
