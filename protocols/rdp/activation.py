@@ -170,7 +170,7 @@ class ActivationMixin(InteractionMixin):
                 self.session, self.refused_status = None, status
             else:
                 self._session_live = True
-            self.session.prompt_hook = self._asked_to_yield
+                self.session.prompt_hook = self._asked_to_yield
         elif self.session is not None and self._session_live:
             self.session.prompt_hook = self._asked_to_yield  # reattached
         if self.refused_status is not None or self.session is None:

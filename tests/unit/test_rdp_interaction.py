@@ -348,3 +348,15 @@ def test_one_question_at_a_time_a_second_asker_is_told_no():
     assert alice.report.errinfo == [pdu.ERRINFO_DISCONNECTED_BY_OTHERCONNECTION]
     assert {s.user: s.state for s in host.engine.sessions("rdp")} == {
         "alice": "disconnected", "bob": "active"}
+
+
+def test_a_logon_refused_at_logon_by_per_client_grouping_still_draws_the_refusal():
+    from emulator.core.engine import Rules
+
+    host = Host("whs", rules=Rules(group_by_client=True))
+    host.connect().logon("alice", USERS["alice"])
+    host.connect().logon("bob", USERS["bob"])
+    carol = host.connect()
+    report = carol.logon("carol", USERS["carol"])  # judged at logon: the third computer
+    assert host.outcomes()[-1] == "denied" and carol.core.dialog is not None
+    assert covered(report.rects) < 1024 * 768 and host.engine.counted("rdp") == 2
