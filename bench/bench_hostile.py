@@ -2,7 +2,7 @@
 """Hostile-load benchmark (issue 14): do real clients still log on while the host is
 under a pre-authentication attack, and does the server's memory stay bounded?
 
-The emulator (`--edition win11`: 20 SMB slots, 1 RDP session, NLA) runs as a child
+The emulator (`--edition win11`: 20 SMB slots, 1 RDP session, NLA offered) runs as a child
 process on loopback. One attacker process (asyncio) then holds, until the logons under
 attack are timed (at most `--attack-seconds`):
 
@@ -107,19 +107,32 @@ def smb_request(command: int, body: bytes, message_id: int) -> bytes:
 
 
 def negotiate_request() -> bytes:
-    body = struct.pack("<HHHHI16sIHH", 36, 1, 1, 0, 0, b"hostile-bench-gd", 0, 0, 0)
-    return smb_request(0, body + struct.pack("<H", 0x0202), 0)
+    from impacket import smb3structs as s2
+
+    from protocols.smb2 import bodies
+
+    body = bodies.NEGOTIATE.pack(DialectCount=1, SecurityMode=1, ClientGuid=b"hostile-bench-gd")
+    return smb_request(s2.SMB2_NEGOTIATE, body + struct.pack("<H", s2.SMB2_DIALECT_002), 0)
 
 
 def setup_request(message_id: int) -> bytes:
     from impacket import ntlm
+    from impacket import smb3structs as s2
 
     from protocols.smb2 import bodies
+    from protocols.smb2.messages import HEADER_SIZE
 
     token = ntlm.getNTLMSSPType1("", "").getData()
-    body = bodies.SESSION_SETUP.pack(SecurityMode=1, SecurityBufferOffset=64 + 24,
+    body = bodies.SESSION_SETUP.pack(SecurityMode=1,
+                                     SecurityBufferOffset=HEADER_SIZE + bodies.SESSION_SETUP.size,
                                      SecurityBufferLength=len(token))
-    return smb_request(1, body + token, message_id)
+    return smb_request(s2.SMB2_SESSION_SETUP, body + token, message_id)
+
+
+def reply_status(reply: bytes) -> str:
+    from protocols.smb2.messages import Header
+
+    return f"0x{Header.parse(reply).status:08X}"
 
 
 async def read_smb(reader: asyncio.StreamReader) -> bytes:
@@ -183,7 +196,7 @@ class Attacker:
                 writer.close()
 
     async def stalled_rdp(self, index: int) -> None:
-        from protocols.rdp.x224 import PROTOCOL_SSL, connection_request
+        from protocols.rdp.x224 import PROTOCOL_HYBRID, PROTOCOL_SSL, connection_request
 
         first = True
         while self.running():
@@ -199,7 +212,10 @@ class Attacker:
             first = False
             try:
                 if index % 2:
-                    writer.write(connection_request(PROTOCOL_SSL, b"Cookie: mstshash=x"))
+                    # TLS and CredSSP offered, as mstsc and xfreerdp do: the server starts
+                    # TLS whatever its NLA setting, and the ClientHello stalls there.
+                    writer.write(connection_request(PROTOCOL_SSL | PROTOCOL_HYBRID,
+                                                    b"Cookie: mstshash=x"))
                     head = await asyncio.wait_for(reader.readexactly(4), 10)
                     await reader.readexactly(struct.unpack(">H", head[2:])[0] - 4)
                     writer.write(self.hello[:self.args.hello_bytes])
@@ -225,7 +241,7 @@ class Attacker:
                 while self.running():
                     writer.write(setup_request(message_id))
                     reply = await asyncio.wait_for(read_smb(reader), 10)
-                    status = f"0x{struct.unpack_from('<I', reply, 8)[0]:08X}"
+                    status = reply_status(reply)
                     self.stats.setup_status[status] = self.stats.setup_status.get(status, 0) + 1
                     self.stats.setups += 1
                     message_id += 1
@@ -498,6 +514,9 @@ def main(argv: list[str] | None = None) -> int:
     server = ServerProcess(
         ["serve", "--edition", args.edition, "--host", HOST, "--smb-port", "0",
          "--netbios-port", "0", "--rdp-port", "0", "--admin-port", "0", "--admin-token", TOKEN,
+         # NLA offered, not required: xfreerdp still logs on with CredSSP, and the
+         # project's TLS-only test client is let in too (win11 requires NLA by default).
+         "--rdp-nla", "offered",
          "--user", f"{USER}:{PASSWORD}", "--share", f"{SHARE}={share}",
          "--event-log", str(tmp / "events.jsonl")],
         command=emulator_command(), stderr_path=tmp / "stderr.txt")

@@ -11,6 +11,8 @@ and after. Figures, not assertions.
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -70,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                   "interpreter's start)")
             lines = [dict(w.split("=", 1) for w in line.split()[1:]) for line in srv.host_lines]
             answered = 0
+            smbclient = shutil.which("smbclient")
             for row in lines[:args.check]:
                 host, port = row["nbns"].rsplit(":", 1)
                 names = nmb.NetBIOS(servport=int(port)).getnodestatus("*", host)
@@ -78,9 +81,17 @@ def main(argv: list[str] | None = None) -> int:
                 conn = SMBConnection(smb_host, smb_host, sess_port=int(smb_port), timeout=10)
                 conn.login("user", "password")
                 conn.logoff()
+                if smbclient:  # and Samba's client lists the host's shares
+                    listed = subprocess.run(
+                        [smbclient, "-L", smb_host, "-p", smb_port, "-U", "user%password",
+                         "--option=client min protocol=NT1"], capture_output=True, text=True,
+                        timeout=60, stdin=subprocess.DEVNULL)
+                    assert listed.returncode == 0 and "IPC$" in listed.stdout, (
+                        row["host"], listed.stdout + listed.stderr)
                 answered += 1
             print(f"{answered} of {args.check} hosts asked: node status names and an SMB "
-                  "logon answered")
+                  "logon (impacket" + (", and smbclient -L" if smbclient else "; no smbclient "
+                                       "installed") + ") answered")
             full = pss_kb(srv.pid)
             print(f"PSS: {full} kB with {args.hosts} hosts, {base} kB with none: "
                   f"{(full - base) / max(1, args.hosts):.0f} kB per idle host")

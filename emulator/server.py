@@ -34,6 +34,7 @@ from emulator.core.hoststate import server_guid
 from protocols.auth.ntlm import version_field
 from protocols.dcerpc.pipes import PipeService
 from protocols.nbns.codec import NodeNames
+from protocols.rdp.autoreconnect import CookieJar
 from protocols.rdp.connection import RDPServerConfig
 from protocols.rdp.security import StandardSecurityConfig
 from protocols.smb1.negotiate import SMB1Persona
@@ -121,8 +122,8 @@ class Host:
     def __init__(self, config: Config, reactor: Any, clock: ClockLike | None = None, *,
                  certificates: dict[Any, Any] | None = None) -> None:
         self.config = config
-        # The RDP certificates loaded so far, by (tls_cert, tls_key): immutable, so a
-        # lab's hosts share them.
+        # The RDP keys loaded so far, by (tls_cert, tls_key, hash): immutable, so a lab's
+        # hosts share them (a few entries, whatever the number of hosts).
         self.certificates = {} if certificates is None else certificates
         self.reactor = reactor
         self.name = config.netbios_name
@@ -144,7 +145,11 @@ class Host:
             rules=self.initial_rules(), pending_per_connection=config.smb_pending_per_connection,
             pending_per_address=config.smb_pending_per_address)
         # Faults armed through the admin API (emulator.core.faults): the protocols ask it.
-        self.faults = FaultTable(self.fault_commands(), on_fire=self._fault_fired)
+        self.faults = FaultTable(self.fault_commands(), on_fire=self._fault_fired,
+                                 checks=self.fault_checks())
+        # The errinfo an admin ending names, by session id, while the engine ends it
+        # (RDPServerConfig.ending_errinfo: the connection's close hook reads it).
+        self.rdp_endings: dict[int, int] = {}
         self.notes: list[str] = []  # what defaults were filled in, for the operator
         self._temp_dirs: list[str] = []
         self.users = dict(config.users) or dict([DEFAULT_USER])
@@ -250,10 +255,17 @@ class Host:
             served["rdp"] = FAULT_POINTS
         return served
 
+    def fault_checks(self) -> dict[str, Any]:
+        """A protocol's own checks of a fault request (RDP: actions, points, errinfo)."""
+        from protocols.rdp.errinfo import check_fault
+
+        return {"rdp": check_fault}
+
     def _fault_fired(self, fault: Fault, command: str, context: Mapping[str, str | None]) -> None:
         self.engine.counters[f"fault:{fault.action}"] += 1
         about = ", ".join(f"{k}={v}" for k, v in context.items() if v)
-        what = fault.action if fault.status is None else status_name(fault.status)
+        what = (status_name(fault.status) if fault.status is not None
+                else fault.errinfo or fault.action)
         self.events.record(provider=EMULATOR_PROVIDER, event_id=FAULT_EVENT_ID,
                            level=LEVEL_WARNING,
                            message=f"Fault {fault.id} fired: {fault.protocol} {command} -> "
@@ -339,24 +351,25 @@ class Host:
         from protocols.rdp import tls
 
         e = self.edition
-        # The certificate follows the computer name and the edition's signature hash; the
-        # context, the edition's TLS. Loading a key costs ~0.2 s (its checks): a lab's hosts
-        # share what they load.
-        where = (self.config.tls_cert, self.config.tls_key, self.config.netbios_name,
-                 e.rdp_cert_hash, e.rdp_tls_versions, e.rdp_tls_ciphers, e.rdp_tls_curves)
-        known = self.certificates.get(where)
-        if known is None:
+        # The key is loaded (or made) once per run and signature hash, and a lab's hosts
+        # share it; the certificate follows the host's computer name (a given certificate
+        # file is served as it is), the context its edition's TLS. Both are this host's,
+        # made on its first RDP connection, gone when it is removed.
+        where = (self.config.tls_cert, self.config.tls_key, e.rdp_cert_hash)
+        base = self.certificates.get(where)
+        if base is None:
             try:
-                cert = tls.load_or_create(self.config.tls_cert, self.config.tls_key,
-                                          self.config.netbios_name, hash_name=e.rdp_cert_hash)
+                base = self.certificates[where] = tls.load_or_create(
+                    self.config.tls_cert, self.config.tls_key, self.config.netbios_name,
+                    hash_name=e.rdp_cert_hash)
             except (OSError, ValueError) as exc:
                 raise ListenError(f"rdp: cannot load or create the TLS certificate: {exc}"
                                   ) from None
-            known = self.certificates[where] = (cert, cert.public_key_bytes(),
-                                                cert.context_factory(self.rdp_tls))
-        self.rdp_certificate: Any
-        self.rdp_context: Any
-        self.rdp_certificate, public_key, self.rdp_context = known
+        shared, name = base, self.config.netbios_name
+        self.rdp_context = tls.ContextFactory(
+            (lambda: shared) if self.config.tls_cert
+            else (lambda: tls.for_name(shared, name, e.rdp_cert_hash)), self.rdp_tls)
+        context = self.rdp_context
         ntlm = self.ntlm_settings()
         return RDPServerConfig(
             gate=self.engine, lookup_password=self.lookup_password, clock=self.clock,
@@ -374,15 +387,30 @@ class Host:
             refusal_ok_errinfo=self.edition.rdp_refusal_ok_errinfo,
             fastpath_input_flag=self.edition.rdp_fastpath_input_flag,
             computer_name=self.config.netbios_name,
-            credssp=lambda: CredSSPAcceptor(self.lookup_password, public_key, **ntlm),
+            credssp=lambda: CredSSPAcceptor(self.lookup_password,
+                                            context.public_key, **ntlm),
             on_failed_logon=self._rdp_failed_logon,
             security_layers=self.edition.rdp_security_layers,
             answers_negotiation=self.edition.rdp_negotiation,
-            standard_security=self._standard_security())
+            standard_security=self._standard_security(), faults=self.faults,
+            ending_errinfo=self.rdp_endings, auto_reconnect=CookieJar())
+
+    def rdp_end(self, session_id: int, errinfo: int, *, logoff: bool = False) -> bool:
+        """End a Remote Desktop session's connection telling the client ``errinfo``: the
+        session stays disconnected (tsdiscon), or with ``logoff`` ends (rwinsta). False
+        when the engine refuses (no such session, or not logged on yet)."""
+        self.rdp_endings[session_id] = errinfo
+        try:
+            if logoff:
+                return self.engine.end(session_id, "admin-reset")
+            return self.engine.admin_disconnect(session_id)
+        finally:
+            self.rdp_endings.pop(session_id, None)
 
     def _standard_security(self) -> StandardSecurityConfig | None:
-        """The host's RSA key (512 bits, made once per run) and proprietary certificate,
-        when the edition speaks Standard RDP Security."""
+        """The host's RSA key (512 bits, its own, made on its first RDP Security
+        connection) and proprietary certificate, when the edition speaks Standard RDP
+        Security."""
         if "rdp" not in self.edition.rdp_security_layers:
             return None
         return StandardSecurityConfig(encryption_level=self.edition.rdp_encryption_level,
@@ -397,11 +425,12 @@ class Host:
         self._listen("smb", self.config.smb_port, SMBFactory(smb, netbios=False))
         if self.config.netbios_port is not None:
             self._listen("netbios", self.config.netbios_port, SMBFactory(smb, netbios=True))
-        if self.serves_rdp():
+        rdp_port = self.config.rdp_port
+        if rdp_port is not None and self.serves_rdp():
             from protocols.rdp.twisted import RDPFactory  # xp-home has no RDP host
 
             rdp = self.rdp_config()
-            self._listen("rdp", self.config.rdp_port, RDPFactory(rdp, self.rdp_context))
+            self._listen("rdp", rdp_port, RDPFactory(rdp, self.rdp_context))
         self._listen_name_service()
 
     def node_names(self) -> NodeNames:

@@ -74,9 +74,30 @@ class HostAPI:
     def delete_session(self, call: Call, session_id: str) -> Any:
         return self._end_session(session_id, "admin-delete")
 
+    def _errinfo(self, call: Call, session: Session) -> int | None:
+        """An optional {"errinfo": NAME}: what the RDP client is told (MS-RDPBCGR
+        2.2.5.1.1 names, or a number)."""
+        from protocols.rdp.errinfo import errinfo_code
+
+        value = json_object(call.body).get("errinfo")
+        if value is None:
+            return None
+        if session.protocol != "rdp":
+            raise ApiError(400, f"errinfo: session {session.id} is {session.protocol}, "
+                           "not Remote Desktop")
+        try:
+            return errinfo_code(value)
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from None
+
     @host_route("POST", rf"/api/sessions/{SESSION_ID}/reset")
     def reset_session(self, call: Call, session_id: str) -> Any:
-        return self._end_session(session_id, "admin-reset")
+        session = self._session(session_id)
+        errinfo = self._errinfo(call, session)
+        if errinfo is None:
+            return self._end_session(session_id, "admin-reset")
+        self.server.rdp_end(session.id, errinfo, logoff=True)
+        return {"id": session.id, "ended": "admin-reset", "errinfo": errinfo}
 
     @host_route("POST", rf"/api/sessions/{SESSION_ID}/disconnect")
     def disconnect_session(self, call: Call, session_id: str) -> Any:
@@ -84,13 +105,17 @@ class HostAPI:
         if session.protocol != "rdp":
             raise ApiError(409, f"session {session.id} is {session.protocol}: only Remote "
                            "Desktop sessions can be disconnected (delete or reset it instead)")
+        errinfo = self._errinfo(call, session)
         # engine.admin_disconnect refuses only a pending session and takes an already
         # disconnected one as done: tell the caller which.
         if session.state == DISCONNECTED:
             raise ApiError(409, f"session {session.id} is already disconnected")
-        if not self.engine.admin_disconnect(session.id):
+        done = (self.engine.admin_disconnect(session.id) if errinfo is None
+                else self.server.rdp_end(session.id, errinfo))
+        if not done:
             raise ApiError(409, f"session {session.id} has not finished logging on")
-        return {"id": session.id, "state": DISCONNECTED}
+        return {"id": session.id, "state": DISCONNECTED,
+                **({} if errinfo is None else {"errinfo": errinfo})}
 
     @host_route("POST", r"/api/sessions/delete")
     def delete_by_client(self, call: Call) -> Any:

@@ -36,6 +36,7 @@ from emulator.core.events import (
     TS_LIMIT_EVENT_ID,
     iso_time,
 )
+from emulator.core.pending import PendingSetups
 
 STATUS_REQUEST_NOT_ACCEPTED = nt_errors.STATUS_REQUEST_NOT_ACCEPTED  # 0xC00000D0
 STATUS_REMOTE_SESSION_LIMIT = 0xC0000196
@@ -116,6 +117,9 @@ class Session:
     connection: object | None = field(default=None, repr=False)
     # Set by RDP on a live session: asks its user to give it up (takeover.py).
     prompt_hook: Callable[..., Any] | None = field(default=None, repr=False)
+    # While it counts against those bounds: its keys in the engine's pending counters.
+    pending_keys: tuple[tuple[str, int], tuple[str, str]] | None = field(default=None,
+                                                                         repr=False)
 
     @property
     def opens(self) -> int:
@@ -190,6 +194,7 @@ class SessionEngine(TakeoverMixin):
         self._limits.update(limits or {})
         self._sessions: dict[int, Session] = {}
         self._setup_timers: dict[int, Any] = {}
+        self.pending = PendingSetups()  # the pending bounds' counts, per connection/address
         self._expiry_timer: Any = None
         self._ids = itertools.count(1)
         self.counters: Counter[str] = Counter()
@@ -294,23 +299,21 @@ class SessionEngine(TakeoverMixin):
                           no_opens_since=now, close_hook=close_hook, console=console,
                           user=user, client=client, connection=connection)
         self._sessions[session.id] = session
+        if connection is not None:
+            self.pending.enter(session)
         self._setup_timers[session.id] = self.clock.callLater(
             self.setup_timeout, self._setup_expired, session)
         return Admission(session)
 
     def _too_many_pending(self, protocol: str, address: str, connection: object) -> bool:
-        pending = [s for s in self._sessions.values()
-                   if s.state == PENDING and s.protocol == protocol and s.connection is not None]
-        on_connection = sum(1 for s in pending if s.connection is connection)
-        if on_connection >= self.pending_per_connection:
+        if self.pending.on_connection(protocol, connection) >= self.pending_per_connection:
             return True
         # The address bound guards the licence slots, so it applies only under a limit:
         # many clients behind one address (a CI runner, loopback) logging on at once to an
         # unlimited host are never refused for it.
         if self.limit(protocol) is None:
             return False
-        from_address = sum(1 for s in pending if s.address == address)
-        return from_address >= self.pending_per_address
+        return self.pending.from_address(protocol, address) >= self.pending_per_address
 
     def _full(self, protocol: str, candidate: Session | None) -> bool:
         limit = self.limit(protocol)
@@ -342,6 +345,7 @@ class SessionEngine(TakeoverMixin):
         """Logon finished. Returns 0, or the denial status when per-client grouping finds
         the limit full now that the client computer is known (the session is then gone)."""
         self._cancel_setup_timer(session)
+        self.pending.leave(session)
         session.user, session.client, session.anonymous = user, client, anonymous
         session.workstation = workstation
         session.console = console
@@ -372,6 +376,7 @@ class SessionEngine(TakeoverMixin):
         if self._sessions.pop(session.id, None) is None:
             return
         self._cancel_setup_timer(session)
+        self.pending.leave(session)
         if session.state == PENDING:
             # A half-done logon: bad credentials are a failed logon (4625); a stall past
             # the timeout counts as a logon error too; a client that just leaves does not.
@@ -432,42 +437,11 @@ class SessionEngine(TakeoverMixin):
         """The client is gone but the session stays, counted, until logoff or reset."""
         if session.id not in self._sessions or session.state == DISCONNECTED:
             return
+        self.pending.leave(session)
         session.state = DISCONNECTED
         session.close_hook = session.prompt_hook = None
         self._record(session, reason, None)
         self._schedule_expiry()
-
-    def admit_interactive(self, protocol: str, address: str,
-                          close_hook: Callable[[str], None] | None, *, user: str,
-                          client: str, console_requested: bool,
-                          takeover_other_user: bool = False) -> Admission:
-        """Remote Desktop's rules, after the credentials were checked.
-
-        A console (or /admin) request, on an edition that exempts one, takes the console
-        session over or opens it (id 0, not counted). A user who already has a session,
-        live or disconnected, takes it over (the old connection is told "replaced").
-        On a one-session host with ``takeover_other_user``, another user's session ends.
-        Otherwise a new session is asked for, which may be refused.
-        """
-        if console_requested and self.edition.rdp_exempt in ("console", "admin"):
-            consoles = self.find_active(protocol, console=True)
-            if consoles:
-                self.take_over(consoles[0], address, close_hook)
-                return Admission(consoles[0], reattached=True)
-            return self.request_session(protocol, address, close_hook, console=True,
-                                        user=user, client=client)
-        mine = self.find_active(protocol, user=user, console=False)
-        if mine:
-            old = min(mine, key=lambda s: s.state != DISCONNECTED)  # a disconnected one first
-            self.take_over(old, address, close_hook)
-            return Admission(old, reattached=True)
-        if takeover_other_user and self.limit(protocol) == 1:
-            for other in self.find_active(protocol, console=False):  # all another user's
-                self.end(other.id, "replaced")
-        displaced = self._displaceable(protocol)
-        if displaced is not None:
-            return Admission(None, self.denial_status, displaces=displaced)
-        return self.request_session(protocol, address, close_hook, user=user, client=client)
 
     def take_over(self, session: Session, address: str,
                   close_hook: Callable[[str], None] | None, reason: str = "replaced") -> None:
@@ -488,6 +462,7 @@ class SessionEngine(TakeoverMixin):
 
     def reconnect(self, session: Session, address: str,
                   close_hook: Callable[[str], None] | None) -> None:
+        self.pending.leave(session)
         session.state, session.address, session.close_hook = ACTIVE, address, close_hook
         session.prompt_hook = None  # the new connection sets its own
         session.last_activity = self.now()

@@ -117,10 +117,13 @@ class Fault:
 class FaultTable:
     """A host's faults. ``commands`` maps each protocol the host serves to the command
     (or sequence point) names it accepts; ``on_fire(fault, command, context)`` is told of
-    every firing (the host logs an event and counts a metric there)."""
+    every firing (the host logs an event and counts a metric there); ``checks`` holds a
+    protocol's own checks of a parsed fault (RDP: its actions, points and errinfo names),
+    which raise ValueError with the reason."""
 
     commands: Mapping[str, Collection[str]]
     on_fire: Callable[[Fault, str, Mapping[str, str | None]], None] | None = None
+    checks: Mapping[str, Callable[[Fault], None]] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
@@ -128,6 +131,12 @@ class FaultTable:
         """Validate a fault request (the admin API's JSON body, the CLI's or a scenario
         step's keys) and arm it."""
         fault = self._parse(spec)
+        check = self.checks.get(fault.protocol)
+        if check is not None:
+            try:
+                check(fault)
+            except ValueError as exc:
+                raise FaultError(str(exc)) from None
         self.faults.append(fault)
         return fault
 

@@ -224,6 +224,16 @@ class HostMethods:
     def clear_faults(self) -> None:
         self.admin.call("DELETE", "/api/faults")
 
+    def rdp_end(self, session_id: int, errinfo: str | int = "ERRINFO_RPC_INITIATED_DISCONNECT",
+                *, logoff: bool = False) -> dict[str, Any]:
+        """End a Remote Desktop session's connection with a Set Error Info code by name
+        (``host.rdp_end(3, errinfo="ERRINFO_LOGOFF_BY_USER")``): the session stays
+        disconnected, or with ``logoff`` ends."""
+        verb = "reset" if logoff else "disconnect"
+        result: dict[str, Any] = self.admin.call(
+            "POST", f"/api/sessions/{session_id}/{verb}", {"errinfo": errinfo})
+        return result
+
 
 
 class EmulatedHost(HostMethods):

@@ -17,7 +17,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from protocols.rdp import gcc, mcs, pdu, security
+from protocols.rdp import autoreconnect, gcc, mcs, pdu, security
 from protocols.rdp.proprietary_cert import parse_proprietary_certificate
 from protocols.rdp.rdpsec import MAC_SIZE, RC4_METHODS_ALL, SecurityContext
 from protocols.rdp.x224 import (
@@ -112,6 +112,7 @@ class ServerReport:
     dpum_reason: int | None = None
     closed: bool = False
     shutdown_denied: bool = False
+    arc_cookie: Any = None  # the last auto-reconnect cookie (autoreconnect.ServerCookie)
 
     def session_id_seen(self) -> bool:
         return self.session_id is not None
@@ -298,11 +299,14 @@ def absorb(report: ServerReport, frame_payload: bytes) -> bool:
     _, data = mcs.parse_send_data_indication(payload)
     if not report.licensed:
         flags, body = pdu.parse_security_header(data)
-        if flags & pdu.SEC_LICENSE_PKT and pdu.license_message_type(body) == pdu.LICENSE_REQUEST:
-            report.license_request = body  # xrdp: the client must answer before it goes on
-        else:
-            report.licensed = bool(flags & pdu.SEC_LICENSE_PKT)
-        return True
+        if flags & pdu.SEC_LICENSE_PKT:
+            if pdu.license_message_type(body) == pdu.LICENSE_REQUEST:
+                report.license_request = body  # xrdp: the client must answer first
+            else:
+                report.licensed = True
+            return True
+        # Not a licensing PDU: one out of sequence (a Set Error Info ending the licensing),
+        # read as FreeRDP does (license_recv -> rdp_recv_out_of_sequence_pdu).
     for share in pdu.split_share_control(data):
         if share.pdu_type == pdu.PDUTYPE_DEMANDACTIVEPDU:
             (report.session_id,) = struct.unpack_from("<I", share.body, len(share.body) - 4)
@@ -323,7 +327,11 @@ def _absorb_data(report: ServerReport, data: pdu.ShareData) -> None:
     elif data.pdu_type2 == pdu.PDUTYPE2_SAVE_SESSION_INFO:
         info_type, _length, fields, _cb, kind, value = struct.unpack_from("<IHIIII",
                                                                           data.payload)
-        if info_type == pdu.INFOTYPE_LOGON_EXTENDED_INFO and fields & pdu.LOGON_EX_LOGONERRORS:
+        cookie = autoreconnect.parse_save_session_info(data.payload)
+        if cookie is not None:
+            report.arc_cookie = cookie
+        elif info_type == pdu.INFOTYPE_LOGON_EXTENDED_INFO and \
+                fields & pdu.LOGON_EX_LOGONERRORS:
             report.logon_errors.append((kind, value))
     elif data.pdu_type2 == pdu.PDUTYPE2_SHUTDOWN_DENIED:
         report.shutdown_denied = True

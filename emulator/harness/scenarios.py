@@ -35,6 +35,7 @@ from impacket.smbconnection import SessionError, SMBConnection
 from emulator.admin.client import AdminError
 from emulator.core.editions import get_edition
 from emulator.harness.hosts import EmulatedHost
+from emulator.harness.netbios_smb import NetBIOSSMBConnection
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 FILE_GENERIC_READ_WRITE = 0x0012019F
@@ -229,25 +230,16 @@ def _smb_logon(run: Run, step: dict[str, Any]) -> str:
     return _summarise(outcomes)
 
 
-_NETBIOS_PORT_LOCK = threading.Lock()
-
-
 def _computer(run: Run, client: str) -> SMBConnection:
     """A connection from the computer named ``client``. Windows names a session by the
     client's address over direct TCP, so every "computer" of a scenario (all on loopback)
     would be one; over the NetBIOS session service it is the calling name, as a real
-    office's PCs would show in `net session`. impacket sends the SESSION REQUEST only to
-    port 139, so its idea of that port is pointed at the emulator's for the connect."""
+    office's PCs would show in `net session`."""
     port = run.host.netbios_port
     if port is None:
         return SMBConnection(run.host.host, run.host.host, myName=client,
                              sess_port=run.host.smb_port)
-    with _NETBIOS_PORT_LOCK:
-        saved, nmb.NETBIOS_SESSION_PORT = nmb.NETBIOS_SESSION_PORT, port
-        try:
-            return SMBConnection(run.host.host, run.host.host, myName=client, sess_port=port)
-        finally:
-            nmb.NETBIOS_SESSION_PORT = saved
+    return NetBIOSSMBConnection(run.host.host, run.host.host, myName=client, sess_port=port)
 
 
 def _smb_logoff(run: Run, step: dict[str, Any]) -> str:

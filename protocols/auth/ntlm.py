@@ -301,6 +301,8 @@ class NTLMAcceptor:
         except Exception as exc:
             raise AuthFailure(STATUS_INVALID_PARAMETER, f"bad AV pairs: {exc}") from exc
         if av_flags & _AV_FLAGS_MIC and token is not None:
+            # (a token comes only through process_authenticate, which checked both are held)
+            assert self._negotiate_msg is not None and self._challenge_msg is not None
             mic = token[_MIC_OFFSET : _MIC_OFFSET + 16]
             zeroed = token[:_MIC_OFFSET] + b"\x00" * 16 + token[_MIC_OFFSET + 16 :]
             expected = ntlm.hmac_md5(

@@ -22,6 +22,7 @@ pipe did not give out, or one of another kind, is STATUS_INVALID_HANDLE (MS-LSAD
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from impacket.dcerpc.v5 import lsad, lsat
@@ -188,34 +189,50 @@ class LsarpcService(Service):
             return STATUS_ACCESS_DENIED
         return STATUS_SUCCESS
 
-    def _lookup_sids(self, request: Any, response: Any, extended: bool) -> Any:
-        buffer = request["SidEnumBuffer"]
-        sids = list(buffer["SidInfo"])  # a NULL array reads as []
-        if buffer["Entries"] != len(sids):  # size_is(Entries): the stub cannot be read
-            raise Fault(RPC_X_BAD_STUB_DATA, f"lsarpc: {buffer['Entries']} SIDs announced, "
-                                             f"{len(sids)} sent")
-        names = response["TranslatedNames"]
+    def _translate(self, request: Any, response: Any, items: list[Any], announced: int, *,
+                   noun: str, out: str, array: str, empty_status: int | None,
+                   resolve: Callable[[LocalDatabase, Any], Resolved],
+                   entry: Callable[[Resolved, _ReferencedDomains], Any]) -> Any:
+        """One lookup (names to SIDs or SIDs to names): each of ``items`` resolved, then
+        answered as ``entry(result, domains)`` in ``response[out][array]`` (``entry`` asks
+        ``domains.index`` after making its structure, as before: impacket draws each NDR
+        object's referent id as it is made, and the tests' vectors hold that order). An
+        empty request answers ``empty_status`` (None: the handle check's status)."""
+        if announced != len(items):  # size_is(...): the stub cannot be read
+            raise Fault(RPC_X_BAD_STUB_DATA, f"lsarpc: {announced} {noun} announced, "
+                                             f"{len(items)} sent")
+        translated = response[out]
         status = self._check_lookup(request)
-        if status != STATUS_SUCCESS or not sids:
-            names["Entries"], names["Names"] = 0, NULL
+        if status != STATUS_SUCCESS or not items:
+            translated["Entries"], translated[array] = 0, NULL
             response["ReferencedDomains"] = NULL
             response["MappedCount"] = 0
-            response["ErrorCode"] = status
+            response["ErrorCode"] = status if items or empty_status is None else empty_status
             return response
         db = LocalDatabase(self.view)
-        results = [db.lookup_sid(info["Sid"].formatCanonical()) for info in sids]
+        results = [resolve(db, item) for item in items]
         domains = _ReferencedDomains(response)
-        entry_class = lsat.LSAPR_TRANSLATED_NAME_EX if extended else lsat.LSAPR_TRANSLATED_NAME
         for result in results:
-            entry = entry_class()
-            entry["Use"] = result.use
-            entry["Name"] = result.name
-            entry["DomainIndex"] = domains.index(result)
-            if extended:
-                entry["Flags"] = 0
-            names["Names"].append(entry)
-        names["Entries"] = len(results)
+            translated[array].append(entry(result, domains))
+        translated["Entries"] = len(results)
         return _mapped(response, results)
+
+    def _lookup_sids(self, request: Any, response: Any, extended: bool) -> Any:
+        def entry(result: Resolved, domains: _ReferencedDomains) -> Any:
+            made = lsat.LSAPR_TRANSLATED_NAME_EX() if extended else lsat.LSAPR_TRANSLATED_NAME()
+            made["Use"] = result.use
+            made["Name"] = result.name
+            made["DomainIndex"] = domains.index(result)
+            if extended:
+                made["Flags"] = 0
+            return made
+
+        buffer = request["SidEnumBuffer"]
+        return self._translate(
+            request, response, list(buffer["SidInfo"]),  # a NULL array reads as []
+            buffer["Entries"], noun="SIDs", out="TranslatedNames", array="Names",
+            empty_status=None, entry=entry,
+            resolve=lambda db, info: db.lookup_sid(info["Sid"].formatCanonical()))
 
     def lookup_sids(self, request: Any) -> Any:
         return self._lookup_sids(request, lsat.LsarLookupSidsResponse(), False)
@@ -224,39 +241,27 @@ class LsarpcService(Service):
         return self._lookup_sids(request, lsat.LsarLookupSids2Response(), True)
 
     def _lookup_names(self, request: Any, response: Any, version: int) -> Any:
-        names = list(request["Names"])
-        if request["Count"] != len(names):
-            raise Fault(RPC_X_BAD_STUB_DATA, f"lsarpc: {request['Count']} names announced, "
-                                             f"{len(names)} sent")
-        translated = response["TranslatedSids"]
-        status = self._check_lookup(request)
-        if status != STATUS_SUCCESS or not names:
-            translated["Entries"], translated["Sids"] = 0, NULL
-            response["ReferencedDomains"] = NULL
-            response["MappedCount"] = 0
-            response["ErrorCode"] = status if names else STATUS_SUCCESS
-            return response
-        db = LocalDatabase(self.view)
-        results = [db.lookup_name(unicode_text(name)) for name in names]
-        domains = _ReferencedDomains(response)
-        for result in results:
+        def entry(result: Resolved, domains: _ReferencedDomains) -> Any:
             if version == 3:
-                entry = lsat.LSAPR_TRANSLATED_SID_EX2()
+                made = lsat.LSAPR_TRANSLATED_SID_EX2()
                 if result.use == SID_TYPE_UNKNOWN:
-                    entry["Sid"] = NULL
+                    made["Sid"] = NULL
                 else:
-                    entry["Sid"].fromCanonical(result.sid)
+                    made["Sid"].fromCanonical(result.sid)
             else:
-                entry = (lsat.LSAPR_TRANSLATED_SID_EX() if version == 2
-                         else lsat.LSA_TRANSLATED_SID())
-                entry["RelativeId"] = result.rid or 0
-            entry["Use"] = result.use
-            entry["DomainIndex"] = domains.index(result)
+                made = (lsat.LSAPR_TRANSLATED_SID_EX() if version == 2
+                        else lsat.LSA_TRANSLATED_SID())
+                made["RelativeId"] = result.rid or 0
+            made["Use"] = result.use
+            made["DomainIndex"] = domains.index(result)
             if version > 1:
-                entry["Flags"] = 0
-            translated["Sids"].append(entry)
-        translated["Entries"] = len(results)
-        return _mapped(response, results)
+                made["Flags"] = 0
+            return made
+
+        return self._translate(
+            request, response, list(request["Names"]), request["Count"], noun="names",
+            out="TranslatedSids", array="Sids", empty_status=STATUS_SUCCESS, entry=entry,
+            resolve=lambda db, name: db.lookup_name(unicode_text(name)))
 
     def lookup_names(self, request: Any) -> Any:
         return self._lookup_names(request, lsat.LsarLookupNamesResponse(), 1)

@@ -11,7 +11,7 @@ from typing import Any
 from protocols.rdp import gcc, mcs, output, pdu
 from protocols.rdp.interaction import InteractionMixin
 from protocols.rdp.output import io_pdu as _io
-from protocols.rdp.state import Event, State
+from protocols.rdp.state import HANDSHAKE, Event, State
 from protocols.rdp.x224 import DecodeError
 
 STATUS_LOGON_FAILURE = 0xC000006D
@@ -45,6 +45,7 @@ class ActivationMixin(InteractionMixin):
         self.refused_status: int | None = None
         self.logon_failed = False
         self.fastpath_output = False
+        self.confirm_caps: dict[int, bytes] = {}  # the client's capability sets
         self._screen: tuple[Any, ...] | None = None  # what is on screen: output.screen's args
         # What ends the message box on screen: (errinfo, DPUM reason, logon error).
         self._after_display: tuple[int | None, int, tuple[int, int] | None] | None = None
@@ -57,13 +58,18 @@ class ActivationMixin(InteractionMixin):
 
     # -- logon -----------------------------------------------------------------------------
     def _on_client_info(self, info: pdu.ClientInfo) -> None:
+        if self._struck("CLIENT_INFO"):
+            return
         self._machine.fire(Event.CLIENT_INFO)
         self.info = info
         assert self.client is not None
         client_name = self.client.core.client_name
+        target = self._reconnect_target(info)  # a good auto-reconnect cookie's session
         if self._nla_credentials is not None:
             domain, user, _ = self._nla_credentials
             self.user, self.domain = split_user(user, domain)
+        elif target is not None:  # no password check: the cookie stands for it (5.5)
+            self.user, self.domain = target.user, split_user(info.user, info.domain)[1]
         else:
             self.user, self.domain = split_user(info.user, info.domain)
             expected = self.config.lookup_password(self.user) if self.user else None
@@ -71,7 +77,7 @@ class ActivationMixin(InteractionMixin):
                 self.logon_failed = True
                 self._failed_logon(self.user, client_name, STATUS_LOGON_FAILURE)
         if not self.logon_failed:
-            self._admit(client_name)
+            self._admit(client_name, target)
         if self._security is None:
             self._out += _io(pdu.license_valid_client())
         else:  # its security header is the security layer's to write
@@ -81,12 +87,15 @@ class ActivationMixin(InteractionMixin):
                                        input_flags=self.config.fastpath_input_flag)
         self._out += _io(pdu.demand_active(caps, session_id))
 
-    def _admit(self, client_name: str) -> None:
-        """Ask the engine: reattach, take the console, a new session, or the refusal."""
+    def _admit(self, client_name: str, target: Any = None) -> None:
+        """Ask the engine: reattach, take the console, a new session, or the refusal.
+        ``target``: the session an auto-reconnect cookie names (its user's, or the
+        console): the engine moves it here."""
         assert self.client is not None
+        console = self.client.console_requested if target is None else target.console
         admission = self.config.gate.admit_interactive(
             "rdp", self.address, self._engine_closes, user=self.user, client=client_name,
-            console_requested=self.client.console_requested,
+            console_requested=console,
             takeover_other_user=self.config.takeover_other_user)
         if not admission.admitted:
             if admission.displaces is not None and self.config.takeover is not None:
@@ -110,8 +119,11 @@ class ActivationMixin(InteractionMixin):
     def _on_confirm_active(self, confirm: pdu.ConfirmActive) -> None:
         if confirm.share_id != pdu.SHARE_ID:
             raise DecodeError("Confirm Active for another share")
+        if self._struck("CONFIRM_ACTIVE"):
+            return
         self._machine.fire(Event.CONFIRM_ACTIVE)
         self.fastpath_output = pdu.client_fastpath_output(confirm.capabilities)
+        self.confirm_caps = confirm.capabilities
         # Windows sends its Synchronize at once (aardwolf waits for it before its own); the
         # client's Synchronize then needs no answer.
         self._out += _io(pdu.synchronize())
@@ -131,10 +143,15 @@ class ActivationMixin(InteractionMixin):
                 self._out += _io(pdu.control(pdu.CTRLACTION_GRANTED_CONTROL, self.user_id,
                                              mcs.SERVER_CHANNEL))
         elif kind == pdu.PDUTYPE2_FONTLIST:
+            if self.state == State.FINALIZING and self._struck("FONT_LIST"):
+                return
             self._out += _io(pdu.font_map())
             if self.state == State.FINALIZING:
                 self._machine.fire(Event.FONT_LIST)
-                self._activated()
+                if self.reactivating:
+                    self._reactivated()
+                else:
+                    self._activated()
         elif kind == pdu.PDUTYPE2_SHUTDOWN_REQUEST:
             self._out += _io(pdu.shutdown_denied())  # Windows asks the user instead
         elif kind == pdu.PDUTYPE2_REFRESH_RECT and active and self._screen:
@@ -148,7 +165,7 @@ class ActivationMixin(InteractionMixin):
 
     # -- after activation --------------------------------------------------------------------
     def _activated(self) -> None:
-        self._timers.clear()  # the pre-logon timeout is over
+        self._timers.clear(HANDSHAKE)  # the pre-logon timeout is over
         if self.logon_failed:
             self._show(LOGON_FAILURE_TEXT)
             self._display_then(None, mcs.RN_USER_REQUESTED,
@@ -181,6 +198,7 @@ class ActivationMixin(InteractionMixin):
             self._display_then(self.config.denial_errinfo, mcs.RN_USER_REQUESTED, logon_error)
             return
         self._show(None)
+        self._send_reconnect_cookie()
 
     def _display_then(self, errinfo: int | None, dpum_reason: int,
                       logon_error: tuple[int, int] | None) -> None:

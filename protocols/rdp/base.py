@@ -35,6 +35,11 @@ class ConnectionBase:
     info: pdu.ClientInfo | None
     session: Any
     _session_live: bool
+    user: str
+    desktop: tuple[int, int]
+    bpp: int
+    _screen: tuple[Any, ...] | None
+    reactivating: bool  # a Deactivation-Reactivation under way (faulting.py)
 
     @property
     def state(self) -> State:
@@ -62,5 +67,36 @@ class ConnectionBase:
     def _notify(self) -> None:
         raise NotImplementedError
 
+    def _draw(self) -> None:
+        raise NotImplementedError
+
+    def _struck(self, point: str) -> bool:
+        raise NotImplementedError
+
+    def _timers_after_close(self, mode: str) -> None:
+        raise NotImplementedError
+
+    def _reactivated(self) -> None:
+        raise NotImplementedError
+
+    def _reconnect_target(self, info: pdu.ClientInfo) -> Any:
+        raise NotImplementedError
+
+    def _send_reconnect_cookie(self) -> None:
+        raise NotImplementedError
+
+    # interaction.py's, and what it calls of activation.py's.
     def _interaction_ends(self) -> None:
+        raise NotImplementedError
+
+    def _touch(self) -> None:
+        raise NotImplementedError
+
+    def _show(self, text: str | None) -> None:
+        raise NotImplementedError
+
+    def _admit(self, client_name: str, target: Any = None) -> None:
+        raise NotImplementedError
+
+    def _start_session(self) -> None:
         raise NotImplementedError

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from protocols.auth.credssp import CredSSPAcceptor
@@ -38,9 +38,12 @@ from protocols.rdp.ending import (
     EndingMixin,
     StartTLS,
 )
+from protocols.rdp.autoreconnect import AutoReconnectMixin, CookieJar
+from protocols.rdp.faulting import HOLD, FaultMixin, FaultSource
 from protocols.rdp.interaction import CONSENT
 from protocols.rdp.security import StandardSecurity, StandardSecurityConfig
 from protocols.rdp.state import (
+    HANDSHAKE,
     Clock,
     ConnectionStateMachine,
     Event,
@@ -78,13 +81,13 @@ __all__ = ["ABORT", "ERRINFO_FOR_REASON", "GRACEFUL", "LOGON_FAILURE_TEXT", "TLS
 # Parse errors that mean "bad input", whichever layer raised them.
 BAD_INPUT = (DecodeError, struct.error, ValueError, IndexError, KeyError, UnicodeError)
 
-HANDSHAKE = "handshake"  # the pre-logon timeout: one deadline, one owner
-
 
 class RDPSessionGate(SessionGate, Protocol):
     """What RDP needs of the engine beyond SMB's view: sessions that outlive connections."""
 
     def disconnect(self, session: Any, reason: str = "disconnect") -> None: ...
+
+    def get(self, session_id: int) -> Any: ...
 
     def admit_interactive(self, protocol: str, address: str,
                           close_hook: Callable[[str], None] | None, *, user: str,
@@ -133,6 +136,10 @@ class RDPServerConfig:
     # XP's RDP 5.1 server answers (Standard RDP Security follows).
     answers_negotiation: bool = True
     standard_security: StandardSecurityConfig | None = None  # made when "rdp" is a layer
+    faults: FaultSource | None = None  # the host's fault table (faulting.py)
+    # An admin ending's errinfo by session id, read by the close hook (Host.rdp_end).
+    ending_errinfo: dict[int, int] = field(default_factory=dict)
+    auto_reconnect: CookieJar | None = None  # the host's auto-reconnect cookies
 
     def __post_init__(self) -> None:
         if "rdp" in self.security_layers and self.standard_security is None:
@@ -141,7 +148,7 @@ class RDPServerConfig:
             raise ValueError("a host that does not negotiate speaks Standard RDP Security")
 
 
-class RDPServerConnection(ActivationMixin, EndingMixin):
+class RDPServerConnection(ActivationMixin, EndingMixin, FaultMixin, AutoReconnectMixin):
     def __init__(self, config: RDPServerConfig, *, address: str,
                  log: Callable[[str], None] = lambda line: None) -> None:
         self.config = config
@@ -168,24 +175,26 @@ class RDPServerConnection(ActivationMixin, EndingMixin):
         self._nla_credentials: tuple[str, str, str] | None = None
         self._security: StandardSecurity | None = None  # Standard RDP Security, once chosen
         self._init_activation()
+        self._init_faults()
         self._timers.set(HANDSHAKE, config.clock.seconds() + config.handshake_timeout)
         self._timer_owner.rearm()
         config.gate.note_connection("rdp")
 
     # -- the sans-IO surface -------------------------------------------------------------
     def receive_data(self, data: bytes) -> None:
-        if self.close_requested:
+        if self.close_requested or self._stalled:
             return
         if self.tls_preface:  # more of a bare ClientHello, before the adapter started TLS
             self.tls_preface += data
             return
         self._decoder.feed(data)
         try:
-            while not self.close_requested:
+            while not self.close_requested and not self._stalled:
                 frame = self._decoder.next_frame()
                 if frame is None:
                     break
                 self._dispatch(frame)
+                self._reactivate_if_due()
         except BAD_INPUT as exc:
             self._abort(f"bad input in state {self.state}: {exc}")
         self._timer_owner.rearm()
@@ -201,12 +210,15 @@ class RDPServerConnection(ActivationMixin, EndingMixin):
 
     def events(self) -> list[StartTLS | CloseConnection]:
         """What the adapter must do after writing what is pending, in order (taken once)."""
-        events, self._events = self._events, []
+        n = self._visible_events()  # a fault's hold keeps the later ones back
+        events, self._events = self._events[:n], self._events[n:]
+        if self._held_events is not None:
+            self._held_events = 0
         return events
 
     @property
     def tls_requested(self) -> bool:
-        return any(isinstance(e, StartTLS) for e in self._events)
+        return any(isinstance(e, StartTLS) for e in self._events[:self._visible_events()])
 
     @property
     def close_abruptly(self) -> bool:
@@ -244,20 +256,27 @@ class RDPServerConnection(ActivationMixin, EndingMixin):
 
     # -- framing and dispatch ----------------------------------------------------------------
     def _dispatch(self, frame: Frame) -> None:
+        if self.state == State.ACTIVE and self._struck("ACTIVE"):
+            return
         if frame.kind == CREDSSP_FRAME:
+            if self._struck("CREDSSP"):
+                return
             self._on_credssp(frame.data)
             return
         if frame.kind == TLS_FRAME:
             self._on_bare_tls()
             return
         if frame.kind == FASTPATH_FRAME:
-            self._machine.expect(State.ACTIVE, what="fast-path input")
+            if not self.reactivating:  # input sent before the client saw Deactivate All
+                self._machine.expect(State.ACTIVE, what="fast-path input")
             self._on_fast_input(frame.data)  # interaction.py: decoded, to what is shown
             return
         code, payload = parse_x224(frame.data)
         if self.state == State.X224:
             if code != X224_CR:
                 raise DecodeError("expected an X.224 Connection Request")
+            if self._struck("CONNECTION_REQUEST"):
+                return
             self._on_connection_request(frame.data)
             return
         if code == X224_DR:
@@ -266,6 +285,8 @@ class RDPServerConnection(ActivationMixin, EndingMixin):
         if code != X224_DT:
             raise DecodeError(f"unexpected X.224 TPDU 0x{code:02x}")
         if self.state == State.MCS_CONNECT:
+            if self._struck("CONNECT_INITIAL"):
+                return
             self._on_connect_initial(payload)
         elif self.state == State.CREDSSP:
             raise DecodeError("TPKT during CredSSP")
@@ -420,6 +441,8 @@ class RDPServerConnection(ActivationMixin, EndingMixin):
             elif self.state == State.SECURITY_EXCHANGE:
                 if p.channel != mcs.IO_CHANNEL:
                     raise DecodeError("virtual channel data before the Security Exchange PDU")
+                if self._struck("SECURITY_EXCHANGE"):
+                    return
                 self._security.security_exchange(p.data)
                 self._machine.fire(Event.SECURITY_EXCHANGE)
                 return
@@ -452,6 +475,8 @@ class RDPServerConnection(ActivationMixin, EndingMixin):
                 self._machine.expect(State.CAPABILITIES, what="Confirm Active")
                 self._on_confirm_active(pdu.parse_confirm_active(share.body))
             elif share.pdu_type == pdu.PDUTYPE_DATAPDU:
+                if self.reactivating and self.state == State.CAPABILITIES:
+                    continue  # input sent before the client saw Deactivate All
                 self._machine.expect(State.FINALIZING, State.ACTIVE, what="data PDU")
                 self._on_data_pdu(pdu.parse_share_data(share.body))
             else:
@@ -467,5 +492,7 @@ class RDPServerConnection(ActivationMixin, EndingMixin):
             elif name == CONSENT:
                 self._consent_timed_out()  # the engine disconnects this session
                 self._notify()
+            elif name == HOLD:
+                self._release_hold()  # a delayed answer goes now
             else:
                 self._display_over()  # the teardown notifies

@@ -44,8 +44,10 @@ class EndingMixin(ConnectionBase):
     def _engine_closes(self, reason: str) -> None:
         """The engine ends, disconnects or hands over this connection's session (admin
         API, timers, another connection): tell the client why, then drop it."""
-        self.session = None  # the engine has already settled the session's fate
-        errinfo = ERRINFO_FOR_REASON.get(reason)
+        session, self.session = self.session, None  # the engine settled the session's fate
+        # An admin ending may name the errinfo (Host.rdp_end); else the reason's.
+        errinfo = (self.config.ending_errinfo.get(session.id) if session is not None else None
+                   ) or ERRINFO_FOR_REASON.get(reason)
         dpum = mcs.RN_PROVIDER_INITIATED if reason == "admin-disconnect" else mcs.RN_USER_REQUESTED
         self._teardown(errinfo, dpum, None)
         self._timer_owner.rearm()
@@ -77,6 +79,7 @@ class EndingMixin(ConnectionBase):
         if why and not quiet:
             self.log(f"rdp {self.address}: {why}; disconnecting")
         self._timers.clear()
+        self._timers_after_close(mode)  # a delayed answer keeps its deadline
         # What is left of a desktop no longer matters; a message box is finished first
         # (its size does not grow with the desktop), unless the connection is aborted.
         self._out.drop_screens(keep_bounded=mode != ABORT)

@@ -43,21 +43,6 @@ class InteractionMixin(ConnectionBase):
     _screen: tuple[Any, ...] | None
     _after_display: tuple[int | None, int, tuple[int, int] | None] | None
 
-    def _touch(self) -> None:
-        raise NotImplementedError
-
-    def _draw(self) -> None:
-        raise NotImplementedError
-
-    def _show(self, text: str | None) -> None:
-        raise NotImplementedError
-
-    def _admit(self, client_name: str) -> None:
-        raise NotImplementedError
-
-    def _start_session(self) -> None:
-        raise NotImplementedError
-
     def _init_interaction(self) -> None:
         self.dialog: dialog.Dialog | None = None  # what takes input, when a dialog shows
         self._dialog_purpose = ""
@@ -76,7 +61,11 @@ class InteractionMixin(ConnectionBase):
         num, _flags, body = rdpinput.fastpath_body(frame)
         if self._security is not None:
             body = self._security.unwrap_fastpath(frame)  # the MAC checked, the stream kept
-        self._on_input(rdpinput.decode_fast_path_events(num, body))
+        events = rdpinput.decode_fast_path_events(num, body)
+        if self.state != State.ACTIVE:  # sent before the client saw a Deactivate All
+            self._touch()
+            return
+        self._on_input(events)
 
     def _on_input(self, events: list[rdpinput.InputEvent]) -> None:
         self.input_events += len(events)

@@ -52,6 +52,13 @@ class _Flagged:
         self.flags = flags
 
 
+class _Hold:
+    """Where the output stops until released (a fault's late answer, or a stall)."""
+
+
+HOLD_MARK = _Hold()
+
+
 class Output:
     """Bytes to send, in order; a screen in the queue is drawn only as it is taken.
 
@@ -59,7 +66,7 @@ class Output:
     taken, so a cipher stream advances in the order the bytes are sent."""
 
     def __init__(self) -> None:
-        self._parts: deque[bytearray | _Flagged | _Screen] = deque()
+        self._parts: deque[bytearray | _Flagged | _Screen | _Hold] = deque()
         self.seal: Callable[[bytes, int], bytes] | None = None
 
     def add(self, data: bytes, flags: int = 0) -> None:
@@ -91,9 +98,21 @@ class Output:
         self._parts = deque(p for p in self._parts if not isinstance(p, _Screen)
                             or (keep_bounded and p.bounded))
 
+    def hold(self) -> None:
+        """What is queued from now on waits for ``release`` (what is queued before goes)."""
+        if HOLD_MARK not in self._parts:
+            self._parts.append(HOLD_MARK)
+
+    def release(self) -> None:
+        self._parts = deque(p for p in self._parts if p is not HOLD_MARK)
+
+    @property
+    def held(self) -> bool:
+        return HOLD_MARK in self._parts
+
     @property
     def pending(self) -> bool:
-        return bool(self._parts)
+        return bool(self._parts) and self._parts[0] is not HOLD_MARK
 
     def take(self, limit: int | None = None) -> bytes:
         """Everything (``limit`` None), or the queued bytes plus screen PDUs until about
@@ -102,6 +121,8 @@ class Output:
         parts, seal = self._parts, self.seal
         while parts and (limit is None or len(out) < limit):
             head = parts[0]
+            if isinstance(head, _Hold):
+                break
             if isinstance(head, bytearray):
                 out += head if seal is None else seal(bytes(head), 0)
                 parts.popleft()

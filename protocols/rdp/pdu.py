@@ -146,6 +146,7 @@ class ClientInfo:
     password: str
     shell: str
     work_dir: str
+    extra: bytes = b""  # TS_EXTENDED_INFO_PACKET (autoreconnect.py reads its cookie)
 
     @property
     def wants_logon_errors(self) -> bool:
@@ -169,7 +170,7 @@ def parse_client_info(data: bytes) -> ClientInfo:
         fields.append(raw.decode("utf-16le" if unicode else "cp1252", errors="replace"))
         pos = end
     domain, user, password, shell, work_dir = (f.split("\x00", 1)[0] for f in fields)
-    return ClientInfo(code_page, flags, domain, user, password, shell, work_dir)
+    return ClientInfo(code_page, flags, domain, user, password, shell, work_dir, data[pos:])
 
 
 # What mstsc and FreeRDP always set (FreeRDP's capture in the tests has 0x000b47fb). xrdp
@@ -180,8 +181,10 @@ INFO_CLIENT_BASE = INFO_MOUSE | INFO_DISABLECTRLALTDEL | INFO_UNICODE | INFO_MAX
 
 
 def client_info(user: str, password: str, domain: str = "", *, autologon: bool = True,
-                flags: int = INFO_CLIENT_BASE | INFO_LOGONNOTIFY | INFO_LOGONERRORS) -> bytes:
-    """Client side (tests, benchmark): security header + TS_INFO_PACKET (no extra info).
+                flags: int = INFO_CLIENT_BASE | INFO_LOGONNOTIFY | INFO_LOGONERRORS,
+                extra: bytes = b"") -> bytes:
+    """Client side (tests, benchmark): security header + TS_INFO_PACKET (+ ``extra``, a
+    TS_EXTENDED_INFO_PACKET: autoreconnect.extended_info).
 
     Under TLS the security header is the basic one, flags SEC_INFO_PKT and flagsHi 0
     (MS-RDPBCGR 2.2.1.11.1), exactly as FreeRDP sends it. `autologon` adds INFO_AUTOLOGON;
@@ -192,7 +195,7 @@ def client_info(user: str, password: str, domain: str = "", *, autologon: bool =
     parts = [s.encode("utf-16le") for s in (domain, user, password, "", "")]
     body = struct.pack("<IIHHHHH", 0, flags, *(len(p) for p in parts))
     body += b"".join(p + b"\x00\x00" for p in parts)
-    return security_header(SEC_INFO_PKT) + body
+    return security_header(SEC_INFO_PKT) + body + extra
 
 
 def license_valid_client_message() -> bytes:

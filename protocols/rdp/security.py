@@ -11,10 +11,12 @@ Client Compatible level and above)."""
 
 from __future__ import annotations
 
+import functools
+
 import secrets
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from protocols.rdp import gcc, mcs
 from protocols.rdp.proprietary_cert import ServerKey, proprietary_certificate
@@ -47,11 +49,15 @@ RC4_METHODS = ENCRYPTION_METHOD_40BIT | ENCRYPTION_METHOD_56BIT | ENCRYPTION_MET
 
 @dataclass(frozen=True)
 class StandardSecurityConfig:
-    """What a host offers under Standard RDP Security: its level, its methods, its key."""
+    """What a host offers under Standard RDP Security: its level, its methods, its key.
+
+    The key (and its proprietary certificate) is the host's own, made on the first
+    connection that needs it when none is given: ~20 ms of pure-Python prime search that a
+    lab's hosts nobody reaches over RDP Security never pay."""
 
     encryption_level: int = ENCRYPTION_LEVEL_CLIENT_COMPATIBLE
     encryption_methods: int = RC4_METHODS
-    key: ServerKey = field(default_factory=ServerKey.generate)
+    key: ServerKey | None = None
     certificate: bytes = b""
     random: Callable[[int], bytes] = secrets.token_bytes  # the server randoms' source
 
@@ -63,8 +69,14 @@ class StandardSecurityConfig:
         if not self.encryption_methods & RC4_METHODS or self.encryption_methods & ~RC4_METHODS:
             raise ValueError(f"encryption methods 0x{self.encryption_methods:x}: 40-, 56- "
                              "and 128-bit RC4 only")
-        if not self.certificate:
-            object.__setattr__(self, "certificate", proprietary_certificate(self.key))
+
+    @functools.cached_property
+    def server_key(self) -> ServerKey:
+        return self.key or ServerKey.generate()
+
+    @functools.cached_property
+    def server_certificate(self) -> bytes:
+        return self.certificate or proprietary_certificate(self.server_key)
 
 
 def header(flags: int) -> bytes:
@@ -81,6 +93,7 @@ class StandardSecurity:
         self.context: SecurityContext | None = None
         self.salted = False  # the client sends salted MACs: so does the server
         self.license_encrypted = False
+        self.client_random: bytes | None = None  # the auto-reconnect verifier covers it
 
     # -- MCS connect -------------------------------------------------------------------------
     def choose(self, client_methods: int) -> int | None:
@@ -90,7 +103,7 @@ class StandardSecurity:
     def server_security_block(self) -> bytes:
         assert self.method is not None
         return gcc.server_security_rdp(self.method, self.config.encryption_level,
-                                       self.server_random, self.config.certificate)
+                                       self.server_random, self.config.server_certificate)
 
     # -- the Security Exchange PDU (2.2.1.10) -------------------------------------------------
     def security_exchange(self, data: bytes) -> None:
@@ -101,7 +114,8 @@ class StandardSecurity:
             raise DecodeError(f"expected the Security Exchange PDU (security flags 0x{flags:x})")
         if length != len(data) - 8:
             raise DecodeError(f"Security Exchange length {length} for {len(data) - 8} bytes")
-        client_random = self.config.key.decrypt_client_random(data[8:])
+        client_random = self.config.server_key.decrypt_client_random(data[8:])
+        self.client_random = client_random
         assert self.method is not None
         self.context = SecurityContext.for_server(client_random, self.server_random,
                                                   self.method)

@@ -10,6 +10,7 @@ MS-RDPBCGR 1.3.1.1, the connection sequence, as far as a server needs it:
     SECURITY_EXCHANGE --SECURITY_EXCHANGE--> MCS_DOMAIN
     MCS_DOMAIN --CLIENT_INFO--> CAPABILITIES  (licensing and the Demand Active are sent)
     CAPABILITIES --CONFIRM_ACTIVE--> FINALIZING --FONT_LIST--> ACTIVE
+    ACTIVE --DEACTIVATE--> CAPABILITIES  (Deactivate All and a new Demand Active, 1.3.1.3)
     any --CLOSE--> CLOSED
 """
 
@@ -48,6 +49,7 @@ class Event(enum.Enum):
     CLIENT_INFO = "client-info"
     CONFIRM_ACTIVE = "confirm-active"
     FONT_LIST = "font-list"
+    DEACTIVATE = "deactivate"  # Deactivation-Reactivation: Deactivate All, Demand Active
     CLOSE = "close"
 
 
@@ -69,6 +71,7 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (S.MCS_DOMAIN, E.CLIENT_INFO): S.CAPABILITIES,
     (S.CAPABILITIES, E.CONFIRM_ACTIVE): S.FINALIZING,
     (S.FINALIZING, E.FONT_LIST): S.ACTIVE,
+    (S.ACTIVE, E.DEACTIVATE): S.CAPABILITIES,
 }
 for _state in State:
     TRANSITIONS[(_state, E.CLOSE)] = S.CLOSED
@@ -100,6 +103,8 @@ class ConnectionStateMachine:
 
 
 # -- time -------------------------------------------------------------------------------------
+
+HANDSHAKE = "handshake"  # the pre-logon timeout: one deadline, one owner
 
 class Timers:
     """Named deadlines (absolute clock seconds). The core sets and clears them; its owner

@@ -13,18 +13,25 @@ suites (this OpenSSL has neither), and the ServerHello extension order.
 from __future__ import annotations
 
 import datetime
+import functools
+import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from protocols.auth.credssp import subject_public_key
+
+# The private keys pyOpenSSL's Context.use_privatekey takes.
+_TLS_KEYS = (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, dsa.DSAPrivateKey,
+             ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,7 @@ class ServerCertificate:
 
     def context_factory(self, profile: TLSProfile | None = None) -> ContextFactory:
         """A TLS server context (pyOpenSSL) as the edition's SChannel serves it."""
-        return ContextFactory(self, profile or TLSProfile())
+        return ContextFactory(lambda: self, profile or TLSProfile())
 
 
 # Protocol names as the editions table spells them -> OpenSSL's.
@@ -97,9 +104,34 @@ def _implements_context_factory(cls: type) -> type:
 
 @_implements_context_factory
 class ContextFactory:
-    """Twisted's server context factory interface (``getContext``), built once."""
+    """Twisted's server context factory interface (``getContext``). The certificate
+    (``make``) and the context are made on first use and kept: a lab's hosts that nobody
+    reaches over RDP cost neither the ~10 ms nor the ~30 kB."""
 
-    def __init__(self, cert: ServerCertificate, profile: TLSProfile) -> None:
+    def __init__(self, make: Callable[[], ServerCertificate], profile: TLSProfile) -> None:
+        self._make = make
+        self._cert: ServerCertificate | None = None
+        self.profile = profile
+        self._context: Any = None
+
+    @property
+    def certificate(self) -> ServerCertificate:
+        if self._cert is None:
+            self._cert = self._make()
+        return self._cert
+
+    @functools.cached_property
+    def public_key(self) -> bytes:
+        """What CredSSP binds to (``ServerCertificate.public_key_bytes``), once."""
+        return self.certificate.public_key_bytes()
+
+    def getContext(self) -> Any:  # noqa: N802 (Twisted's name)
+        if self._context is None:
+            self._context = self._build(self.certificate, self.profile)
+        return self._context
+
+    @staticmethod
+    def _build(cert: ServerCertificate, profile: TLSProfile) -> Any:
         from OpenSSL import SSL
 
         ctx = SSL.Context(SSL.TLS_METHOD)
@@ -114,7 +146,12 @@ class ContextFactory:
         # SChannel's does (FreeRDP issue #7769 quotes one).
         ctx.set_session_id(b"smbrdp-emulator-rdp")
         ctx.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
-        ctx.use_privatekey(serialization.load_pem_private_key(cert.key_pem, password=None))
+        # Validated when loaded or made (load_or_create): the RSA checks cost ~70 ms a host.
+        key = serialization.load_pem_private_key(cert.key_pem, password=None,
+                                                 unsafe_skip_rsa_key_validation=True)
+        if not isinstance(key, _TLS_KEYS):  # pyOpenSSL would refuse it (TypeError)
+            raise ValueError(f"RDP certificate key of type {type(key).__name__} cannot sign TLS")
+        ctx.use_privatekey(key)
         ctx.use_certificate(x509.load_pem_x509_certificate(cert.cert_pem))
         ctx.check_privatekey()
         if profile.curves is not None:
@@ -123,11 +160,7 @@ class ContextFactory:
             fh.write(DH_PARAMETERS)
             fh.flush()
             ctx.load_tmp_dh(fh.name.encode())
-        self._context = ctx
-        self.profile = profile
-
-    def getContext(self) -> Any:  # noqa: N802 (Twisted's name)
-        return self._context
+        return ctx
 
 
 def _set_groups(ctx: Any, curves: tuple[str, ...]) -> None:
@@ -145,13 +178,46 @@ def generate(common_name: str, hash_name: str = "sha256") -> ServerCertificate:
     if hash_name not in HASHES:
         raise ValueError(f"certificate hash {hash_name!r} (known: {', '.join(HASHES)})")
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    # as Windows' RDP certificate: valid for 180 days
+    return ServerCertificate(_issue(key, common_name, x509.random_serial_number(),
+                                    now - datetime.timedelta(days=1),
+                                    now + datetime.timedelta(days=180), hash_name), key_pem)
+
+
+def for_name(base: ServerCertificate, common_name: str,
+             hash_name: str = "sha256") -> ServerCertificate:
+    """``base``'s key and validity window under another computer name, for a lab's hosts:
+    one key is made (or loaded) per run, each host's certificate is signed in a
+    millisecond. The same bytes on every run (the serial comes from the name and the key;
+    PKCS#1 v1.5 signatures are deterministic), so a client that chose to trust a host's
+    certificate keeps trusting it."""
+    cert = base.certificate
+    names = [n.value for n in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    used = cert.signature_hash_algorithm
+    if names == [common_name] and used is not None and used.name == hash_name:
+        return base
+    # Every key that reaches here was validated when it was loaded or made.
+    key = serialization.load_pem_private_key(base.key_pem, password=None,
+                                             unsafe_skip_rsa_key_validation=True)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("the RDP certificate's key is not an RSA key")
+    digest = hashlib.sha256(common_name.encode() + b"\0" + base.public_key_bytes()).digest()
+    serial = int.from_bytes(digest[:16], "big") | 1  # positive, at most 20 octets
+    return ServerCertificate(_issue(key, common_name, serial, cert.not_valid_before_utc,
+                                    cert.not_valid_after_utc, hash_name), base.key_pem)
+
+
+def _issue(key: rsa.RSAPrivateKey, common_name: str, serial: int,
+           not_before: datetime.datetime, not_after: datetime.datetime,
+           hash_name: str) -> bytes:
+    """A self-signed server certificate (PEM) as Windows' Remote Desktop makes one."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     cert = (x509.CertificateBuilder()
             .subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=180))  # as Windows' RDP cert
+            .serial_number(serial).not_valid_before(not_before).not_valid_after(not_after)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
                            critical=False)
             .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True,
@@ -161,12 +227,7 @@ def generate(common_name: str, hash_name: str = "sha256") -> ServerCertificate:
                                          decipher_only=False), critical=False)
             .sign(key, hashes.SHA256()))
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    if hash_name == "sha1":
-        cert_pem = _resign_sha1(cert_pem, key)
-    return ServerCertificate(
-        cert_pem,
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                          serialization.NoEncryption()))
+    return _resign_sha1(cert_pem, key) if hash_name == "sha1" else cert_pem
 
 
 HASHES = ("sha1", "sha256")
@@ -195,8 +256,9 @@ def default_directory() -> Path:
 def load_or_create(cert_path: str | None, key_path: str | None, common_name: str,
                    directory: Path | None = None, hash_name: str = "sha256") -> ServerCertificate:
     """The given PEM files (the key may sit in the certificate file, before it), or the
-    generated pair under ``directory`` (created on first run; made again when the computer
-    name or the signature hash differs, or it is about to expire)."""
+    generated pair under ``directory`` (created on first run, made again when it is about to
+    expire; kept per signature hash). Another computer name gets a certificate of its own
+    over the same key (``for_name``), not written."""
     if cert_path:
         cert_pem = Path(cert_path).read_bytes()
         if key_path:
@@ -214,12 +276,8 @@ def load_or_create(cert_path: str | None, key_path: str | None, common_name: str
         found = _split_pem(path.read_bytes())
         cert = found.certificate
         expires = cert.not_valid_after_utc
-        names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        hash_used = cert.signature_hash_algorithm
-        if (expires > datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)
-                and [n.value for n in names] == [common_name]
-                and hash_used is not None and hash_used.name == hash_name):
-            return found
+        if expires > datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1):
+            return for_name(found, common_name, hash_name)
     except (OSError, ValueError):
         pass  # missing, unreadable or expiring: make a new one
     made = generate(common_name, hash_name)

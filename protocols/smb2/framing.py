@@ -105,9 +105,9 @@ class FrameDecoder:
         self._buf = bytearray()
         self.in_session = not netbios  # NetBIOS: after a SESSION REQUEST
 
-    def feed(self, data: bytes) -> list[Frame | SessionRequest]:
+    def feed(self, data: bytes) -> list[Frame | SessionRequest | NotInSession]:
         self._buf += data
-        out: list[Frame | SessionRequest] = []
+        out: list[Frame | SessionRequest | NotInSession] = []
         while len(self._buf) >= 4:
             kind = self._buf[0]
             allowed = _NETBIOS_TYPES if self.netbios else (NB_SESSION_MESSAGE,)

@@ -280,7 +280,6 @@ class ConnectionState:
         self._chain_file_id: tuple[int, int] | None = None  # the CREATE of this compound
         self._deleted_keys: dict[int, bytes] = {}  # sessions the engine ended -> signing key
         self._pending: dict[int, Any] = {}  # AsyncId -> a CREATE waiting for breaks (oplocks.py)
-        self.on_output: Callable[[], None] | None = None  # output made outside receive_data
         self.smb1: Any = None  # the SMB1 core, when the first NEGOTIATE chose SMB1
         config.gate.note_connection("smb")
 

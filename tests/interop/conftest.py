@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import random
 import shlex
 import shutil
 import subprocess
@@ -34,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import pytest
 
@@ -126,6 +127,47 @@ def require_module(name: str) -> Any:
         return importlib.import_module(name)
     except ImportError:
         _missing(f"Python client library {name!r}")
+
+
+XVFB_SIZE = "1280x1024"  # the screen the RDP client tests draw on
+
+
+@pytest.fixture(scope="module")
+def xvfb_screen() -> Iterator[Callable[[str], str]]:
+    """A factory of X displays: ``xvfb_screen("4160x4160")`` starts an Xvfb with one 24-bit
+    screen of that size and returns its display (":N"). Each size starts once per module;
+    all stop at the module's end."""
+    exe = require_binary("Xvfb")
+    started: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+
+    def start(size: str) -> str:
+        if size in started:
+            return started[size][1]
+        for number in random.sample(range(40, 700), 40):
+            if not os.path.exists(f"/tmp/.X{number}-lock") and \
+                    not os.path.exists(f"/tmp/.X11-unix/X{number}"):
+                break
+        proc = subprocess.Popen([exe, f":{number}", "-screen", "0", f"{size}x24", "-nolisten",
+                                 "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(f"/tmp/.X11-unix/X{number}"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"Xvfb :{number} did not start")
+            time.sleep(0.05)
+        started[size] = (proc, f":{number}")
+        return f":{number}"
+
+    yield start
+    for proc, _display in started.values():
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def xvfb(xvfb_screen: Callable[[str], str]) -> str:
+    """The module's X display, XVFB_SIZE."""
+    return xvfb_screen(XVFB_SIZE)
 
 
 def server_command() -> list[str]:

@@ -135,3 +135,32 @@ def test_second_user_and_share_isolation(emulator, tmp_path):
     assert info.value.getErrorCode() == 0xC00000CC  # STATUS_BAD_NETWORK_NAME
     conn.close()
     assert emu.wait_events(1, protocol="smb", outcome="admitted", user="bob"), emu.events()
+
+
+def test_the_harness_netbios_connection_sends_its_calling_name_on_any_port(emulator):
+    """emulator.harness.netbios_smb: impacket over the emulator's NetBIOS port (not 139)
+    with the SESSION REQUEST, so `net session` shows the calling name; impacket's
+    port-139 dialect offer (2.0.2); impacket's module globals untouched."""
+    import json
+    import urllib.request
+
+    from impacket import nmb
+
+    from emulator.harness.netbios_smb import NetBIOSSMBConnection
+
+    token = "netbios-interop-token"
+    emu = emulator("win10", args=("--admin-port", "0", "--admin-token", token))
+    conn = NetBIOSSMBConnection(emu.host, emu.host, myName="PC-ALPHA",
+                                sess_port=emu.netbios_port, timeout=20)
+    try:
+        conn.login("alice", PASSWORD)
+        assert conn.getDialect() == SMB2_DIALECT_002
+        request = urllib.request.Request(emu.admin_url + "/api/sessions",
+                                         headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            sessions = json.loads(reply.read())
+        assert [(s["user"], s["client"]) for s in sessions if s["protocol"] == "smb"] == [
+            ("alice", "PC-ALPHA")]
+    finally:
+        conn.close()
+    assert nmb.NETBIOS_SESSION_PORT == 139

@@ -36,26 +36,6 @@ SIZE = (1024, 768)
 
 # -- an X display and the clients ------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def xvfb() -> Any:
-    exe = require_binary("Xvfb")
-    for number in random.sample(range(40, 400), 40):
-        if not os.path.exists(f"/tmp/.X{number}-lock") and \
-                not os.path.exists(f"/tmp/.X11-unix/X{number}"):
-            break
-    proc = subprocess.Popen([exe, f":{number}", "-screen", "0", "1280x1024x24", "-nolisten",
-                             "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not os.path.exists(f"/tmp/.X11-unix/X{number}"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"Xvfb :{number} did not start")
-        time.sleep(0.05)
-    yield f":{number}"
-    proc.terminate()
-    proc.wait(10)
-
-
 class Clients:
     def __init__(self, display: str, home: Path, emu: EmulatorProcess) -> None:
         self.env = dict(os.environ, DISPLAY=display, HOME=str(home))

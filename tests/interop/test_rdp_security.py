@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import subprocess
 import time
-from typing import Any
 
 import pytest
 
@@ -26,7 +25,6 @@ from tests.interop.test_rdp_clients import (
     wait_for,
 )
 from tests.interop.test_rdp_clients import clients as clients  # noqa: F401  (a fixture)
-from tests.interop.test_rdp_clients import xvfb as xvfb  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.interop
 
@@ -164,31 +162,10 @@ def _tcp_counters(port: int) -> dict[str, int]:
     return {k: int(v) for k, v in re.findall(r"(bytes_\w+):(\d+)", out)}
 
 
-@pytest.fixture
-def big_xvfb() -> Any:
-    """A 4160 x 4160 X screen: xfreerdp asks for no larger a desktop than its screen."""
-    import os
-    import random
-
-    exe = require_binary("Xvfb")
-    for number in random.sample(range(400, 700), 40):
-        if not os.path.exists(f"/tmp/.X{number}-lock") and \
-                not os.path.exists(f"/tmp/.X11-unix/X{number}"):
-            break
-    proc = subprocess.Popen([exe, f":{number}", "-screen", "0", "4160x4160x24", "-nolisten",
-                             "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not os.path.exists(f"/tmp/.X11-unix/X{number}"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"Xvfb :{number} did not start")
-        time.sleep(0.05)
-    yield f":{number}"
-    proc.terminate()
-    proc.wait(10)
-
-
-def test_both_rc4_streams_outlive_their_key_update_with_xfreerdp(emulator, big_xvfb, tmp_path):
+def test_both_rc4_streams_outlive_their_key_update_with_xfreerdp(emulator, xvfb_screen,
+                                                                 tmp_path):
+    # xfreerdp asks for no larger a desktop than its screen: a 4160 x 4160 one.
+    big_xvfb = xvfb_screen("4160x4160")
     emu = emulator("xp-pro", users=USERS, args=["--admin-port", "0", "--admin-token", TOKEN])
     c = Clients(big_xvfb, tmp_path, emu)
     try:

@@ -12,7 +12,6 @@ import struct
 from types import SimpleNamespace
 
 import pytest
-from impacket import ntlm
 from impacket import smb3structs as s2
 from impacket.dcerpc.v5 import rpcrt, rprn, srvs
 from twisted.internet.task import Clock
@@ -39,6 +38,7 @@ from .dcerpc_helpers import (
     request_pdu,
     share_enum,
 )
+from .smb2_helpers import logon
 
 STATUS_SUCCESS = 0
 STATUS_MORE_PROCESSING_REQUIRED = 0xC0000016
@@ -85,26 +85,8 @@ class Client:
         return Header.parse(message), message
 
     def login(self, user: str = "", password: str = "") -> None:
-        self.send(s2.SMB2_NEGOTIATE, bodies.NEGOTIATE.pack(DialectCount=1, SecurityMode=1,
-                                                          ClientGuid=b"c" * 16)
-                  + struct.pack("<H", 0x0202))
-        type1 = ntlm.getNTLMSSPType1("WS01", "")
-        h, msg = self._setup(type1.getData())
-        assert h.status == STATUS_MORE_PROCESSING_REQUIRED
-        self.session_id = h.session_id
-        challenge = _buffer(msg, bodies.SESSION_SETUP_RESPONSE, "SecurityBuffer")
-        type3, _ = ntlm.getNTLMSSPType3(type1, challenge, user, password, "")
-        h, _ = self._setup(type3.getData())
-        assert h.status == STATUS_SUCCESS
-        path = "\\\\EMULATOR\\IPC$".encode("utf-16-le")
-        h, _ = self.send(s2.SMB2_TREE_CONNECT, bodies.TREE_CONNECT.pack(
-            PathOffset=HEADER_SIZE + 8, PathLength=len(path)) + path)
-        assert h.status == STATUS_SUCCESS
-        self.tree_id = h.tree_id
-
-    def _setup(self, token: bytes) -> tuple[Header, bytes]:
-        return self.send(s2.SMB2_SESSION_SETUP, bodies.SESSION_SETUP.pack(
-            SecurityBufferOffset=HEADER_SIZE + 24, SecurityBufferLength=len(token)) + token)
+        logon(self, dialect=0x0202, guid=b"c" * 16, user=user, password=password,
+              share="IPC$")
 
     def create(self, name: str) -> tuple[int, tuple[int, int]]:
         raw = name.encode("utf-16-le")

@@ -301,6 +301,107 @@ def test_a_pending_setup_past_the_timeout_frees_its_place_in_the_bound():
     assert engine.request_session("smb", "10.0.0.1", connection=conn).admitted
 
 
+def _scanned(engine, conn, address):
+    """The pending counts as the table shows them (what the bounds scanned for before)."""
+    pending = [s for s in engine.sessions("smb") if s.state == "pending" and s.connection]
+    return (sum(1 for s in pending if s.connection is conn),
+            sum(1 for s in pending if s.address == address))
+
+
+def _counts(engine, conn, address):
+    return (engine.pending.on_connection("smb", conn),
+            engine.pending.from_address("smb", address))
+
+
+def _ends_by(path):
+    """Each way a pending setup stops being pending; returns what the path did."""
+    def end(engine, clock, session):
+        if path == "logon":
+            engine.logon(session, user="u", client="PC", anonymous=False)
+        elif path == "grouped-logon-refused":  # per-client grouping, the limit full at logon
+            engine.rules.group_by_client = True
+            engine.set_limit("smb", 0)
+            assert engine.logon(session, user="u", client="PC9", anonymous=False) != 0
+        elif path in ("auth-failed", "connection-closed"):
+            engine.release(session, path)
+        elif path == "setup-timeout":
+            clock.advance(session.started + engine.setup_timeout - clock.seconds())
+        elif path == "admin-end":
+            assert engine.end(session.id, "admin-delete")
+        elif path == "reset":
+            engine.reset(engine.limits(), engine.rules)
+        elif path == "disconnect":
+            engine.disconnect(session)
+        return path
+    return end
+
+
+PATHS = ["logon", "grouped-logon-refused", "auth-failed", "connection-closed", "setup-timeout",
+         "admin-end", "reset", "disconnect"]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_every_way_out_of_pending_gives_its_place_back_once(path):
+    engine, clock, _ = make_engine("win11", setup_timeout=30, pending_per_connection=2,
+                                   pending_per_address=3)
+    conn, other = object(), object()
+    first = engine.request_session("smb", "10.0.0.1", connection=conn).session
+    clock.advance(10)  # the other setup's timeout comes later
+    second = engine.request_session("smb", "10.0.0.1", connection=other).session
+    assert _counts(engine, conn, "10.0.0.1") == _scanned(engine, conn, "10.0.0.1") == (1, 2)
+    _ends_by(path)(engine, clock, first)
+    left = 0 if path == "reset" else 1  # a reset ends the other setup too
+    assert _counts(engine, conn, "10.0.0.1") == _scanned(engine, conn, "10.0.0.1") == (0, left)
+    assert engine.pending.on_connection("smb", other) == left
+    # Whatever else happens to the session afterwards, its place is not given back twice.
+    engine.logon(first, user="u", client="PC", anonymous=False)
+    engine.release(first, "logoff")
+    engine.end(first.id, "admin-delete")
+    engine.disconnect(first)
+    assert _counts(engine, other, "10.0.0.1") == _scanned(engine, other, "10.0.0.1") == (left,
+                                                                                       left)
+    engine.release(second, "connection-closed")
+    engine.release(second, "connection-closed")
+    assert _counts(engine, conn, "10.0.0.1") == (0, 0)
+    # ...so the bounds refuse exactly where they did: two setups on one connection.
+    engine.rules.group_by_client = False
+    engine.set_limit("smb", 20)
+    held = [engine.request_session("smb", "10.0.0.1", connection=conn) for _ in range(3)]
+    assert [a.admitted for a in held] == [True, True, False]
+    assert _counts(engine, conn, "10.0.0.1") == _scanned(engine, conn, "10.0.0.1") == (2, 2)
+
+
+def test_pending_counts_follow_a_crowd_of_setups_through_mixed_ends():
+    """Many connections from two addresses, ended every way in turn: the counts agree with
+    the table after every step, and the address bound refuses at the same point."""
+    engine, clock, _ = make_engine("win11", setup_timeout=30, pending_per_connection=2,
+                                   pending_per_address=5)
+    conns = [object() for _ in range(6)]
+    addresses = ["10.0.0.1", "10.0.0.2"]
+    admitted = []
+    for i in range(24):
+        conn, address = conns[i % 6], addresses[i % 2]
+        adm = engine.request_session("smb", address, connection=conn)
+        if adm.admitted:
+            admitted.append(adm.session)
+        for c in conns:
+            for a in addresses:
+                assert _counts(engine, c, a) == _scanned(engine, c, a)
+    assert [engine.pending.from_address("smb", a) for a in addresses] == [5, 5]
+    assert not engine.request_session("smb", "10.0.0.1", connection=object()).admitted
+    ends = ["logon", "grouped-logon-refused", "auth-failed", "connection-closed", "admin-end",
+            "disconnect"]  # (the timeout and a reset end every setup at once: above)
+    for i, session in enumerate(admitted):
+        _ends_by(ends[i % len(ends)])(engine, clock, session)
+        engine.rules.group_by_client = False
+        engine.set_limit("smb", 20)
+        for c in conns:
+            for a in addresses:
+                assert _counts(engine, c, a) == _scanned(engine, c, a)
+    assert [engine.pending.from_address("smb", a) for a in addresses] == [0, 0]
+    assert len(engine.pending) == 0
+
+
 def test_sessions_asked_without_a_connection_are_not_pending_bounded():
     """RDP asks after the password was checked: no pending bound applies."""
     engine, _, _ = make_engine("server-2022", pending_per_connection=1, pending_per_address=1)

@@ -93,3 +93,18 @@ def test_each_host_numbers_its_own_rpc_association_groups():
     first, second = PipeService(None), PipeService(None)
     assert next(first.assoc_groups) == next(second.assoc_groups)  # not one shared counter
     assert one.smb_config().pipes.assoc_groups is not two.smb_config().pipes.assoc_groups
+
+
+def test_lab_hosts_share_one_rdp_key_and_each_gets_a_certificate_of_its_name(tmp_path,
+                                                                              monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    _reactor, lab = make_lab()
+    hosts = [add(lab, f"labpc{i}", edition="win10") for i in range(3)]
+    assert len(lab.certificates) == 1  # one key for the lab, not one per host
+    # Nothing is signed or built for a host nobody reached over RDP.
+    assert all(h.rdp_context._cert is None and h.rdp_context._context is None for h in hosts)
+    certs = [h.rdp_context.certificate for h in hosts]
+    assert [c.certificate.subject.rfc4514_string() for c in certs] == [
+        "CN=LABPC0", "CN=LABPC1", "CN=LABPC2"]
+    assert len({c.key_pem for c in certs}) == 1 and len({c.cert_pem for c in certs}) == 3
+    assert hosts[0].rdp_context.getContext() is hosts[0].rdp_context.getContext()

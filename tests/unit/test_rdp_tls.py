@@ -43,12 +43,30 @@ def test_an_unwritable_directory_still_gets_a_certificate(tmp_path):
 
 # -- the certificate follows the computer name; 7-era hosts sign with SHA-1 -------------------
 
-def test_a_new_computer_name_makes_a_new_certificate(tmp_path):
+def test_a_new_computer_name_gets_its_own_certificate_over_the_same_key(tmp_path):
     first = tls.load_or_create(None, None, "EMULATOR", tmp_path)
+    on_disk = (tmp_path / "rdp-tls.pem").read_bytes()
     renamed = tls.load_or_create(None, None, "DESKTOP-ABC123", tmp_path)
     assert renamed != first
     assert renamed.certificate.subject.rfc4514_string() == "CN=DESKTOP-ABC123"
-    assert tls.load_or_create(None, None, "DESKTOP-ABC123", tmp_path) == renamed  # kept
+    assert renamed.certificate.serial_number != first.certificate.serial_number
+    # One key for the run (a lab's hosts share it); the file is not rewritten per name.
+    assert renamed.key_pem == first.key_pem
+    assert (tmp_path / "rdp-tls.pem").read_bytes() == on_disk
+    # The same bytes every time: a client that trusted it keeps trusting it.
+    assert tls.load_or_create(None, None, "DESKTOP-ABC123", tmp_path) == renamed
+    assert tls.for_name(first, "DESKTOP-ABC123") == renamed
+    assert tls.for_name(first, "EMULATOR") is first
+    assert renamed.certificate.not_valid_after_utc == first.certificate.not_valid_after_utc
+
+
+def test_a_renamed_certificate_serves_tls(tmp_path):
+    from OpenSSL import SSL
+
+    renamed = tls.for_name(tls.generate("BASE"), "LABHOST7", "sha1")
+    assert renamed.certificate.signature_hash_algorithm.name == "sha1"
+    ctx = renamed.context_factory().getContext()  # checks the key matches the certificate
+    assert isinstance(ctx, SSL.Context)
 
 
 def test_sha1_certificates_for_7_era_editions_are_kept_beside_the_sha256_one(tmp_path):

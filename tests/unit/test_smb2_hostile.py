@@ -16,6 +16,7 @@ from protocols.smb2.connection import SMB2ServerConnection
 from protocols.smb2.framing import frame
 from protocols.smb2.fs import DiskShare
 from protocols.smb2.messages import HEADER_SIZE, Header
+from tests.unit.smb2_helpers import session_setup
 from tests.unit.test_dcerpc_smb import Client, _buffer
 from tests.unit.test_smb2_connection import (
     STATUS_MORE_PROCESSING_REQUIRED, connection, first_round, make, negotiate, request,
@@ -250,12 +251,12 @@ def _login_30_with_encryption(c):
         DialectCount=1, SecurityMode=1, Capabilities=s2.SMB2_GLOBAL_CAP_ENCRYPTION,
         ClientGuid=b"c" * 16) + struct.pack("<H", 0x0300))
     type1 = ntlm.getNTLMSSPType1("WS01", "")
-    h, msg = c._setup(type1.getData())
+    h, msg = session_setup(c, type1.getData())
     assert h.status == STATUS_MORE_PROCESSING_REQUIRED
     c.session_id = h.session_id
     challenge = _buffer(msg, bodies.SESSION_SETUP_RESPONSE, "SecurityBuffer")
     type3, _ = ntlm.getNTLMSSPType3(type1, challenge, "alice", "pw", "")
-    h, _ = c._setup(type3.getData())
+    h, _ = session_setup(c, type3.getData())
     assert h.status == 0
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import struct
 
 import pytest
-from impacket import ntlm
 from impacket import smb3structs as s2
 from twisted.internet.task import Clock
 
@@ -25,6 +24,8 @@ from protocols.smb2.leases import LeaseTable
 from protocols.smb2.messages import FLAGS_ASYNC_COMMAND, HEADER_SIZE, Header, split_compound
 from protocols.smb2.oplocks import create_contexts, response_contexts
 from protocols.smb2.state import MAX_CREDITS
+
+from .smb2_helpers import logon
 
 STATUS_SUCCESS = 0
 STATUS_PENDING = 0x103
@@ -101,27 +102,8 @@ class Client:
         return found
 
     def login(self) -> None:
-        h, _ = self.send(s2.SMB2_NEGOTIATE, bodies.NEGOTIATE.pack(
-            DialectCount=1, SecurityMode=1, ClientGuid=self.guid) + struct.pack("<H", self.dialect))
-        assert h.status == STATUS_SUCCESS
-        type1 = ntlm.getNTLMSSPType1("WS01", "")
-        h, msg = self._setup(type1.getData())
-        assert h.status == STATUS_MORE_PROCESSING_REQUIRED
-        self.session_id = h.session_id
-        r = bodies.SESSION_SETUP_RESPONSE.parse(msg, HEADER_SIZE)
-        challenge = msg[r.SecurityBufferOffset:r.SecurityBufferOffset + r.SecurityBufferLength]
-        type3, _ = ntlm.getNTLMSSPType3(type1, challenge, "alice", "pw", "")
-        h, _ = self._setup(type3.getData())
-        assert h.status == STATUS_SUCCESS
-        path = "\\\\EMULATOR\\share".encode("utf-16-le")
-        h, _ = self.send(s2.SMB2_TREE_CONNECT, bodies.TREE_CONNECT.pack(
-            PathOffset=HEADER_SIZE + 8, PathLength=len(path)) + path)
-        assert h.status == STATUS_SUCCESS
-        self.tree_id = h.tree_id
-
-    def _setup(self, token: bytes) -> tuple[Header, bytes]:
-        return self.send(s2.SMB2_SESSION_SETUP, bodies.SESSION_SETUP.pack(
-            SecurityBufferOffset=HEADER_SIZE + 24, SecurityBufferLength=len(token)) + token)
+        logon(self, dialect=self.dialect, guid=self.guid, user="alice", password="pw",
+              share="share")
 
     def create_request(self, name: str, *, oplock: int = 0, lease: bytes | None = None,
                        options: int = 0, contexts: bytes | None = None,
