@@ -26,7 +26,6 @@ from tests.interop.test_rdp_clients import (
     wait_for,
 )
 from tests.interop.test_rdp_clients import clients as clients  # noqa: F401  (a fixture)
-from tests.interop.test_rdp_clients import xvfb as xvfb  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.interop
 
