@@ -16,7 +16,6 @@ import pytest
 from tests.interop.conftest import EmulatorProcess
 from tests.interop.test_rdp_clients import TOKEN, USERS, wait_for
 from tests.interop.test_rdp_clients import clients as clients  # noqa: F401  (a fixture)
-from tests.interop.test_rdp_clients import xvfb as xvfb  # noqa: F401  (a fixture)
 from tests.interop.test_rdp_security import _warp_pointer
 
 pytestmark = pytest.mark.interop
