@@ -62,6 +62,11 @@ class TakeoverMixin:
         mine = self.find_active(protocol, user=user, console=False)
         if mine:
             old = min(mine, key=lambda s: s.state != DISCONNECTED)  # a disconnected one first
+            if old.state == DISCONNECTED and not self._counts_disconnected(protocol):
+                # Back to a kept session while another user's is the connected one: asked.
+                displaced = self._displaceable(protocol)
+                if displaced is not None:
+                    return Admission(None, self.denial_status, displaces=displaced)
             self.take_over(old, address, close_hook)
             return Admission(old, reattached=True)
         if takeover_other_user and self.limit(protocol) == 1:

@@ -360,3 +360,27 @@ def test_a_logon_refused_at_logon_by_per_client_grouping_still_draws_the_refusal
     report = carol.logon("carol", USERS["carol"])  # judged at logon: the third computer
     assert host.outcomes()[-1] == "denied" and carol.core.dialog is not None
     assert covered(report.rects) < 1024 * 768 and host.engine.counted("rdp") == 2
+
+
+def test_a_user_coming_back_to_a_kept_session_while_another_is_connected_is_asked():
+    host = Host("win10")
+    alice = host.connect()
+    alice.logon("alice", USERS["alice"])
+    alice.drop()
+    (kept,) = host.engine.sessions("rdp")
+    bob = host.connect("192.0.2.20")
+    bob.logon("bob", USERS["bob"])  # signs in beside alice's disconnected session
+    back = host.connect("192.0.2.30")
+    back.logon("alice", USERS["alice"])
+    assert back.core.dialog is not None and back.core.dialog.spec.buttons == ("Yes", "No")
+    assert {s.user: s.state for s in host.engine.sessions("rdp")} == {
+        "alice": "disconnected", "bob": "active"}
+    slow(back, press(ENTER))
+    bob.pump()
+    slow(bob, press(ENTER))  # OK: bob gives the session up
+    bob.pump()
+    back.pump()
+    assert bob.report.errinfo == [pdu.ERRINFO_DISCONNECTED_BY_OTHERCONNECTION]
+    states = {s.user: (s.id, s.state) for s in host.engine.sessions("rdp")}
+    assert states == {"alice": (kept.id, "active"), "bob": (states["bob"][0], "disconnected")}
+    assert back.core.session is kept and back.core.dialog is None
