@@ -70,8 +70,9 @@ class TrackingFactory(Factory):
 
     noisy = False
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, name: str = "") -> None:
         self.inner = inner
+        self.name = name  # the listener's: "smb", "netbios", "rdp"
         self.live: set[Any] = set()
         self._empty: list[defer.Deferred[None]] = []
 
@@ -182,6 +183,9 @@ class Host:
         self.leases = LeaseTable(self.clock)  # one object store: every SMB connection shares it
         self.listeners: list[Listener] = []
         self.factories: list[TrackingFactory] = []
+        self.smb: SMBServerConfig | None = None  # what the SMB listeners serve (start())
+        self.restarting: Any = None  # the timer that brings a restarted service back
+        self.back_up: Any = None  # ... and what it runs (reset() runs it at once)
         self.comment = ""  # `net config server /srvcomment`; srvsvc's sv101_comment
         self._machine_sid: str | None = None
         # Served by the lab's admin listener (`emulator.lab`); kept here for a lone host.
@@ -235,7 +239,10 @@ class Host:
 
     def reset(self) -> None:
         """End every session, restore the configured limits and rules and the empty server
-        comment, forget past events and faults."""
+        comment, forget past events and faults; a host down for a restart comes back."""
+        from emulator import service_faults
+
+        service_faults.come_back(self)
         self.engine.reset(self.initial_limits(), self.initial_rules())
         self.faults.clear()
         self.events.clear()
@@ -313,7 +320,8 @@ class Host:
             accept_ntlmv1=ntlm["accept_ntlmv1"], accept_lm=ntlm["accept_lm"],
             force_guest=self.persona("force_guest", "force_guest"),
             is_admin=self.is_admin, admin_shares=self.admin_shares,
-            smb1=self.smb1_persona(), smb2=e.smb2 or not self.persona("smb1", "smb1"))
+            smb1=self.smb1_persona(), smb2=e.smb2 or not self.persona("smb1", "smb1"),
+            faults=self.faults)
 
     def smb1_persona(self) -> SMB1Persona | None:
         """SMB1's NEGOTIATE and SESSION_SETUP values, or None when SMB1 is off."""
@@ -420,18 +428,52 @@ class Host:
         """A wrong password (or failed NLA) before any session exists: an event, no slot."""
         self.engine.failed_logon("rdp", address, user, client, status)
 
-    def start(self) -> None:
-        smb = self.smb_config()
-        self._listen("smb", self.config.smb_port, SMBFactory(smb, netbios=False))
-        if self.config.netbios_port is not None:
-            self._listen("netbios", self.config.netbios_port, SMBFactory(smb, netbios=True))
-        rdp_port = self.config.rdp_port
+    def start(self, ports: Mapping[str, int] | None = None) -> None:
+        """Listen on the configured ports (or, after a reboot, on those it had)."""
+        ports = ports or {}
+        self.listen_smb(ports.get("smb"), ports.get("netbios"))
+        rdp_port = ports.get("rdp") or self.config.rdp_port
         if rdp_port is not None and self.serves_rdp():
             from protocols.rdp.twisted import RDPFactory  # xp-home has no RDP host
 
             rdp = self.rdp_config()
             self._listen("rdp", rdp_port, RDPFactory(rdp, self.rdp_context))
         self._listen_name_service()
+
+    def listen_smb(self, smb_port: int | None = None, netbios_port: int | None = None) -> None:
+        """The Server service's listeners, on a fresh SMB config (ServerStartTime from
+        ``started``; the ServerGuid follows the computer name, so it stays)."""
+        self.smb = smb = self.smb_config()
+        self._listen("smb", smb_port or self.config.smb_port, SMBFactory(smb, netbios=False))
+        if self.config.netbios_port is not None:
+            self._listen("netbios", netbios_port or self.config.netbios_port,
+                         SMBFactory(smb, netbios=True))
+
+    # -- faults of the service and the machine (emulator.service_faults) --------------------
+    def restart(self, downtime: float) -> dict[str, Any]:
+        """The Server service restarts: SMB connections reset, ports closed for downtime s."""
+        from emulator import service_faults
+
+        return service_faults.restart(self, service_faults.check_downtime(downtime))
+
+    def reboot(self, downtime: float) -> dict[str, Any]:
+        """The machine restarts: every session gone, every port closed for downtime s."""
+        from emulator import service_faults
+
+        return service_faults.reboot(self, service_faults.check_downtime(downtime))
+
+    def expire_sessions(self, user: str | None = None) -> list[int]:
+        """SMB2 sessions (of ``user``) answer STATUS_NETWORK_SESSION_EXPIRED until the
+        client re-authenticates them."""
+        from emulator import service_faults
+
+        return service_faults.expire_sessions(self, user)
+
+    def remove_share(self, name: str) -> bool:
+        """Delete a share; its connected trees get STATUS_NETWORK_NAME_DELETED."""
+        from emulator import service_faults
+
+        return service_faults.remove_share(self, name)
 
     def node_names(self) -> NodeNames:
         """What the NetBIOS name service answers: Windows' names for this computer and
@@ -463,7 +505,7 @@ class Host:
         self.listeners.append(Listener("nbns", listening))
 
     def _listen(self, name: str, port: int, factory: Any) -> None:
-        tracked = TrackingFactory(factory)
+        tracked = TrackingFactory(factory, name)
         try:
             listening = self.reactor.listenTCP(port, tracked, interface=self.config.host)
         except CannotListenError as exc:

@@ -259,6 +259,40 @@ class HostAPI:
             raise ApiError(404, f"no fault {shorten(fault_id)}")
         return removed.to_dict()
 
+    # -- session, share, service and machine faults (emulator.service_faults) ----------------
+    @host_route("POST", r"/api/sessions/expire")
+    def expire_sessions(self, call: Call) -> Any:
+        user = field_value(json_object(call.body or b"{}"), "user", OPTIONAL_TEXT,
+                           required=False)
+        return {"expired": self.server.expire_sessions(user or None)}
+
+    @host_route("DELETE", r"/api/shares/([^/]+)")
+    def remove_share(self, call: Call, name: str) -> Any:
+        if not self.server.remove_share(name):
+            raise ApiError(404, f"no share {shorten(name)}")
+        return {"removed": name}
+
+    def _downtime(self, call: Call) -> float:
+        body = json_object(call.body or b"{}")
+        unknown = sorted(set(body) - {"downtime"})
+        if unknown:
+            raise ApiError(400, f"unknown field {shorten(unknown[0])!r} (known: downtime)")
+        return body.get("downtime", 5)
+
+    @host_route("POST", r"/api/restart")
+    def restart(self, call: Call) -> Any:
+        try:
+            return self.server.restart(self._downtime(call))
+        except ValueError as exc:
+            raise ApiError(409 if "already" in str(exc) else 400, str(exc)) from None
+
+    @host_route("POST", r"/api/reboot")
+    def reboot(self, call: Call) -> Any:
+        try:
+            return self.server.reboot(self._downtime(call))
+        except ValueError as exc:
+            raise ApiError(409 if "already" in str(exc) else 400, str(exc)) from None
+
     # -- test harness: accounts, shares, reset (the pytest plugin's host methods) ----------------
     @host_route("POST", r"/api/users")
     def add_user(self, call: Call) -> Any:

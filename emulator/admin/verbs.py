@@ -207,6 +207,46 @@ def clock(client: AdminClient, args: argparse.Namespace) -> Output:
     return [result], f"{result['now']} ({'virtual' if result['virtual'] else 'real'} clock)"
 
 
+# -- faults (issue 13) ------------------------------------------------------------------
+FAULT_FIELDS = ("action", "status", "delay", "credits", "errinfo", "count", "after", "user",
+                "client", "share", "path")
+
+
+def _fault_rows(faults: list[dict[str, Any]]) -> str:
+    if not faults:
+        return "No fault is armed."
+    rows = [(f["id"], f["protocol"], f["command"], f.get("status", f["action"]),
+             "-" if f.get("count") is None else f["count"], f.get("after", 0), f["hits"],
+             " ".join(f"{k}={f[k]}" for k in ("user", "client", "share", "path", "delay",
+                                              "credits", "errinfo") if f.get(k)))
+            for f in faults]
+    return "\n".join(table(rows, ("Id", "Protocol", "Command", "Does", "Count", "After", "Hits",
+                                  "Matching"), right=[0, 4, 5, 6]))
+
+
+def fault(client: AdminClient, args: argparse.Namespace) -> Output:
+    """`fault list`, `fault add PROTOCOL COMMAND --status NAME ...`, `fault clear [ID]`."""
+    if args.action == "add":
+        if args.protocol is None:
+            raise AdminError("usage: fault add PROTOCOL [COMMAND] --status NAME | --action ...")
+        spec: dict[str, Any] = {"protocol": args.protocol, "command": args.fault_command or "*"}
+        for name in FAULT_FIELDS:
+            value = getattr(args, "action_" if name == "action" else name)
+            if value is not None:
+                spec[name] = value
+        if args.always:
+            spec["count"] = None
+        row = client.call("POST", "/api/faults", spec)
+        return [row], f"fault {row['id']} armed\n" + _fault_rows([row])
+    if args.action == "clear":
+        if args.protocol is not None:  # `fault clear ID`
+            wanted = _integer(args.protocol, "fault clear takes a fault id")
+            return [client.call("DELETE", f"/api/faults/{wanted}")], DONE
+        return [client.call("DELETE", "/api/faults")], DONE
+    found = client.call("GET", "/api/faults")
+    return found, _fault_rows(found)
+
+
 # -- argparse wiring ---------------------------------------------------------------------
 def _runner(verb: Verb) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
@@ -265,6 +305,22 @@ def add_verb_parsers(sub: Any) -> None:  # argparse's _SubParsersAction
     p.add_argument("--since", metavar="TIME", help="ISO 8601 time or POSIX seconds")
     p.add_argument("--provider", help="e.g. Srv, Microsoft-Windows-Security-Auditing")
     p.add_argument("--last", type=int, metavar="N", help="only the N latest")
+    p = verb(sub, "fault", fault, "list, arm (add) or clear injected faults")
+    p.add_argument("action", nargs="?", choices=["list", "add", "clear"], default="list")
+    p.add_argument("protocol", nargs="?", help="add: smb or rdp; clear: a fault id")
+    p.add_argument("fault_command", nargs="?", metavar="COMMAND",  # "command" is the verb's
+                   help="add: READ, CREATE, SESSION_SETUP, ... (* = any)")
+    p.add_argument("--action", dest="action_", metavar="ACTION",
+                   help="status, drop, reset, truncate, stall, delay, pending, credits, ...")
+    p.add_argument("--status", help="an NT status name or number")
+    p.add_argument("--delay", type=float, metavar="SECONDS")
+    p.add_argument("--credits", type=int, metavar="N")
+    p.add_argument("--errinfo", metavar="NAME")
+    p.add_argument("--count", type=int, metavar="N", help="fire N times (default 1)")
+    p.add_argument("--always", action="store_true", help="fire every time")
+    p.add_argument("--after", type=int, metavar="N", help="let the first N matches through")
+    for name in ("user", "client", "share", "path"):
+        p.add_argument(f"--{name}", help=f"only requests of this {name}")
     p = verb(sub, "clock", clock, "read the clock, or move a --virtual-clock server's time")
     p.add_argument("action", nargs="?", choices=["now", "advance"], default="now")
     p.add_argument("seconds", nargs="?", type=float)

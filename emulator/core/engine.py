@@ -31,6 +31,7 @@ from emulator.core.events import (
     SRV_LIMIT_EVENT_ID,
     EventLog,
     LOGON_EVENT_ID,
+    logon_failure,
     RECONNECT_EVENT_ID,
     SECURITY_PROVIDER,
     TS_LIMIT_EVENT_ID,
@@ -380,11 +381,14 @@ class SessionEngine(TakeoverMixin):
         if session.state == PENDING:
             # A half-done logon: bad credentials are a failed logon (4625); a stall past
             # the timeout counts as a logon error too; a client that just leaves does not.
-            if reason in ("auth-failed", "setup-timeout"):
+            if reason in ("auth-failed", "logon-refused", "setup-timeout"):
                 self.counters["logon_errors"] += 1
-            event = {"auth-failed": "failed-logon",
+            event = {"auth-failed": "failed-logon", "logon-refused": "failed-logon",
                      "setup-timeout": "setup-timeout"}.get(reason, "setup-abandoned")
-            self._record(session, reason, status, event=event)
+            # A logon refused with good credentials (an injected status): 4625's Status
+            # and Sub Status as Windows logs them for that status.
+            detail = logon_failure(status) if reason == "logon-refused" else {}
+            self._record(session, reason, status, event=event, **detail)
         else:
             for counter, reasons in (("timed_out", TIMED_OUT_REASONS),
                                      ("forced_off", FORCED_OFF_REASONS),
@@ -508,7 +512,7 @@ class SessionEngine(TakeoverMixin):
 
     # -- internals ----------------------------------------------------------------------------
     def _record(self, session: Session, reason: str, status: int | None, *,
-                event: str | None = None) -> None:
+                event: str | None = None, **detail: Any) -> None:
         """One event for a session's end or change; ``event`` picks the record when the
         outcome (``reason``) alone does not say which."""
         provider, event_id, level, message = REASON_EVENTS.get(
@@ -518,7 +522,7 @@ class SessionEngine(TakeoverMixin):
             provider=provider, event_id=event_id, level=level, message=message,
             protocol=session.protocol, address=session.address,
             workstation=session.workstation or session.client,
-            user=session.user, outcome=reason, status=status, session_id=session.id,
+            user=session.user, outcome=reason, status=status, session_id=session.id, **detail,
         )
 
     def _cancel_setup_timer(self, session: Session) -> None:

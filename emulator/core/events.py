@@ -66,7 +66,31 @@ REASON_EVENTS: dict[str, tuple[str, int, str, str]] = {
                       "A session setup stalled and gave its slot back."),
     "setup-abandoned": (EMULATOR_PROVIDER, 105, LEVEL_INFORMATION,
                         "A client left before its logon completed; the slot is free."),
+    # A reboot ends every session (emulator.service_faults); Windows' own records for
+    # logoffs at shutdown are not modelled (unknown which it writes for network logons).
+    "shutdown": (EMULATOR_PROVIDER, 106, LEVEL_INFORMATION,
+                 "A session ended: the host shut down."),
 }
+
+
+# 4625's Status and Sub Status for a logon refused with good credentials, by the status
+# the client is answered (Microsoft's "4625(F): An account failed to log on": locked out is
+# Status 0xC0000234, Sub Status 0x0; the table of codes: 0xC000006A bad password,
+# 0xC000006E an account restriction, 0xC0000071 expired password, 0xC0000072 disabled).
+LOGON_FAILURES: dict[int, tuple[int, int]] = {
+    0xC000006D: (0xC000006D, 0xC000006A),  # STATUS_LOGON_FAILURE: as a bad password
+    0xC0000234: (0xC0000234, 0x0),  # STATUS_ACCOUNT_LOCKED_OUT
+    0xC0000071: (0xC000006E, 0xC0000071),  # STATUS_PASSWORD_EXPIRED
+    0xC0000072: (0xC000006E, 0xC0000072),  # STATUS_ACCOUNT_DISABLED
+}
+
+
+def logon_failure(status: int | None) -> dict[str, str]:
+    """A 4625 record's Status and SubStatus fields (hex, as Event Viewer shows them)."""
+    if status is None:
+        return {}
+    main, sub = LOGON_FAILURES.get(status, (status, 0))
+    return {"failure_status": f"0x{main:08x}", "sub_status": f"0x{sub:x}"}
 
 
 def iso_time(seconds: float) -> str:

@@ -224,6 +224,27 @@ class HostMethods:
     def clear_faults(self) -> None:
         self.admin.call("DELETE", "/api/faults")
 
+    def expire_sessions(self, user: str | None = None) -> list[int]:
+        """SMB2 sessions (of ``user``) get STATUS_NETWORK_SESSION_EXPIRED until the client
+        re-authenticates; returns their session ids."""
+        result: dict[str, Any] = self.admin.call("POST", "/api/sessions/expire", {"user": user})
+        return list(result["expired"])
+
+    def remove_share(self, name: str) -> None:
+        """Delete a share under its connected trees (STATUS_NETWORK_NAME_DELETED)."""
+        self.admin.call("DELETE", f"/api/shares/{name}")
+
+    def restart(self, downtime: float = 5) -> dict[str, Any]:
+        """Restart the Server service: SMB connections reset, the SMB ports closed for
+        ``downtime`` seconds of the host's clock (advance() it under a virtual clock)."""
+        result: dict[str, Any] = self.admin.call("POST", "/api/restart", {"downtime": downtime})
+        return result
+
+    def reboot(self, downtime: float = 30) -> dict[str, Any]:
+        """Reboot: every session (RDP too) gone, every port closed for ``downtime``."""
+        result: dict[str, Any] = self.admin.call("POST", "/api/reboot", {"downtime": downtime})
+        return result
+
     def rdp_end(self, session_id: int, errinfo: str | int = "ERRINFO_RPC_INITIATED_DISCONNECT",
                 *, logoff: bool = False) -> dict[str, Any]:
         """End a Remote Desktop session's connection with a Set Error Info code by name

@@ -182,7 +182,8 @@ class RDPTestClient:
     def logon(self, user: str, password: str, *, console: bool = False, bpp: int = 16,
               width: int = 1024, height: int = 768, channels: tuple[str, ...] = ("cliprdr",),
               client_name: str = "pytest", autologon: bool = True,
-              encryption_methods: int = RC4_METHODS_ALL, salted_mac: bool = True) -> None:
+              encryption_methods: int = RC4_METHODS_ALL, salted_mac: bool = True,
+              info_extra: bytes = b"") -> None:
         """MCS connect, domain, Client Info; then read up to the Demand Active, answer it and
         finalize. `autologon=False` leaves INFO_AUTOLOGON out of the Client Info, so a server
         that has its own logon screen (xrdp) draws that. Under Standard RDP Security
@@ -214,7 +215,8 @@ class RDPTestClient:
         for channel in ids:
             self.sock.sendall(x224_data(mcs.channel_join_request(self.user_id, channel)))
             read_tpkt(self.sock)
-        info = pdu.client_info(user, password, autologon=autologon)
+        # info_extra: a TS_EXTENDED_INFO_PACKET (autoreconnect.extended_info, its cookie).
+        info = pdu.client_info(user, password, autologon=autologon, extra=info_extra)
         if self.security is not None:
             self.sock.sendall(x224_data(mcs.send_data_request(
                 self.user_id, mcs.IO_CHANNEL, self.security.security_exchange())))

@@ -34,6 +34,7 @@ from impacket.smbconnection import SessionError, SMBConnection
 
 from emulator.admin.client import AdminError
 from emulator.core.editions import get_edition
+from emulator.harness.fault_steps import FAULT_ACTIONS, client_error
 from emulator.harness.hosts import EmulatedHost
 from emulator.harness.netbios_smb import NetBIOSSMBConnection
 
@@ -156,6 +157,8 @@ class Run:
     users: dict[str, str]
     smb: dict[str, SMBConnection] = field(default_factory=dict)
     rdp: RdpClients | None = None
+    copies: dict[str, Any] = field(default_factory=dict)  # background copies (fault_steps)
+    arc: dict[str, Any] = field(default_factory=dict)  # RDP clients keeping a reconnect cookie
 
     def default_user(self) -> tuple[str, str]:
         return next(iter(self.users.items()))
@@ -218,13 +221,17 @@ def _smb_logon(run: Run, step: dict[str, Any]) -> str:
             if conn is not None:  # a refused client retries on its TCP connection...
                 try:
                     conn.login(user, password)
-                except nmb.NetBIOSError:  # ...unless the server closed it meanwhile (an
-                    conn = None  # unauthenticated connection times out): reconnect
+                except (nmb.NetBIOSError, OSError):  # ...unless the server closed it (an
+                    conn = None  # unauthenticated connection times out; a restart): reconnect
             if conn is None:
+                run.smb.pop(label, None)
                 conn = run.smb[label] = _computer(run, client)
                 conn.login(user, password)
         except SessionError as err:
             outcomes.append(status_name(err.getErrorCode()))
+            continue
+        except (nmb.NetBIOSError, OSError) as exc:  # nothing listens (a restart's downtime)
+            outcomes.append(client_error(exc))
             continue
         outcomes.append("admitted")
     return _summarise(outcomes)
@@ -379,6 +386,7 @@ ACTIONS: dict[str, Callable[[Run, dict[str, Any]], str]] = {
     "count_sessions": _count_sessions,
     "count_events": _count_events,
     "metric": _metric,
+    **FAULT_ACTIONS,
 }
 
 
@@ -421,6 +429,8 @@ def run_scenario(scenario: Scenario, report: Callable[[StepResult], None] | None
                     pass
             if run.rdp is not None:
                 run.rdp.shutdown()
+            for held in run.arc.values():
+                held["client"].close()
     return results
 
 

@@ -78,6 +78,8 @@ class SMB1Core(SessionCommands, FileCommands, TransCommands):
         for block in blocks:
             handler = _COMMANDS.get(block.command)
             try:
+                if self.conn._faults_armed() and self._fault_cuts(block, chain):
+                    return []  # drop, reset or stall: the connection acts on it
                 if handler is None:
                     raise StatusError(STATUS_SMB_BAD_COMMAND,
                                       f"command 0x{block.command:02x}")
@@ -105,6 +107,27 @@ class SMB1Core(SessionCommands, FileCommands, TransCommands):
         if self.conn.sessions.get(chain.uid) is None and status:
             reply.uid = 0 if status != STATUS_MORE_PROCESSING_REQUIRED else chain.uid
         return [join_chain(reply, parts)]
+
+    def _fault_cuts(self, block: Any, chain: Chain) -> bool:
+        """Ask the host's faults (SMB1 commands by their SMB2 names): a status raises, a
+        drop/reset/stall is True, truncate/delay (pending: delay) go to the connection."""
+        name = fault_name(block)
+        if name is None or name == "SESSION_SETUP":  # SESSION_SETUP asks at its logon
+            return False
+        session = self.conn.sessions.get(chain.uid)
+        tree = session.trees.get(chain.tid) if session is not None else None
+        user = session.slot.user if session is not None and session.slot is not None else None
+        fault = self.conn._match_fault(name, user=user or None,
+                                       share=tree.name if tree is not None else None)
+        return self.fault_acts(fault)
+
+    def fault_acts(self, fault: Any) -> bool:
+        if fault is None or fault.action == "credits":  # SMB1 grants no credits
+            return False
+        if fault.action == "status":
+            raise StatusError(fault.status, f"fault {fault.id}")
+        self.conn._frame_fault = fault
+        return fault.action in ("drop", "reset", "stall")
 
     def _error(self, header: Header, status: int) -> bytes:
         reply = header.reply()
@@ -149,6 +172,30 @@ class SMB1Core(SessionCommands, FileCommands, TransCommands):
             out.append(join_chain(reply, [(block.command, n.to_bytes(2, "little"),
                                            block.data)]))
         return out
+
+
+# SMB1 commands under the SMB2 names faults use (TRANSACTION2 by its subcommand).
+_FAULT_NAMES = {
+    i.SMB.SMB_COM_SESSION_SETUP_ANDX: "SESSION_SETUP", i.SMB.SMB_COM_LOGOFF_ANDX: "LOGOFF",
+    i.SMB.SMB_COM_TREE_CONNECT_ANDX: "TREE_CONNECT",
+    i.SMB.SMB_COM_TREE_DISCONNECT: "TREE_DISCONNECT", i.SMB.SMB_COM_ECHO: "ECHO",
+    i.SMB.SMB_COM_NT_CREATE_ANDX: "CREATE", i.SMB.SMB_COM_OPEN_ANDX: "CREATE",
+    i.SMB.SMB_COM_CREATE_DIRECTORY: "CREATE", i.SMB.SMB_COM_READ_ANDX: "READ",
+    i.SMB.SMB_COM_WRITE_ANDX: "WRITE", i.SMB.SMB_COM_CLOSE: "CLOSE",
+    i.SMB.SMB_COM_FIND_CLOSE2: "CLOSE", i.SMB.SMB_COM_TRANSACTION: "IOCTL",
+    i.SMB.SMB_COM_DELETE: "SET_INFO", i.SMB.SMB_COM_DELETE_DIRECTORY: "SET_INFO",
+    i.SMB.SMB_COM_RENAME: "SET_INFO", i.SMB.SMB_COM_CHECK_DIRECTORY: "QUERY_INFO",
+}
+_TRANS2_NAMES = {1: "QUERY_DIRECTORY", 2: "QUERY_DIRECTORY", 3: "QUERY_INFO", 5: "QUERY_INFO",
+                 6: "SET_INFO", 7: "QUERY_INFO", 8: "SET_INFO"}
+
+
+def fault_name(block: Any) -> str | None:
+    if block.command == i.SMB.SMB_COM_TRANSACTION2:
+        if len(block.words) < 30:
+            return None
+        return _TRANS2_NAMES.get(int.from_bytes(block.words[28:30], "little"))
+    return _FAULT_NAMES.get(block.command)
 
 
 _COMMANDS: dict[int, Callable[..., Any]] = {

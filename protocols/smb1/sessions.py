@@ -160,6 +160,8 @@ class SessionCommands:
         user = result.user
         if config.force_guest and not result.anonymous:
             session.guest, user = True, GUEST
+        # A fault at the logon (protocols/smb2/faults.py): a status refuses it, slot freed.
+        self.fault_acts(self.conn._fault_at_logon(session, result.user, result.workstation))
         refused = config.gate.logon(session.slot, user=user, client=self.conn.client_name,
                                     anonymous=result.anonymous,
                                     workstation=result.workstation)
@@ -235,4 +237,6 @@ class SessionCommands:
         tree = self._session(chain).trees.get(chain.tid)
         if tree is None:
             raise StatusError(STATUS_SMB_BAD_TID, f"TID {chain.tid}")
+        if self.conn._share_gone(tree):  # Host.remove_share under the tree
+            raise StatusError(nt_errors.STATUS_NETWORK_NAME_DELETED, f"share {tree.name}")
         return tree

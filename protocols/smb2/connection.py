@@ -16,6 +16,7 @@ from impacket import smb3structs as s2
 from protocols.errors import StatusError
 from protocols.smb1.route import smb1_core_for
 from protocols.smb2 import crypto
+from protocols.smb2.faults import CUTS, FaultHandlers
 from protocols.smb2.files import FileHandlers
 from protocols.smb2.framing import (
     NEGATIVE_RESPONSE, POSITIVE_RESPONSE, FramingError, NotInSession, SessionRequest, frame,
@@ -28,14 +29,15 @@ from protocols.smb2.negotiate import NegotiateHandlers
 from protocols.smb2.session_setup import SessionSetupHandlers
 from protocols.smb2.state import (
     ANY_SESSION, ANY_TREE, MAX_CREDITS, STATUS_ACCESS_DENIED, STATUS_INVALID_PARAMETER,
-    STATUS_PENDING, STATUS_SUCCESS, STATUS_USER_SESSION_DELETED, Disconnect, Request,
+    STATUS_NETWORK_NAME_DELETED, STATUS_PENDING, STATUS_SUCCESS, STATUS_USER_SESSION_DELETED,
+    Disconnect, Request,
     SessionDeleted, SMBServerConfig, SMBSession,
 )
 
 __all__ = ["SMB2ServerConnection", "SMBServerConfig"]
 
 
-class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers):
+class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers, FaultHandlers):
     # -- the sans-IO surface ---------------------------------------------------------
     def receive_data(self, data: bytes) -> None:
         if self.close_requested:
@@ -87,6 +89,7 @@ class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers
     def connection_lost(self) -> None:
         """The transport is gone: every session of this connection gives its slot back."""
         self._end_preauth()
+        self._end_faults()
         for session in list(self.sessions.values()):
             self._end_session(session, "connection-closed")
         self._release_caching()
@@ -101,8 +104,14 @@ class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers
         if self.smb1 is not None:  # protocols/smb1 owns this connection
             if magic != SMB1_PROTOCOL_ID:
                 raise Disconnect("an SMB2 message on an SMB1 connection")
-            for reply in self.smb1.handle(payload):
-                self._out += frame(reply)
+            self._frame_fault = None
+            replies = self.smb1.handle(payload)
+            if self._frame_fault is not None and self._frame_fault.action in CUTS:
+                self._cut(self._frame_fault)  # a fault said drop, reset or stall
+                replies = []
+            for reply in replies:
+                self._send_frame(frame(reply))  # truncate or delay the first (faults.py)
+            self._frame_fault = None
             return
         if not self.config.smb2:
             raise Disconnect("SMB2 is not spoken here (an SMB1-only host)")
@@ -120,6 +129,7 @@ class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers
         previous: Header | None = None
         previous_status = STATUS_SUCCESS
         self._chain_file_id = None
+        self._frame_fault, self._frame_single = None, len(messages) == 1
         for message in messages:
             try:
                 header = Header.parse(message)
@@ -137,6 +147,10 @@ class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers
                     header.tree_id = previous.tree_id
                 inherited_status = previous_status
             result = self._dispatch(Request(header, message, encrypted), inherited_status)
+            if self._frame_fault is not None and self._frame_fault.action in CUTS:
+                self._cut(self._frame_fault)  # drop, reset, stall: nothing is answered
+                self._frame_fault = None
+                return
             if result is None:  # CANCEL has no response
                 continue
             response, body, key = result
@@ -144,13 +158,14 @@ class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers
             responses.append(response.pack() + body)
             keys.append(key)
         if not responses:
+            self._frame_fault = None
             return
         signed = [crypto.sign(self.dialect or 0, key, msg) if key is not None else msg
                   for msg, key in zip(join_compound(responses), keys, strict=True)]
         reply = b"".join(signed)
         if session is not None and session.keys is not None:
             reply = crypto.encrypt(self.cipher, session.keys.encryption, session.id, reply)
-        self._out += frame(reply)
+        self._send_frame(frame(reply))  # a fault may cut, truncate or delay it (faults.py)
 
     def _decrypt(self, payload: bytes) -> tuple[SMBSession, bytes]:
         try:
@@ -168,7 +183,8 @@ class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers
         """Run one request; returns its response header, body and signing key (or None)."""
         h = request.header
         if h.command == s2.SMB2_CANCEL:
-            self._cancel_pending(h)  # a CREATE waiting for a break (oplocks.py)
+            if not self._cancel_fault_pending(h):  # a request a fault keeps pending
+                self._cancel_pending(h)  # a CREATE waiting for a break (oplocks.py)
             return None
         response = Header(h.command, credit_charge=h.credit_charge, message_id=h.message_id,
                           process_id=h.process_id, tree_id=h.tree_id, session_id=h.session_id,
@@ -186,8 +202,17 @@ class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers
             if not _SESSIONLESS.get(h.command, lambda hdr: False)(h):
                 request.session = self._check_session(request)
                 key = self._response_key(request)  # before the handler: LOGOFF ends it
+                self._check_expired(request)
+                self._check_tree_alive(request)
             if inherited_status:
                 raise StatusError(inherited_status, "previous related request failed")
+            if h.command != s2.SMB2_SESSION_SETUP and self._faults_armed():
+                fault = self._ask_faults(request)  # SESSION_SETUP asks at its logon
+                if fault is not None:
+                    early = self._apply_request_fault(fault, request, response, key)
+                    if early is not None or self._frame_fault is not None and \
+                            self._frame_fault.action in CUTS:
+                        return early
             status, body = handler(self, request, response)
             if status == STATUS_PENDING:
                 key = None  # an interim response is not signed (3.3.4.1.1)
@@ -203,6 +228,19 @@ class SMB2ServerConnection(NegotiateHandlers, SessionSetupHandlers, FileHandlers
         if request.session is not None and request.session.valid:
             self.config.gate.touch(request.session.slot)
         return response, body, key
+
+    def _handler_for(self, command: int) -> Callable[..., tuple[int, bytes]]:
+        return _HANDLERS[command]
+
+    def _check_tree_alive(self, request: Request) -> None:
+        """A tree whose share was removed (Host.remove_share) or re-pointed: every request
+        on it is STATUS_NETWORK_NAME_DELETED, TREE_DISCONNECT aside."""
+        session, h = request.session, request.header
+        tree = session.trees.get(h.tree_id) if session is not None else None
+        if tree is None or h.command in _TREE_ANY:
+            return
+        if self._share_gone(tree):
+            raise StatusError(STATUS_NETWORK_NAME_DELETED, f"share {tree.name} was removed")
 
     def _check_session(self, request: Request) -> SMBSession:
         session = self.sessions.get(request.header.session_id)
@@ -258,6 +296,9 @@ def _check_structure_size(command: int, message: bytes) -> None:
     if size not in _REQUEST_SIZES.get(command, (size,)) or body_length < size & ~1:
         raise StatusError(STATUS_INVALID_PARAMETER, f"StructureSize {size}")
 
+
+# A tree whose share went may still be disconnected; TREE_CONNECT's TreeId means nothing.
+_TREE_ANY = frozenset({s2.SMB2_TREE_DISCONNECT, s2.SMB2_TREE_CONNECT})
 
 # Commands that may run without an established session.
 _SESSIONLESS: dict[int, Callable[[Header], bool]] = {

@@ -33,9 +33,10 @@ class SessionSetupHandlers(ConnectionState):
         session = self.sessions.get(request.header.session_id)
         if request.header.session_id == 0:
             session = self._new_session()
-        elif session is None or session.valid:
-            # Re-authentication of a live session is not offered; an unknown id is deleted.
+        elif session is None:
             raise StatusError(STATUS_USER_SESSION_DELETED, "no session in progress")
+        elif session.valid:  # re-authentication (an expired session's way back)
+            return self._reauthenticate(request, response, session, token)
         request.session = session
         response.session_id = session.id
         if session.preauth is not None:
@@ -70,6 +71,7 @@ class SessionSetupHandlers(ConnectionState):
                  else SESSION_FLAG_IS_GUEST if session.guest else 0)
         if session.encrypt_data:
             flags |= SESSION_FLAG_ENCRYPT_DATA
+        self._logon_fault(request, response, session, user, result.workstation)
         # The session's client is Connection.ClientName (address, or NetBIOS calling name);
         # the NTLM workstation only goes into the logon event (4624).
         refused = self.config.gate.logon(session.slot, user=user, client=self.client_name,
@@ -79,6 +81,40 @@ class SessionSetupHandlers(ConnectionState):
             self._drop_session(session)
             raise StatusError(refused, "session limit reached")
         session.valid = True
+        return STATUS_SUCCESS, _session_setup_body(flags, step.token)
+
+    def _logon_fault(self, request: Request, response: Header, session: SMBSession,
+                     user: str, workstation: str) -> None:
+        """SESSION_SETUP faults fire where the logon is decided, the user known (faults.py)."""
+        fault = self._fault_at_logon(session, user, workstation)  # type: ignore[attr-defined]
+        if fault is not None:
+            self._apply_request_fault(fault, request, response, None)  # type: ignore[attr-defined]
+
+    def _reauthenticate(self, request: Request, response: Header, session: SMBSession,
+                        token: bytes) -> tuple[int, bytes]:
+        """SESSION_SETUP on a valid (or expired) session's id: a new authentication of it
+        (MS-SMB2 3.3.5.5.3). The session, its trees, opens and keys stay (Samba keeps the
+        keys on re-authentication, smbd_smb2_reauth_generic_return); success makes an
+        expired session valid again; a failure ends the session, as 3.3.5.5.3 says."""
+        request.session = session
+        response.session_id = session.id
+        if session.reauth is None:
+            session.reauth = SpnegoAcceptor(self._ntlm_acceptor())
+        try:
+            step = session.reauth.step(token)
+        except AuthFailure as failure:
+            session.reauth = None
+            self._end_session(session, "auth-failed", failure.status)
+            raise StatusError(failure.status, "re-authentication failed") from None
+        if not step.complete:
+            return STATUS_MORE_PROCESSING_REQUIRED, _session_setup_body(0, step.token)
+        session.reauth = None
+        session.expired = False
+        flags = (SESSION_FLAG_IS_NULL if session.anonymous
+                 else SESSION_FLAG_IS_GUEST if session.guest else 0)
+        if session.encrypt_data:
+            flags |= SESSION_FLAG_ENCRYPT_DATA
+        self.log(f"smb {self.address}: session {session.id:#x} re-authenticated")
         return STATUS_SUCCESS, _session_setup_body(flags, step.token)
 
     def _refuse_binding(self, request: Request) -> None:
@@ -123,12 +159,7 @@ class SessionSetupHandlers(ConnectionState):
         admission = self.config.gate.request_session("smb", self.address, connection=self)
         if not admission.admitted:
             raise StatusError(admission.status, "session limit reached")
-        ntlm = NTLMAcceptor(
-            self.config.lookup_password, netbios_name=self.config.netbios_name,
-            netbios_domain=self.config.netbios_domain, dns_name=self.config.dns_name,
-            dns_domain=self.config.dns_domain, now=self.config.now,
-            allow_anonymous=self.config.allow_anonymous, version=self.config.ntlm_version,
-            accept_ntlmv1=self.config.accept_ntlmv1, accept_lm=self.config.accept_lm)
+        ntlm = self._ntlm_acceptor()
         preauth = self.preauth.copy() if self.preauth is not None else None
         session = SMBSession(0, admission.session, SpnegoAcceptor(ntlm), preauth)
         session.id = self.config.session_ids.allocate((session, self))
@@ -136,6 +167,14 @@ class SessionSetupHandlers(ConnectionState):
         admission.session.close_hook = lambda reason: self._ended_by_engine(session)
         admission.session.file_closer = lambda index: self._close_nth_open(session, index)
         return session
+
+    def _ntlm_acceptor(self) -> NTLMAcceptor:
+        return NTLMAcceptor(
+            self.config.lookup_password, netbios_name=self.config.netbios_name,
+            netbios_domain=self.config.netbios_domain, dns_name=self.config.dns_name,
+            dns_domain=self.config.dns_domain, now=self.config.now,
+            allow_anonymous=self.config.allow_anonymous, version=self.config.ntlm_version,
+            accept_ntlmv1=self.config.accept_ntlmv1, accept_lm=self.config.accept_lm)
 
     def _ended_by_engine(self, session: SMBSession) -> None:
         """Admin delete, autodisconnect, null-session expiry, setup timeout: later requests

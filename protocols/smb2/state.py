@@ -153,6 +153,9 @@ class SMBServerConfig:
     # smb2 False: a raw SMB2 NEGOTIATE is dropped (XP, 2003).
     smb1: Any = None
     smb2: bool = True
+    # The host's armed faults (emulator.core.faults.FaultTable; protocols/smb2/faults.py
+    # asks it per request); None: no faults.
+    faults: Any = None
 
     @property
     def max_frame(self) -> int:
@@ -188,6 +191,8 @@ class SMBSession:
     signing_required: bool = False
     encrypt_data: bool = False
     keys: crypto.SessionKeys | None = None
+    expired: bool = False  # Session.State Expired: re-authentication restores it (3.3.5.2.9)
+    reauth: SpnegoAcceptor | None = None  # a re-authentication in progress (3.3.5.5.3)
     trees: dict[int, Tree] = field(default_factory=dict)
     opens: dict[tuple[int, int], Open] = field(default_factory=dict)
 
@@ -261,6 +266,9 @@ class ConnectionState:
                                      max_payload=min(PREAUTH_MAX_FRAME, config.max_frame))
         self._out = bytearray()
         self.close_requested = False
+        self.abort_requested = False  # close with a TCP RST (a reset fault)
+        self._fault_timers: set[Any] = set()  # late replies (faults.py)
+        self._fault_pending: dict[int, Any] = {}  # AsyncId -> a request a fault keeps pending
         self.on_output: Callable[[], None] | None = None  # output outside receive_data
         self.authenticated = False  # a session became valid: the pre-auth bounds are lifted
         self._preauth_timer: Any = None

@@ -44,7 +44,10 @@ class SMBProtocol(protocol.Protocol):
             transport.write(out)
         if self.core.close_requested:
             self._closing = True
-            transport.loseConnection()
+            if self.core.abort_requested:  # a reset fault: TCP RST, nothing flushed
+                transport.abortConnection()
+            else:
+                transport.loseConnection()
 
     def connectionLost(self, reason: object = None) -> None:
         self._closing = True
