@@ -175,3 +175,16 @@ def test_a_bad_lab_file_names_the_host_and_key_and_exits_2(tmp_path, case):
                             env={**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", "")})
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_generated_admin_token_beginning_with_a_dash_still_starts_the_lab(monkeypatch):
+    # secrets.token_urlsafe draws from [A-Za-z0-9_-]: one token in 64 begins with "-",
+    # which argparse took for an option ("--admin-token: expected one argument").
+    from emulator.harness import hosts
+
+    monkeypatch.setattr(hosts.secrets, "token_urlsafe", lambda n: "-starts-with-a-dash")
+    lab = hosts.LabProcess()
+    try:
+        assert lab.alive() and lab.admin.call("GET", "/api/hosts") == []
+    finally:
+        assert lab.stop() == []

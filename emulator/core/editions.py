@@ -26,6 +26,21 @@ TS_REFUSAL_2008 = (
     "right now. Try connecting later or contact your system administrator."
 )
 
+# What a second user of a one-session client SKU is asked, and what the signed-in user is
+# asked then (README "Taking a client SKU's session over" gives each text's source).
+TAKEOVER_ASK_10 = ("Another user is signed in. If you continue, they'll be disconnected. "
+                   "Do you want to sign in anyway?")  # windowsa.ru, the English 10/11 string
+# UNVERIFIED wording and timeout (what forum posts remember of 10's prompt; no source found).
+TAKEOVER_CONSENT_10 = ("{user} wants to connect to this machine. Click OK to disconnect your "
+                       "session immediately or click Cancel to stay connected. Your session "
+                       "will be disconnected automatically in 30 seconds.")
+# KB 280828 (XP Professional, another administrator connecting while one is logged on).
+TAKEOVER_ASK_XP = ("The user {user} is currently logged on to this computer. If you "
+                   "continue, this user's Windows session will end and any unsaved data will "
+                   "be lost. Do you want to continue?")
+
+ERRINFO_LOGOFF_BY_USER = 0xC  # MS-RDPBCGR 2.2.5.1.1: "the user logging off their session"
+
 STATUS_CTX_LICENSE_NOT_AVAILABLE = 0xC00A0013  # ERROR_CTX_LICENSE_NOT_AVAILABLE 7054
 
 # RDP_NEG_RSP flags (MS-RDPBCGR 2.2.1.2.1).
@@ -100,6 +115,32 @@ MECHS_PRE_NEGOEX = ("MS-KRB5", "KRB5", "KRB5-U2U", "NTLMSSP")
 # Standard RDP Security (MS-RDPBCGR 2.2.1.4.3, 5.3.2): encryption levels and methods.
 RDP_LEVEL_CLIENT_COMPATIBLE = 2
 RDP_RC4_40, RDP_RC4_128, RDP_RC4_56 = 0x01, 0x02, 0x08
+
+
+@dataclass(frozen=True)
+class TakeoverPersona:
+    """A one-session client SKU's answer to a second user: a question (Yes/No) instead of a
+    refusal; on Yes the signed-in user is asked (``consent_text`` None: not asked) and their
+    session is disconnected, kept, when they accept or after ``consent_timeout`` seconds.
+    ``{user}`` in a text is the other user as COMPUTER\\name."""
+
+    ask_text: str
+    ask_title: str = "Windows"  # UNVERIFIED: the sign-in screen's prompt has no title bar
+    ask_buttons: tuple[str, str] = ("Yes", "No")
+    consent_text: str | None = None
+    consent_title: str = "Remote Desktop Connection"  # UNVERIFIED
+    consent_buttons: tuple[str, str] = ("OK", "Cancel")
+    consent_timeout: float = 30.0
+    # Set Error Info for the second user when the answer is No (theirs, or the signed-in
+    # user's Cancel): the logon they gave up is logged off (UNVERIFIED).
+    declined_errinfo: int = ERRINFO_LOGOFF_BY_USER
+
+
+TAKEOVER_10 = TakeoverPersona(TAKEOVER_ASK_10, consent_text=TAKEOVER_CONSENT_10)
+# XP: whether the logged-on user is asked is not known (KB 280828 says only that they "may be
+# disconnected"): not asked; with Fast User Switching (XP Pro's workgroup default) the
+# session is disconnected, kept.
+TAKEOVER_XP = TakeoverPersona(TAKEOVER_ASK_XP, ask_title="Logon Message")
 
 
 @dataclass(frozen=True)
@@ -178,6 +219,17 @@ class Edition:
     rdp_tls_ciphers: tuple[str, ...] = TLS_CIPHERS_WIN7
     rdp_tls_curves: tuple[str, ...] | None = NIST_CURVES  # None: OpenSSL's, X25519 first
     rdp_cert_hash: str = "sha1"  # the self-signed certificate's signature hash
+    # Sessions at the limit: client SKUs count only the connected one (others stay,
+    # disconnected: Fast User Switching) and ask a second user to take it over
+    # (``rdp_takeover``); servers count disconnected sessions too and refuse.
+    rdp_counts_disconnected: bool = True
+    rdp_takeover: TakeoverPersona | None = None
+    # The refusal box's OK: the Set Error Info sent when it is pressed (the session is
+    # logged off at once); None: OK ends it as the display timer would.
+    rdp_refusal_ok_errinfo: int | None = None
+    # The Input Capability Set's fast-path flag (MS-RDPBCGR 2.2.7.1.6): RDP 5.0/5.1 servers
+    # advertise INPUT_FLAG_FASTPATH_INPUT 0x0008, 5.2 and later FASTPATH_INPUT2 0x0020.
+    rdp_fastpath_input_flag: int = 0x0020
     # SMB1 ("NT LM 0.12"): spoken at all (``smb1``), and whether SMB2 is too (``smb2``:
     # off on XP / 2003 / WHS, which drop a raw SMB2 NEGOTIATE). The NEGOTIATE values and
     # the SESSION_SETUP_ANDX strings are the product's (README's persona table).
@@ -218,7 +270,7 @@ _XP = dict(version=(5, 1), build=2600, smb_capabilities=0, max_io_size=64 * 1024
            sam_builtin_accounts=SAM_ACCOUNTS_XP, sam_first_user_rid=1003,
            lsa_anonymous_lookup=True, smb1=True, smb2=False, smb1_max_mpx=10,
            smb1_max_buffer=4356, smb1_capabilities=0x8000E3FD, native_os="Windows 5.1",
-           native_lanman="Windows 2000 LAN Manager")
+           native_lanman="Windows 2000 LAN Manager", rdp_fastpath_input_flag=0x0008)
 # Servers keep the built-in Administrator enabled and enforce password complexity.
 _SERVER_SAM = dict(sam_builtin_accounts=SAM_ACCOUNTS_2003, sam_password_complex=True)
 _SERVER_SAM_10 = dict(sam_builtin_accounts=SAM_ACCOUNTS_2022, sam_password_complex=True)
@@ -228,7 +280,8 @@ _2003 = dict(_XP, version=(5, 2), build=3790, lm_compatibility_level=2, force_gu
              sam_first_user_rid=1000, lsa_anonymous_lookup=False, smb1_max_mpx=50,
              smb1_max_buffer=16644, smb1_capabilities=0x8001F3FD,
              native_os="Windows Server 2003 3790 Service Pack 2",
-             native_lanman="Windows Server 2003 5.2")
+             native_lanman="Windows Server 2003 5.2", rdp_fastpath_input_flag=0x0020,
+             rdp_refusal_ok_errinfo=ERRINFO_LOGOFF_BY_USER)
 # RDP: Vista/7/2008 offer NLA (System Properties asks; Group Policy's default is "any
 # version"); 8.1/2012 R2 require it with HYBRID_EX; 10 1607 and later add 0x10, X25519.
 _RDP_7: dict[str, Any] = dict(rdp_nla_default="offered", rdp_direct_tls=True,
@@ -258,19 +311,24 @@ _WIN11 = dict(version=(10, 0), build=26100, smb_signing_required=True,
 _2022 = dict(version=(10, 0), build=20348, smb_signing_capabilities=True, aes_256=True,
              **_SERVER_SAM_10, **_NLA, **_RDP_10)
 
+# One interactive session, taken over (Vista/7 assumed to ask as 10 does: README).
+_TAKEOVER: dict[str, Any] = dict(rdp_counts_disconnected=False, rdp_takeover=TAKEOVER_10)
+
 EDITIONS: dict[str, Edition] = {
     e.name: e
     for e in [
         Edition("xp-home", "Windows XP Home Edition", 5, 0, "none", SMB_2_0_2, **_XP),
         Edition("xp-pro", "Windows XP Professional", 10, 1, "none", SMB_2_0_2,
-                **dict(_XP, rdp_security_layers=("rdp",), rdp_negotiation=False)),
-        Edition("vista", "Windows Vista Business", 10, 1, "none", SMB_2_0_2, **_VISTA),
-        Edition("win7", "Windows 7 Professional", 20, 1, "none", SMB_2_1, **_WIN7),
-        Edition("win81", "Windows 8.1 Pro", 20, 1, "none", SMB_3_0_2, **_WIN8),
+                **dict(_XP, rdp_security_layers=("rdp",), rdp_negotiation=False,
+                       rdp_counts_disconnected=False, rdp_takeover=TAKEOVER_XP)),
+        Edition("vista", "Windows Vista Business", 10, 1, "none", SMB_2_0_2,
+                **_VISTA, **_TAKEOVER),
+        Edition("win7", "Windows 7 Professional", 20, 1, "none", SMB_2_1, **_WIN7, **_TAKEOVER),
+        Edition("win81", "Windows 8.1 Pro", 20, 1, "none", SMB_3_0_2, **_WIN8, **_TAKEOVER),
         Edition("win10-home", "Windows 10 Home", 20, 0, "none", SMB_3_1_1, **_WIN10),
-        Edition("win10", "Windows 10 Pro", 20, 1, "none", SMB_3_1_1, **_WIN10),
+        Edition("win10", "Windows 10 Pro", 20, 1, "none", SMB_3_1_1, **_WIN10, **_TAKEOVER),
         Edition("win11-home", "Windows 11 Home", 20, 0, "none", SMB_3_1_1, **_WIN11),
-        Edition("win11", "Windows 11 Pro", 20, 1, "none", SMB_3_1_1, **_WIN11),
+        Edition("win11", "Windows 11 Pro", 20, 1, "none", SMB_3_1_1, **_WIN11, **_TAKEOVER),
         Edition("whs", "Windows Home Server", None, 2, "console", SMB_2_0_2, **_2003),
         Edition("server-2003", "Windows Server 2003", None, 2, "console", SMB_2_0_2, **_2003),
         Edition("server-2008r2", "Windows Server 2008 R2 Standard", None, 2, "admin", SMB_2_1,

@@ -22,6 +22,7 @@ from impacket import nt_errors
 
 from emulator.core.clock import ClockLike
 from emulator.core.editions import Edition
+from emulator.core.takeover import TakeoverMixin
 from emulator.core.events import (
     EMULATOR_PROVIDER,
     LEVEL_INFORMATION,
@@ -115,6 +116,8 @@ class Session:
     close_hook: Callable[[str], None] | None = field(default=None, repr=False)
     # The connection a not-yet-authenticated setup came on (SMB), for the pending bounds.
     connection: object | None = field(default=None, repr=False)
+    # Set by RDP on a live session: asks its user to give it up (takeover.py).
+    prompt_hook: Callable[..., Any] | None = field(default=None, repr=False)
     # While it counts against those bounds: its keys in the engine's pending counters.
     pending_keys: tuple[tuple[str, int], tuple[str, str]] | None = field(default=None,
                                                                          repr=False)
@@ -159,13 +162,14 @@ class Admission:
     session: Session | None
     status: int = 0
     reattached: bool = False  # an existing session moved to this connection
+    displaces: Session | None = None  # a client SKU's live session the user may take over
 
     @property
     def admitted(self) -> bool:
         return self.session is not None
 
 
-class SessionEngine:
+class SessionEngine(TakeoverMixin):
     def __init__(
         self,
         edition: Edition,
@@ -236,7 +240,8 @@ class SessionEngine:
         # session's computer is not known yet, so it is judged at logon instead.
         return [s for s in self._sessions.values() if s.protocol == protocol
                 and not s.console
-                and not (self.rules.group_by_client and s.state == PENDING)]
+                and not (self.rules.group_by_client and s.state == PENDING)
+                and not (s.state == DISCONNECTED and not self._counts_disconnected(protocol))]
 
     def logon_history(self) -> dict[str, tuple[int, float]]:
         """Completed logons per account (lower-cased name): (count, last logon time)."""
@@ -438,38 +443,9 @@ class SessionEngine:
             return
         self.pending.leave(session)
         session.state = DISCONNECTED
-        session.close_hook = None
+        session.close_hook = session.prompt_hook = None
         self._record(session, reason, None)
         self._schedule_expiry()
-
-    def admit_interactive(self, protocol: str, address: str,
-                          close_hook: Callable[[str], None] | None, *, user: str,
-                          client: str, console_requested: bool,
-                          takeover_other_user: bool = False) -> Admission:
-        """Remote Desktop's rules, after the credentials were checked.
-
-        A console (or /admin) request, on an edition that exempts one, takes the console
-        session over or opens it (id 0, not counted). A user who already has a session,
-        live or disconnected, takes it over (the old connection is told "replaced").
-        On a one-session host with ``takeover_other_user``, another user's session ends.
-        Otherwise a new session is asked for, which may be refused.
-        """
-        if console_requested and self.edition.rdp_exempt in ("console", "admin"):
-            consoles = self.find_active(protocol, console=True)
-            if consoles:
-                self.take_over(consoles[0], address, close_hook)
-                return Admission(consoles[0], reattached=True)
-            return self.request_session(protocol, address, close_hook, console=True,
-                                        user=user, client=client)
-        mine = self.find_active(protocol, user=user, console=False)
-        if mine:
-            old = min(mine, key=lambda s: s.state != DISCONNECTED)  # a disconnected one first
-            self.take_over(old, address, close_hook)
-            return Admission(old, reattached=True)
-        if takeover_other_user and self.limit(protocol) == 1:
-            for other in self.find_active(protocol, console=False):  # all another user's
-                self.end(other.id, "replaced")
-        return self.request_session(protocol, address, close_hook, user=user, client=client)
 
     def take_over(self, session: Session, address: str,
                   close_hook: Callable[[str], None] | None, reason: str = "replaced") -> None:
@@ -492,6 +468,7 @@ class SessionEngine:
                   close_hook: Callable[[str], None] | None) -> None:
         self.pending.leave(session)
         session.state, session.address, session.close_hook = ACTIVE, address, close_hook
+        session.prompt_hook = None  # the new connection sets its own
         session.last_activity = self.now()
         self.events.record(
             provider=SECURITY_PROVIDER, event_id=RECONNECT_EVENT_ID, level=LEVEL_INFORMATION,

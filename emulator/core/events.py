@@ -50,6 +50,8 @@ REASON_EVENTS: dict[str, tuple[str, int, str, str]] = {
                    "A session was disconnected from a Window Station."),
     "admin-disconnect": (SECURITY_PROVIDER, DISCONNECT_EVENT_ID, LEVEL_INFORMATION,
                          "A session was disconnected from a Window Station (tsdiscon)."),
+    "taken-over": (SECURITY_PROVIDER, DISCONNECT_EVENT_ID, LEVEL_INFORMATION,
+                   "A session was disconnected from a Window Station (another user signed in)."),
     "idle-limit": (SECURITY_PROVIDER, DISCONNECT_EVENT_ID, LEVEL_INFORMATION,
                    "A session was disconnected: the idle session limit elapsed."),
     "autodisconnect": (EMULATOR_PROVIDER, 100, LEVEL_INFORMATION,

@@ -381,8 +381,10 @@ class LabProcess:
         self._names = itertools.count(1)
         try:
             self.process = ServerProcess(
-                ["lab", str(self._dir / "lab.toml"), "--admin-port", "0", "--admin-token",
-                 self.token], stderr_path=self._dir / "stderr.log")
+                # "--admin-token=T": a generated token may begin with "-", which argparse
+                # would take for an option.
+                ["lab", str(self._dir / "lab.toml"), "--admin-port", "0",
+                 f"--admin-token={self.token}"], stderr_path=self._dir / "stderr.log")
         except BaseException:
             shutil.rmtree(self._dir, ignore_errors=True)
             raise

@@ -238,6 +238,22 @@ class RDPTestClient:
             payload = self.security.wrap(payload)
         self.sock.sendall(x224_data(mcs.send_data_request(self.user_id, mcs.IO_CHANNEL, payload)))
 
+    def send_input(self, events: list[Any], *, fast_path: bool = False) -> None:
+        """Keyboard and mouse events (``protocols.rdp.input``: KeyEvent, MouseEvent, ...) to
+        what the session shows: an Input Event PDU, or (``fast_path``) a fast-path input
+        PDU, encrypted under Standard RDP Security (at most 15 events then)."""
+        from protocols.rdp import input as rdpinput
+
+        if not fast_path:
+            self.send_io(pdu.share_data(pdu.PDUTYPE2_INPUT, rdpinput.encode_slow_path(events)))
+        elif self.security is not None:
+            if not 0 < len(events) < 16:
+                raise ValueError("1 to 15 events in an encrypted fast-path PDU")
+            self.sock.sendall(self.security.fastpath(rdpinput.encode_fast_path_events(events),
+                                                     len(events)))
+        else:
+            self.sock.sendall(rdpinput.encode_fast_path(events))
+
     def read_until_closed(self) -> ServerReport:
         try:
             while True:

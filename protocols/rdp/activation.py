@@ -8,8 +8,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from protocols.rdp.base import ConnectionBase
 from protocols.rdp import gcc, mcs, output, pdu
+from protocols.rdp.interaction import InteractionMixin
 from protocols.rdp.output import io_pdu as _io
 from protocols.rdp.state import HANDSHAKE, Event, State
 from protocols.rdp.x224 import DecodeError
@@ -32,7 +32,7 @@ def split_user(name: str, domain: str) -> tuple[str, str]:
     return name, domain
 
 
-class ActivationMixin(ConnectionBase):
+class ActivationMixin(InteractionMixin):
     def _init_activation(self) -> None:
         self.bpp = 16
         self.desktop = (1024, 768)  # the session's desktop: the client's ask, clamped
@@ -49,6 +49,7 @@ class ActivationMixin(ConnectionBase):
         self._screen: tuple[Any, ...] | None = None  # what is on screen: output.screen's args
         # What ends the message box on screen: (errinfo, DPUM reason, logon error).
         self._after_display: tuple[int | None, int, tuple[int, int] | None] | None = None
+        self._init_interaction()
 
     def _client_data(self, client: gcc.ClientData) -> None:
         self.bpp = client.core.session_bpp()
@@ -82,7 +83,8 @@ class ActivationMixin(ConnectionBase):
         else:  # its security header is the security layer's to write
             self._out.add(_io(pdu.license_valid_client_message()), pdu.SEC_LICENSE_PKT)
         session_id = self.session.id if self.session is not None else 0
-        caps = pdu.server_capabilities(*self.desktop, self.bpp)  # the client follows these
+        caps = pdu.server_capabilities(*self.desktop, self.bpp,  # the client follows these
+                                       input_flags=self.config.fastpath_input_flag)
         self._out += _io(pdu.demand_active(caps, session_id))
 
     def _admit(self, client_name: str, target: Any = None) -> None:
@@ -96,6 +98,9 @@ class ActivationMixin(ConnectionBase):
             console_requested=console,
             takeover_other_user=self.config.takeover_other_user)
         if not admission.admitted:
+            if admission.displaces is not None and self.config.takeover is not None:
+                self._displaces = admission.displaces  # asked after activation: interaction
+                return
             self.refused_status = admission.status
             return
         self.session = admission.session
@@ -151,7 +156,9 @@ class ActivationMixin(ConnectionBase):
             self._out += _io(pdu.shutdown_denied())  # Windows asks the user instead
         elif kind == pdu.PDUTYPE2_REFRESH_RECT and active and self._screen:
             self._draw()
-        elif kind in (pdu.PDUTYPE2_INPUT, pdu.PDUTYPE2_SUPPRESS_OUTPUT):
+        elif kind == pdu.PDUTYPE2_INPUT:
+            self._on_slow_input(data.payload)  # interaction.py
+        elif kind == pdu.PDUTYPE2_SUPPRESS_OUTPUT:
             if active:
                 self._touch()
         # Anything else (persistent key lists, frame acks, ...) is ignored, as Windows does.
@@ -159,13 +166,20 @@ class ActivationMixin(ConnectionBase):
     # -- after activation --------------------------------------------------------------------
     def _activated(self) -> None:
         self._timers.clear(HANDSHAKE)  # the pre-logon timeout is over
-        assert self.client is not None
-        core = self.client.core
         if self.logon_failed:
             self._show(LOGON_FAILURE_TEXT)
             self._display_then(None, mcs.RN_USER_REQUESTED,
                                (STATUS_LOGON_FAILURE, pdu.LOGON_FAILED_BAD_PASSWORD))
             return
+        if self._displaces is not None:  # a client SKU's signed-in user: ask (interaction)
+            self._show_takeover_question()
+            return
+        self._start_session()
+
+    def _start_session(self) -> None:
+        """Log the admitted session on and draw the desktop, or draw the refusal."""
+        assert self.client is not None
+        core = self.client.core
         if self.refused_status is None and self.session is not None and self._new_logon:
             status = self.config.gate.logon(self.session, user=self.user, client=core.client_name,
                                             anonymous=False, console=self.session.console)
@@ -173,6 +187,9 @@ class ActivationMixin(ConnectionBase):
                 self.session, self.refused_status = None, status
             else:
                 self._session_live = True
+                self.session.prompt_hook = self._asked_to_yield
+        elif self.session is not None and self._session_live:
+            self.session.prompt_hook = self._asked_to_yield  # reattached
         if self.refused_status is not None or self.session is None:
             self._show(self.config.refusal_text)
             logon_error = None
@@ -196,16 +213,25 @@ class ActivationMixin(ConnectionBase):
             self._teardown(*ending)
 
     def _show(self, text: str | None) -> None:
-        """Draw the desktop (``text`` None) or a message box; the PDUs are made as the
-        adapter takes them, so a held session costs no screen copy."""
+        """Draw the desktop (``text`` None) or a message box with OK (interaction.py takes
+        its input); the PDUs are made as the adapter takes them, so a held session costs no
+        screen copy."""
+        if text is not None:
+            self._show_dialog(self._dialog_spec(text), "refusal")
+            return
+        self.dialog = None
         self._screen = (text, *self.desktop, self.bpp, self.fastpath_output,
                         self.config.desktop_color)
         self._draw()
 
     def _draw(self) -> None:
         assert self._screen is not None
-        text = self._screen[0]
-        self._out.add_screen(output.screen(*self._screen), bounded=text is not None)
+        if self.dialog is not None:
+            self._out.add_screen(output.dialog_screen(
+                self.dialog.spec, *self.dialog.look, *self.desktop, self.bpp,
+                self.fastpath_output), bounded=True)
+            return
+        self._out.add_screen(output.screen(*self._screen), bounded=self._screen[0] is not None)
 
     def _touch(self) -> None:
         if self.session is not None and self._session_live:

@@ -84,3 +84,19 @@ class ConnectionBase:
 
     def _send_reconnect_cookie(self) -> None:
         raise NotImplementedError
+
+    # interaction.py's, and what it calls of activation.py's.
+    def _interaction_ends(self) -> None:
+        raise NotImplementedError
+
+    def _touch(self) -> None:
+        raise NotImplementedError
+
+    def _show(self, text: str | None) -> None:
+        raise NotImplementedError
+
+    def _admit(self, client_name: str, target: Any = None) -> None:
+        raise NotImplementedError
+
+    def _start_session(self) -> None:
+        raise NotImplementedError

@@ -40,6 +40,7 @@ from protocols.rdp.ending import (
 )
 from protocols.rdp.autoreconnect import AutoReconnectMixin, CookieJar
 from protocols.rdp.faulting import HOLD, FaultMixin, FaultSource
+from protocols.rdp.interaction import CONSENT
 from protocols.rdp.security import StandardSecurity, StandardSecurityConfig
 from protocols.rdp.state import (
     HANDSHAKE,
@@ -93,6 +94,9 @@ class RDPSessionGate(SessionGate, Protocol):
                           client: str, console_requested: bool,
                           takeover_other_user: bool = False) -> Any: ...
 
+    def ask_to_yield(self, target: Any, requester: str,
+                     answer: Callable[[bool], None]) -> Callable[[], None]: ...
+
 
 @dataclass
 class RDPServerConfig:
@@ -114,6 +118,12 @@ class RDPServerConfig:
     refusal_display_seconds: float = 30.0
     handshake_timeout: float = 30.0  # a client not activated by then is dropped
     takeover_other_user: bool = False  # single-session hosts: a new user ends the old one
+    # A one-session client SKU's take-over (editions.TakeoverPersona: the texts, buttons,
+    # timeout, the declined errinfo); None: a second user is refused.
+    takeover: Any = None
+    refusal_ok_errinfo: int | None = None  # the refusal's OK: this errinfo (None: the timer's)
+    fastpath_input_flag: int = 0  # the Input Capability Set's fast-path flag (0: slow-path)
+    computer_name: str = "EMULATOR"  # COMPUTER\user in the take-over texts
     credssp: Callable[[], CredSSPAcceptor] | None = None  # a fresh acceptor per connection
     # Records a failed logon (address, user, client name, status): an event, no slot.
     on_failed_logon: Callable[[str, str, str, int], None] | None = None
@@ -250,6 +260,7 @@ class RDPServerConnection(ActivationMixin, EndingMixin, FaultMixin, AutoReconnec
         if self._closing is None:
             self._closing = CloseConnection(GRACEFUL)
             self._machine.fire(Event.CLOSE)
+        self._interaction_ends()
         self._end_session()
 
     # -- framing and dispatch ----------------------------------------------------------------
@@ -267,9 +278,7 @@ class RDPServerConnection(ActivationMixin, EndingMixin, FaultMixin, AutoReconnec
         if frame.kind == FASTPATH_FRAME:
             if not self.reactivating:  # input sent before the client saw Deactivate All
                 self._machine.expect(State.ACTIVE, what="fast-path input")
-            if self._security is not None:
-                self._security.unwrap_fastpath(frame.data)  # the MAC checked, the stream kept
-            self._touch()
+            self._on_fast_input(frame.data)  # interaction.py: decoded, to what is shown
             return
         code, payload = parse_x224(frame.data)
         if self.state == State.X224:
@@ -488,6 +497,9 @@ class RDPServerConnection(ActivationMixin, EndingMixin, FaultMixin, AutoReconnec
             if name == HANDSHAKE:
                 self._abort(f"no logon within {self.config.handshake_timeout:g} s "
                             f"(stalled in state {self.state})")
+                self._notify()
+            elif name == CONSENT:
+                self._consent_timed_out()  # the engine disconnects this session
                 self._notify()
             elif name == HOLD:
                 self._release_hold()  # a delayed answer goes now

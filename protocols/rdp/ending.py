@@ -86,6 +86,7 @@ class EndingMixin(ConnectionBase):
         self._closing = CloseConnection(mode)
         self._events.append(self._closing)
         self._machine.fire(Event.CLOSE)
+        self._interaction_ends()  # a take-over question or prompt under way: settled
 
     def _end_session(self) -> None:
         """The transport is gone: a logged-on session stays (disconnected, counted), a

@@ -243,3 +243,16 @@ def screen(text: str | None, width: int, height: int, bpp: int, fastpath: bool,
         cached = tuple(updates(render.refusal_rects(text, width, height, bpp), fastpath))
         PICTURES.put(key, cached)
     return iter(cached)
+
+
+def dialog_screen(spec: object, focus: int | None, pressed: int | None, width: int,
+                  height: int, bpp: int, fastpath: bool) -> Iterator[bytes]:
+    """The PDUs that draw a ``dialog.DialogSpec`` in one state (kept in the picture cache:
+    a dialog has a few states)."""
+    key = ("dialog", spec, focus, pressed, width, height, bpp, fastpath)
+    cached = PICTURES.get(key)
+    if cached is None:
+        cached = tuple(updates(render.dialog_rects(spec, focus, pressed, width, height, bpp),
+                               fastpath))
+        PICTURES.put(key, cached)
+    return iter(cached)

@@ -331,9 +331,10 @@ def capability(kind: int, body: bytes) -> bytes:
     return struct.pack("<HH", kind, len(body) + 4) + body
 
 
-def server_capabilities(width: int, height: int, bpp: int) -> list[bytes]:
+def server_capabilities(width: int, height: int, bpp: int, input_flags: int = 0) -> list[bytes]:
     """The capability sets of a Windows Server Demand Active, trimmed to what matters:
-    uncompressed bitmaps only, no drawing orders, slow-path input."""
+    uncompressed bitmaps only, no drawing orders; fast-path input when ``input_flags``
+    has INPUT_FLAG_FASTPATH_INPUT (0x08) or INPUT_FLAG_FASTPATH_INPUT2 (0x20)."""
     general = struct.pack("<HHHHHHHHHBB", 1, 3, 0x200, 0, 0,
                           FASTPATH_OUTPUT_SUPPORTED | LONG_CREDENTIALS_SUPPORTED
                           | AUTORECONNECT_SUPPORTED | NO_BITMAP_COMPRESSION_HDR, 0, 0, 0, 1, 1)
@@ -344,7 +345,8 @@ def server_capabilities(width: int, height: int, bpp: int) -> list[bytes]:
     share = struct.pack("<HH", SERVER_CHANNEL, 0)
     color_cache = struct.pack("<HH", 6, 0)
     input_caps = struct.pack("<HHIIII", INPUT_FLAG_SCANCODES | INPUT_FLAG_MOUSEX
-                             | INPUT_FLAG_UNICODE, 0, 0x409, 4, 0, 12) + b"\x00" * 64
+                             | INPUT_FLAG_UNICODE | input_flags, 0, 0x409, 4, 0, 12) \
+        + b"\x00" * 64
     font = struct.pack("<HH", 1, 0)
     virtual_channel = struct.pack("<II", 0, 1600)
     multifragment = struct.pack("<I", 0xFFFF)

@@ -34,53 +34,19 @@ def _round4(n: int) -> int:
     return (n + 3) & ~3
 
 
-@functools.lru_cache(maxsize=16)
 def render_message_box(text: str, title: str = "Logon Message", width: int = 520) -> Any:
-    """The message box as a PIL RGB image whose sides are multiples of 4 pixels."""
-    from PIL import Image, ImageDraw
+    """The one-button message box (the refusal, the logon failure) as a PIL RGB image whose
+    sides are multiples of 4 pixels: ``dialog.render`` with OK focused (the default)."""
+    from protocols.rdp import dialog
 
-    font, title_font = _font(15), _font(14)
-    draw_probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    # Wrap to the box width by measuring, word by word.
-    inner = width - 40
-    lines: list[str] = []
-    for paragraph in text.split("\n"):
-        words = paragraph.split()
-        line = ""
-        for word in words:
-            candidate = f"{line} {word}".strip()
-            if draw_probe.textlength(candidate, font=font) <= inner or not line:
-                line = candidate
-            else:
-                lines.append(line)
-                line = word
-        lines.append(line)
-    line_h = 22
-    title_h = 26
-    button_h = 26
-    height = _round4(title_h + 20 + line_h * len(lines) + 16 + button_h + 14)
-    width = _round4(width)
-    img = Image.new("RGB", (width, height), DIALOG_FACE)
-    d = ImageDraw.Draw(img)
-    d.rectangle([0, 0, width - 1, height - 1], outline=(0x40, 0x40, 0x40))
-    d.rectangle([1, 1, width - 2, title_h], fill=TITLE_BAR)
-    d.text((10, 5), title, font=title_font, fill=WHITE)
-    y = title_h + 20
-    for line in lines:
-        d.text((20, y), line, font=font, fill=TEXT)
-        y += line_h
-    bw, bx, by = 80, (width - 80) // 2, height - button_h - 12
-    d.rectangle([bx, by, bx + bw, by + button_h], fill=DIALOG_FACE, outline=(0x40, 0x40, 0x40))
-    ok_w = d.textlength("OK", font=font)
-    d.text((bx + (bw - ok_w) / 2, by + 4), "OK", font=font, fill=TEXT)
-    return img
+    return dialog.render(dialog.DialogSpec(text, title, width=width))
 
 
 def message_box_origin(screen_w: int, screen_h: int, box: Any) -> tuple[int, int]:
     """Centred, on a 4-pixel grid so tiles stay aligned."""
-    x = max(0, (screen_w - box.width) // 2) & ~3
-    y = max(0, (screen_h - box.height) // 2)
-    return x, y
+    from protocols.rdp import dialog
+
+    return dialog.origin(screen_w, screen_h, box.width, box.height)
 
 
 def _pack_rows(rgb_rows: bytes, width: int, height: int, bpp: int) -> bytes:
@@ -173,4 +139,14 @@ def solid_rects(color: tuple[int, int, int], width: int, height: int,
 def refusal_rects(text: str, screen_w: int, screen_h: int, bpp: int) -> list[BitmapRect]:
     box = render_message_box(text, width=min(520, screen_w - 8))
     x, y = message_box_origin(screen_w, screen_h, box)
+    return image_rects(box, x, y, bpp, screen_w, screen_h)
+
+
+def dialog_rects(spec: Any, focus: int | None, pressed: int | None, screen_w: int,
+                 screen_h: int, bpp: int) -> list[BitmapRect]:
+    """A ``dialog.DialogSpec`` in a state, centred (``dialog.origin``)."""
+    from protocols.rdp import dialog
+
+    box = dialog.render(spec, focus, pressed)
+    x, y = dialog.origin(screen_w, screen_h, box.width, box.height)
     return image_rects(box, x, y, bpp, screen_w, screen_h)

@@ -228,7 +228,7 @@ def test_delete_matching_closes_every_session_of_a_client():
 
 
 def test_the_rdp_idle_limit_disconnects_and_keeps_the_session_counted():
-    engine, clock, events = make_engine("win10")
+    engine, clock, events = make_engine("server-2022")
     engine.rules.rdp_idle_limit = 600
     told = []
     adm = engine.request_session("rdp", "10.0.0.1", close_hook=told.append)
@@ -420,3 +420,54 @@ def test_logon_history_counts_completed_logons_per_account():
     assert engine.logon_history() == {"alice": (2, 110.0)}
     engine.reset({"smb": 20, "rdp": 1}, engine.rules)
     assert engine.logon_history() == {}
+
+
+def test_a_client_sku_counts_only_the_connected_session():
+    engine, _clock, _events = make_engine("win10")
+    adm = engine.request_session("rdp", "10.0.0.1")
+    engine.logon(adm.session, user="alice", client="PC", anonymous=False)
+    assert engine.counted("rdp") == 1
+    engine.disconnect(adm.session)
+    assert engine.counted("rdp") == 0 and engine.get(adm.session.id) is not None
+    server, _clock, _events = make_engine("server-2022")
+    adm = server.request_session("rdp", "10.0.0.1")
+    server.logon(adm.session, user="alice", client="PC", anonymous=False)
+    server.disconnect(adm.session)
+    assert server.counted("rdp") == 1  # servers count disconnected sessions too
+
+
+def test_a_second_user_of_a_client_sku_is_offered_the_live_session_not_refused():
+    engine, _clock, events = make_engine("win10")
+    told: list[str] = []
+    alice = engine.admit_interactive("rdp", "10.0.0.1", told.append, user="alice",
+                                     client="PC1", console_requested=False).session
+    engine.logon(alice, user="alice", client="PC1", anonymous=False)
+    bob = engine.admit_interactive("rdp", "10.0.0.2", None, user="bob", client="PC2",
+                                   console_requested=False)
+    assert not bob.admitted and bob.displaces is alice
+    assert [r["outcome"] for r in events.records] == ["admitted"]  # no refusal recorded
+    answers: list[bool] = []
+    asked: list[str] = []
+
+    def prompt(requester, reply):
+        asked.append(requester)
+        reply(True)
+        return lambda: None
+
+    alice.prompt_hook = prompt
+    engine.ask_to_yield(alice, "EMULATOR\\bob", answers.append)
+    assert asked == ["EMULATOR\\bob"] and answers == [True] and told == ["replaced"]
+    assert alice.state == "disconnected" and engine.counted("rdp") == 0
+    again = engine.admit_interactive("rdp", "10.0.0.2", None, user="bob", client="PC2",
+                                     console_requested=False)
+    assert again.admitted
+
+
+def test_a_declined_take_over_leaves_the_session_alone():
+    engine, _clock, _events = make_engine("win10")
+    alice = engine.request_session("rdp", "10.0.0.1").session
+    engine.logon(alice, user="alice", client="PC1", anonymous=False)
+    alice.prompt_hook = lambda requester, reply: (reply(False), lambda: None)[1]
+    answers: list[bool] = []
+    engine.ask_to_yield(alice, "EMULATOR\\bob", answers.append)
+    assert answers == [False] and alice.state == "active" and engine.counted("rdp") == 1

@@ -56,7 +56,9 @@ class Host:
             server_version=ed.rdp_server_version, direct_tls=ed.rdp_direct_tls,
             refusal_logon_error=ed.rdp_logon_error, refusal_display_seconds=DISPLAY,
             handshake_timeout=TIMEOUT, on_failed_logon=lambda *a: self.failed.append(a),
-            security_layers=ed.rdp_security_layers, answers_negotiation=ed.rdp_negotiation)
+            security_layers=ed.rdp_security_layers, answers_negotiation=ed.rdp_negotiation,
+            takeover=ed.rdp_takeover, refusal_ok_errinfo=ed.rdp_refusal_ok_errinfo,
+            fastpath_input_flag=ed.rdp_fastpath_input_flag)
         if "rdp" in ed.rdp_security_layers:
             settings["standard_security"] = StandardSecurityConfig(key=SERVER_KEY)
         settings.update(overrides)
@@ -259,11 +261,12 @@ def test_console_request_is_session_zero_not_counted_and_a_second_one_takes_it_o
 
 
 def test_console_flag_counts_like_any_session_where_the_edition_has_no_exemption():
-    host = Host("win10")
+    host = Host("win10")  # no exemption: /admin meets the one session like any logon
     host.connect().logon("alice", "pw-a")
     bob = host.connect()
     bob.logon("bob", "pw-b", console=True)
-    assert covered(bob.report.rects) < 1024 * 768 and host.outcomes()[-1] == "denied"
+    assert covered(bob.report.rects) < 1024 * 768 and host.engine.counted("rdp") == 1
+    assert bob.core.dialog is not None and bob.core.dialog.spec.buttons == ("Yes", "No")
 
 
 # -- sessions outlive connections ------------------------------------------------------------
@@ -297,15 +300,14 @@ def test_the_same_user_connecting_again_takes_the_live_session_over():
     assert host.engine.counted("rdp") == 1
 
 
-def test_single_session_edition_refuses_another_user_by_default():
+def test_a_second_user_of_a_client_sku_is_asked_not_refused():
     host = Host("win10")
     host.connect().logon("alice", "pw-a")
     bob = host.connect()
     bob.logon("bob", "pw-b")
-    assert host.outcomes()[-1] == "denied"
-    host.clock.advance(DISPLAY)
-    bob.pump()
-    assert bob.report.errinfo == [pdu.ERRINFO_SERVER_DENIED_CONNECTION]
+    assert "denied" not in host.outcomes()
+    assert bob.core.dialog is not None and bob.core.dialog.spec.buttons == ("Yes", "No")
+    assert bob.core.dialog.spec.text.startswith("Another user is signed in.")
 
 
 def test_single_session_takeover_switch_ends_the_other_users_session():

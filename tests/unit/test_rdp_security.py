@@ -296,16 +296,45 @@ def test_licensing_is_encrypted_only_when_the_client_said_it_can_read_it(license
     assert bool(flags & SEC_ENCRYPT) == license_encrypt
 
 
-def test_the_xp_refusal_and_its_teardown_go_encrypted():
+def test_xp_asks_the_second_user_and_encrypted_fast_path_enter_takes_the_session_over():
+    from protocols.rdp import input as rdpinput
+
     host = rdp_host()
-    secure_client(host).logon_rdp("alice", USERS["alice"])
+    alice = secure_client(host)
+    alice.logon_rdp("alice", USERS["alice"])
     bob = secure_client(host, "192.0.2.20")
     report = bob.logon_rdp("bob", USERS["bob"])
-    assert host.outcomes()[-1] == "denied"
-    host.clock.advance(30)
+    assert "denied" not in host.outcomes() and bob.core.dialog is not None
+    assert bob.core.dialog.spec.text.startswith(
+        "The user EMULATOR\\alice is currently logged on to this computer.")
+    enter = rdpinput.encode_fast_path_events([rdpinput.KeyEvent(0x1C)])
+    bob.send(bob.security.fastpath(enter))  # encrypted, salted MAC: Yes is the default
+    alice.pump()
     bob.pump()
-    assert report.errinfo == [pdu.ERRINFO_SERVER_DENIED_CONNECTION] and report.deactivated
-    assert report.dpum_reason == mcs.RN_USER_REQUESTED and bob.core.close_requested
+    # XP does not ask the logged-on user (not known to): alice is disconnected at once.
+    assert alice.report.errinfo == [pdu.ERRINFO_DISCONNECTED_BY_OTHERCONNECTION]
+    assert alice.core.close_requested and not bob.core.close_requested
+    sessions = {s.user: s.state for s in host.engine.sessions("rdp")}
+    assert sessions == {"alice": "disconnected", "bob": "active"}
+    assert host.engine.counted("rdp") == 1 and report.errinfo == []
+
+
+def test_xp_no_over_encrypted_slow_path_ends_the_second_user_and_leaves_the_first():
+    from protocols.rdp import input as rdpinput
+
+    host = rdp_host()
+    alice = secure_client(host)
+    alice.logon_rdp("alice", USERS["alice"])
+    bob = secure_client(host, "192.0.2.20")
+    bob.logon_rdp("bob", USERS["bob"])
+    keys = [rdpinput.KeyEvent(0x0F), rdpinput.KeyEvent(0x0F, released=True),
+            rdpinput.KeyEvent(0x1C)]  # Tab to No, Enter
+    bob.send_io(pdu.share_data(pdu.PDUTYPE2_INPUT, rdpinput.encode_slow_path(keys)))
+    bob.pump()
+    assert bob.report.errinfo == [pdu.ERRINFO_LOGOFF_BY_USER] and bob.core.close_requested
+    alice.pump()
+    assert alice.report.errinfo == [] and not alice.core.close_requested
+    assert [(s.user, s.state) for s in host.engine.sessions("rdp")] == [("alice", "active")]
 
 
 def test_whs_seed_story_over_rdp_security_two_users_console_third_refused():
@@ -430,7 +459,8 @@ def test_a_bad_mac_in_a_live_session_disconnects_it_like_a_drop():
     assert len(client.logs) == 1 and "MAC" in client.logs[0]
     client.drop()
     (session,) = host.engine.sessions("rdp")
-    assert session.state == "disconnected" and host.engine.counted("rdp") == 1
+    # Kept, disconnected; XP counts only the connected session (Fast User Switching).
+    assert session.state == "disconnected" and host.engine.counted("rdp") == 0
 
 
 def test_unencrypted_fast_path_input_under_rdp_security_is_refused():
