@@ -60,15 +60,20 @@ def to_front(display: str, window: str) -> None:
 
 
 def wait_on_screen(display: str, picture: Any, what: str, tmp_path: Any,
-                   timeout: float = 20.0) -> tuple[int, int]:
+                   timeout: float = 20.0, window: str | None = None) -> tuple[int, int]:
     """Where ``picture`` shows on the screen, pixel for pixel (polled: the client draws as
-    the bitmaps arrive)."""
+    the bitmaps arrive). ``window`` is raised again each second it is not seen: a raise
+    that lands before the client has mapped and painted its window does not stay."""
     deadline = time.monotonic() + timeout
+    raised = time.monotonic()
     while True:
         shot = screenshot(display)
         where = find_image(shot, picture)
         if where is not None:
             return where
+        if window is not None and time.monotonic() - raised > 1.0:
+            to_front(display, window)
+            raised = time.monotonic()
         if time.monotonic() > deadline:
             shot.save(tmp_path / f"no-{what}.png")
             picture.save(tmp_path / f"want-{what}.png")
@@ -135,7 +140,7 @@ def test_whs_refusal_ok_by_enter_and_by_click_logs_the_third_user_off(emulator, 
         wait_for(emu, n + 1, outcome="denied")
         window = window_of(xvfb, carol)
         to_front(xvfb, window)
-        where = wait_on_screen(xvfb, box, f"refusal-{client}-{how}", tmp_path)
+        where = wait_on_screen(xvfb, box, f"refusal-{client}-{how}", tmp_path, window=window)
         if how == "enter":
             xdo(xvfb, "key", "Return")
         else:
