@@ -32,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_rdp import refused_handshake  # noqa: E402
 from bench_smb import HOST, PASSWORD, SHARE, USER, handshake  # noqa: E402
 
 from emulator.harness.hosts import ServerProcess  # noqa: E402
@@ -66,18 +67,7 @@ def _rdp_refusal(tmp: Path) -> tuple[list[str], Callable[[ServerProcess], Callab
             client.negotiate()
             client.logon(f"u{i}", f"pw{i}")
             client.read_until_drawn()
-
-        def refused() -> None:
-            client = RDPTestClient(HOST, port)
-            try:
-                client.negotiate()
-                client.logon("u2", "pw2")
-                report = client.read_until_closed()
-            finally:
-                client.close()
-            if report.errinfo != [7]:
-                raise RuntimeError(f"expected a refusal, got errinfo {report.errinfo}")
-        return refused
+        return lambda: refused_handshake(port)
     return args, ready
 
 

@@ -17,6 +17,7 @@ from impacket import nt_errors
 from protocols.errors import StatusError
 from protocols.smb1.messages import Block, Header
 from protocols.smb1.secondary import check_limits
+from protocols.smb1.trans import fragments
 
 if TYPE_CHECKING:
     from protocols.smb1.core import Chain, SMB1Core
@@ -67,28 +68,10 @@ class NtTransaction:
 def nt_responses(request: Header, uid: int, tid: int, status: int, params: bytes,
                  data: bytes, max_buffer: int) -> list[bytes]:
     """An NT_TRANSACT's response messages, each within the client's MaxBufferSize."""
-    room = max(512, max_buffer - 96 - len(params))
-    out: list[bytes] = []
-    sent = 0
-    while True:
-        chunk = data[sent:sent + room]
-        part_params = params if not out else b""
-        head = 32 + 1 + NT_RESPONSE.size + 2
-        p_off = head + (-head % 4)
-        d_off = p_off + len(part_params)
-        d_off += -d_off % 4
-        words = NT_RESPONSE.pack(len(params), len(data), len(part_params), p_off,
-                                 0 if not out else len(params), len(chunk), d_off, sent, 0)
-        body = (b"\0" * (p_off - head) + part_params
-                + b"\0" * (d_off - p_off - len(part_params)) + chunk)
-        reply = request.reply()
-        reply.uid, reply.tid = uid, tid
-        reply.set_status(status)
-        out.append(reply.pack() + bytes([len(words) // 2]) + words
-                   + struct.pack("<H", len(body)) + body)
-        sent += len(chunk)
-        if sent >= len(data):
-            return out
+    return fragments(request, uid, tid, status, params, data, max_buffer,
+                     lambda tp, td, pc, po, pd, dc, do, dd: NT_RESPONSE.pack(
+                         tp, td, pc, po, pd, dc, do, dd, 0),
+                     NT_RESPONSE.size, overhead=96)
 
 
 class NtTransCommands:

@@ -9,6 +9,7 @@ split over several response messages (MS-CIFS 3.3.4.1.2)."""
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from impacket import nt_errors
@@ -89,32 +90,44 @@ class Transaction:
         return len(self.params) >= self.total_params and len(self.data) >= self.total_data
 
 
-def responses(request: Header, uid: int, tid: int, status: int, params: bytes, data: bytes,
-              max_buffer: int) -> list[bytes]:
-    """One transaction's response messages, each within the client's MaxBufferSize."""
-    room = max(512, max_buffer - 64 - len(params))
+def fragments(request: Header, uid: int, tid: int, status: int, params: bytes, data: bytes,
+              max_buffer: int, words: Callable[..., bytes], words_size: int,
+              overhead: int) -> list[bytes]:
+    """A transaction's response messages (TRANSACTION, TRANSACTION2 and NT_TRANSACT alike),
+    each within the client's MaxBufferSize: the parameters in the first, the data cut to
+    fit. ``words(total_params, total_data, param_count, param_offset, param_displacement,
+    data_count, data_offset, data_displacement)`` lays out the command's parameter words."""
+    room = max(512, max_buffer - overhead - len(params))
     out: list[bytes] = []
     sent = 0
     while True:
         chunk = data[sent:sent + room]
         part_params = params if not out else b""
-        head = 32 + 1 + TRANS_RESPONSE.size + 2
+        head = 32 + 1 + words_size + 2
         p_off = head + (-head % 4)
         d_off = p_off + len(part_params)
         d_off += -d_off % 4
-        words = TRANS_RESPONSE.pack(len(params), len(data), 0, len(part_params),
-                                    p_off, 0 if not out else len(params), len(chunk), d_off,
-                                    sent, 0, 0)
+        packed = words(len(params), len(data), len(part_params), p_off,
+                       0 if not out else len(params), len(chunk), d_off, sent)
         body = (b"\0" * (p_off - head) + part_params + b"\0" * (d_off - p_off - len(part_params))
                 + chunk)
         reply = request.reply()
         reply.uid, reply.tid = uid, tid
         reply.set_status(status)
-        out.append(reply.pack() + bytes([len(words) // 2]) + words
+        out.append(reply.pack() + bytes([len(packed) // 2]) + packed
                    + struct.pack("<H", len(body)) + body)
         sent += len(chunk)
         if sent >= len(data):
             return out
+
+
+def responses(request: Header, uid: int, tid: int, status: int, params: bytes, data: bytes,
+              max_buffer: int) -> list[bytes]:
+    """One TRANSACTION/TRANSACTION2's response messages."""
+    return fragments(request, uid, tid, status, params, data, max_buffer,
+                     lambda tp, td, pc, po, pd, dc, do, dd: TRANS_RESPONSE.pack(
+                         tp, td, 0, pc, po, pd, dc, do, dd, 0, 0),
+                     TRANS_RESPONSE.size, overhead=64)
 
 
 class TransCommands:
