@@ -10,7 +10,7 @@ from impacket import nt_errors
 
 from protocols.dcerpc.pipes import Caller
 from protocols.errors import StatusError
-from protocols.smb1.messages import Block, andx, smb_string
+from protocols.smb1.messages import Block, andx, buffer_string, smb_string
 from protocols.smb2.pipe import PipeHandle
 from protocols.smb2.state import Open, close_quietly
 
@@ -199,13 +199,10 @@ class FileCommands:
         tree = self._tree(chain)
         if tree.share is None:
             raise StatusError(nt_errors.STATUS_INVALID_DEVICE_REQUEST, "IPC$ has no files")
-        if block.data[:1] != b"\x04" or (skip_words and len(block.words) < 2):
+        if skip_words and len(block.words) < 2:
             raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "path buffer")
-        h = chain.request
-        start = block.data_offset + 1
-        start += 1 if h.unicode and start & 1 else 0
-        path, _ = smb_string(chain.message[:block.data_offset + len(block.data)], start,
-                             h.unicode)
+        path, _ = buffer_string(chain.message[:block.data_offset + len(block.data)],
+                                block.data_offset, chain.request.unicode, "path buffer")
         if not self.breaks_done(chain, tree, _share_path(path), access):
             return b"", b""  # runs again when the oplock breaks are done
         handle, _ = tree.share.open(_share_path(path), desired_access=access,
@@ -231,16 +228,12 @@ class FileCommands:
         """SMB_COM_RENAME (MS-CIFS 2.2.4.8): two 0x04 buffers, old and new name; done as
         an open with DELETE and FileRenameInformation, as over SMB2."""
         tree = self._tree(chain)
-        if tree.share is None or block.data[:1] != b"\x04":
+        if tree.share is None:
             raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "RENAME")
-        h = chain.request
+        unicode = chain.request.unicode
         region = chain.message[:block.data_offset + len(block.data)]
-        start = block.data_offset + 1
-        old, pos = smb_string(region, start + (1 if h.unicode and start & 1 else 0), h.unicode)
-        if region[pos:pos + 1] != b"\x04":
-            raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "RENAME new name")
-        pos += 1
-        new, _ = smb_string(region, pos + (1 if h.unicode and pos & 1 else 0), h.unicode)
+        old, pos = buffer_string(region, block.data_offset, unicode, "RENAME")
+        new, _ = buffer_string(region, pos, unicode, "RENAME new name")
         if not self.breaks_done(chain, tree, _share_path(old), 0x00010080):
             return b"", b""  # runs again when the oplock breaks are done
         handle, _ = tree.share.open(_share_path(old), desired_access=0x00010080,

@@ -12,6 +12,8 @@ from typing import Any
 from impacket import nt_errors
 from impacket import smb as i
 
+from protocols.errors import StatusError
+
 PROTOCOL_ID = b"\xffSMB"
 HEADER = struct.Struct("<4sBIBHH8sHHHHH")
 HEADER_SIZE = HEADER.size  # 32
@@ -228,6 +230,16 @@ def smb_string(data: bytes, offset: int, unicode: bool) -> tuple[str, int]:
     if end < 0:
         end = len(data)
     return data[offset:end].decode("cp437", "replace"), end + 1
+
+
+def buffer_string(data: bytes, offset: int, unicode: bool, what: str) -> tuple[str, int]:
+    """A string behind its buffer format byte 0x04 (MS-CIFS 2.2.1.1: the path of DELETE,
+    RENAME, CHECK_DIRECTORY...) at ``offset`` of ``data``: (the string, the offset after
+    it). A missing 0x04 is STATUS_INVALID_PARAMETER, naming ``what``."""
+    if data[offset:offset + 1] != b"\x04":
+        raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, what)
+    offset += 1
+    return smb_string(data, offset + (1 if unicode and offset & 1 else 0), unicode)
 
 
 def encode_string(text: str, unicode: bool) -> bytes:

@@ -16,7 +16,7 @@ from impacket import nt_errors
 
 from protocols.errors import StatusError
 from protocols.smb1 import rap
-from protocols.smb1.messages import Block, Header, smb_string
+from protocols.smb1.messages import Block, Header, buffer_string, smb_string
 from protocols.smb1.secondary import check_limits
 from protocols.smb2.pipe import PipeHandle
 from protocols.smb2.state import Open, close_quietly
@@ -314,13 +314,9 @@ class TransCommands:
 
     def check_directory(self: SMB1Core, block: Block, chain: Chain) -> tuple[bytes, Any]:
         tree = self._disk_tree(chain)
-        if block.data[:1] != b"\x04":
-            raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "CHECK_DIRECTORY format")
-        h = chain.request
-        start = block.data_offset + 1
-        start += 1 if h.unicode and start & 1 else 0
-        path, _ = smb_string(chain.message[:block.data_offset + len(block.data)], start,
-                             h.unicode)
+        path, _ = buffer_string(chain.message[:block.data_offset + len(block.data)],
+                                block.data_offset, chain.request.unicode,
+                                "CHECK_DIRECTORY format")
         handle, _ = tree.share.open(path.strip("\\"), desired_access=FILE_READ_ATTRIBUTES,
                                     create_disposition=FILE_OPEN,
                                     create_options=FILE_DIRECTORY_FILE, file_attributes=0)
