@@ -16,7 +16,7 @@ from impacket import nt_errors
 
 from protocols.errors import StatusError
 from protocols.smb1.messages import Block, Header
-from protocols.smb1.secondary import check_limits
+from protocols.smb1.secondary import Primary
 from protocols.smb1.trans import fragments
 
 if TYPE_CHECKING:
@@ -38,31 +38,19 @@ NT_TRANSACT_QUERY_SECURITY_DESC = 0x0006
 STATUS_BUFFER_TOO_SMALL = 0xC0000023
 
 
-class NtTransaction:
+class NtTransaction(Primary):
     def __init__(self, block: Block, message: bytes) -> None:
         if len(block.words) < NT_REQUEST.size:
             raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "NT_TRANSACT words")
-        (max_setup, _r1, total_params, total_data, self.max_params, self.max_data,
-         param_count, param_offset, data_count, data_offset, setup_count,
+        (max_setup, _r1, total_params, total_data, max_params, max_data, param_count,
+         param_offset, data_count, data_offset, setup_count,
          self.function) = NT_REQUEST.unpack_from(block.words)
-        if len(block.words) < NT_REQUEST.size + 2 * setup_count:
-            raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "SetupCount")
-        check_limits(setup_count, max_setup, total_params, self.max_params, total_data,
-                     self.max_data)
-        if param_count > total_params or data_count > total_data:
-            raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "counts past the totals")
-        end = block.data_offset + len(block.data)
-        for offset, count in ((param_offset, param_count), (data_offset, data_count)):
-            if count and (offset < block.data_offset or offset + count > end):
-                raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "NT_TRANSACT offsets")
+        self._take(block, message, "NT_TRANSACT", words_size=NT_REQUEST.size,
+                   setup_count=setup_count, max_setup=max_setup, total_params=total_params,
+                   max_params=max_params, total_data=total_data, max_data=max_data,
+                   param_count=param_count, param_offset=param_offset,
+                   data_count=data_count, data_offset=data_offset)
         self.setup = block.words[NT_REQUEST.size:NT_REQUEST.size + 2 * setup_count]
-        self.params = message[param_offset:param_offset + param_count]
-        self.data = message[data_offset:data_offset + data_count]
-        self.total_params, self.total_data = total_params, total_data
-
-    @property
-    def complete(self) -> bool:
-        return len(self.params) >= self.total_params and len(self.data) >= self.total_data
 
 
 def nt_responses(request: Header, uid: int, tid: int, status: int, params: bytes,

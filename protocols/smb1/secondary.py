@@ -56,6 +56,40 @@ def check_limits(*counts: int) -> None:
         raise StatusError(STATUS_INSUFF_SERVER_RESOURCES, "transaction counts over 65 KiB")
 
 
+class Primary:
+    """What TRANSACTION, TRANSACTION2 and NT_TRANSACT primaries share once their words are
+    unpacked: the checked counts and offsets, the first parameter and data bytes."""
+
+    max_params: int
+    max_data: int
+    total_params: int
+    total_data: int
+    params: bytes
+    data: bytes
+
+    def _take(self, block: Block, message: bytes, what: str, *, words_size: int,
+              setup_count: int, max_setup: int, total_params: int, max_params: int,
+              total_data: int, max_data: int, param_count: int, param_offset: int,
+              data_count: int, data_offset: int) -> None:
+        if len(block.words) < words_size + 2 * setup_count:
+            raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "SetupCount")
+        check_limits(setup_count, max_setup, total_params, max_params, total_data, max_data)
+        if param_count > total_params or data_count > total_data:
+            raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "counts past the totals")
+        end = block.data_offset + len(block.data)
+        for offset, count in ((param_offset, param_count), (data_offset, data_count)):
+            if count and (offset < block.data_offset or offset + count > end):
+                raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, f"{what} offsets")
+        self.max_params, self.max_data = max_params, max_data
+        self.total_params, self.total_data = total_params, total_data
+        self.params = message[param_offset:param_offset + param_count]
+        self.data = message[data_offset:data_offset + data_count]
+
+    @property
+    def complete(self) -> bool:
+        return len(self.params) >= self.total_params and len(self.data) >= self.total_data
+
+
 class Part:
     """One of a transaction's two byte ranges (parameters, data) being filled in."""
 

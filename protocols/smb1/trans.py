@@ -17,7 +17,7 @@ from impacket import nt_errors
 from protocols.errors import StatusError
 from protocols.smb1 import rap
 from protocols.smb1.messages import Block, Header, buffer_string, smb_string
-from protocols.smb1.secondary import check_limits
+from protocols.smb1.secondary import Primary
 from protocols.smb2.pipe import PipeHandle
 from protocols.smb2.state import Open, close_quietly
 
@@ -59,35 +59,24 @@ SET_LEVELS = {0x101: 4, 0x102: 13, 0x103: 19, 0x104: 20}
 FS_LEVELS = {0x102: 1, 0x103: 3, 0x104: 4, 0x105: 5}
 
 
-class Transaction:
+class Transaction(Primary):
     def __init__(self, block: Block, message: bytes, *, named: bool, unicode: bool) -> None:
         if len(block.words) < TRANS_REQUEST.size:
             raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "transaction words")
-        (total_params, total_data, self.max_params, self.max_data, max_setup, _r1, _flags,
-         _timeout, _r2, param_count, param_offset, data_count, data_offset, setup_count,
+        (total_params, total_data, max_params, max_data, max_setup, _r1, _flags, _timeout,
+         _r2, param_count, param_offset, data_count, data_offset, setup_count,
          _r3) = TRANS_REQUEST.unpack_from(block.words)
-        if len(block.words) < TRANS_REQUEST.size + 2 * setup_count:
-            raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "SetupCount")
-        check_limits(setup_count, max_setup, total_params, self.max_params, total_data,
-                     self.max_data)
-        if param_count > total_params or data_count > total_data:
-            raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "counts past the totals")
-        self.total_params, self.total_data = total_params, total_data
-        end = block.data_offset + len(block.data)
-        for offset, count in ((param_offset, param_count), (data_offset, data_count)):
-            if count and (offset < block.data_offset or offset + count > end):
-                raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "transaction offsets")
+        self._take(block, message, "transaction", words_size=TRANS_REQUEST.size,
+                   setup_count=setup_count, max_setup=max_setup, total_params=total_params,
+                   max_params=max_params, total_data=total_data, max_data=max_data,
+                   param_count=param_count, param_offset=param_offset,
+                   data_count=data_count, data_offset=data_offset)
         self.setup = struct.unpack_from(f"<{setup_count}H", block.words, TRANS_REQUEST.size)
-        self.params = message[param_offset:param_offset + param_count]
-        self.data = message[data_offset:data_offset + data_count]
         self.name = ""
         if named:
+            end = block.data_offset + len(block.data)
             start = block.data_offset + (1 if unicode and block.data_offset & 1 else 0)
             self.name, _ = smb_string(message[:end], start, unicode)
-
-    @property
-    def complete(self) -> bool:
-        return len(self.params) >= self.total_params and len(self.data) >= self.total_data
 
 
 def fragments(request: Header, uid: int, tid: int, status: int, params: bytes, data: bytes,
