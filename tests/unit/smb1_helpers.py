@@ -3,7 +3,6 @@ with them: every test that uses these checks our layouts against impacket's."""
 
 from __future__ import annotations
 
-import struct
 
 from impacket import ntlm
 from impacket import smb as i
@@ -15,6 +14,7 @@ from emulator.core.events import EventLog
 from protocols.smb1.negotiate import SMB1Persona
 from protocols.smb2.connection import SMB2ServerConnection, SMBServerConfig
 from protocols.smb2.framing import frame
+from tests.unit.smb2_helpers import unframe
 
 PASSWORD = "pw"
 NT_FLAGS2 = (i.SMB.FLAGS2_UNICODE | i.SMB.FLAGS2_NT_STATUS | i.SMB.FLAGS2_LONG_NAMES
@@ -60,11 +60,7 @@ def packet(command: i.SMBCommand, *, flags2=NT_FLAGS2, uid=0, tid=0, mid=1,
 
 def send(conn, message: bytes) -> list[bytes]:
     conn.receive_data(frame(message))
-    out, messages = conn.data_to_send(), []
-    while out:
-        length = struct.unpack(">I", out[:4])[0]
-        messages.append(out[4:4 + length])
-        out = out[4 + length:]
+    messages = unframe(conn.data_to_send())
     return messages
 
 

@@ -56,3 +56,14 @@ def logon(client: LogonClient, *, dialect: int, guid: bytes, user: str, password
         PathOffset=HEADER_SIZE + 8, PathLength=len(path)) + path)
     assert h.status == STATUS_SUCCESS
     client.tree_id = h.tree_id
+
+
+def unframe(data: bytes) -> list[bytes]:
+    """The messages of a run of direct-TCP frames (4-byte length, then the message), as
+    a sans-IO connection's ``data_to_send()`` returns them."""
+    messages = []
+    while data:
+        length = struct.unpack(">I", data[:4])[0]
+        messages.append(data[4:4 + length])
+        data = data[4 + length:]
+    return messages

@@ -15,6 +15,7 @@ from tests.unit.smb1_helpers import (
     NT_FLAGS2, PASSWORD, _blob, connection, make, negotiate, packet, parse, send,
     setup_extended, status, tree_connect,
 )
+from tests.unit.smb2_helpers import unframe
 
 BATCH_FLAGS = 0x16  # what impacket sends: REQUEST_OPLOCK | REQUEST_OPBATCH | EXTENDED
 NONE, EXCLUSIVE, BATCH, LEVEL_II = 0, 1, 2, 3
@@ -71,11 +72,7 @@ def _granted(reply: bytes) -> tuple[int, int]:
 
 
 def _drain(conn) -> list[bytes]:
-    out, messages = conn.data_to_send(), []
-    while out:
-        length = struct.unpack(">I", out[:4])[0]
-        messages.append(out[4:4 + length])
-        out = out[4 + length:]
+    messages = unframe(conn.data_to_send())
     return messages
 
 

@@ -17,6 +17,7 @@ from emulator.core.events import EventLog
 from protocols.smb2.connection import SMB2ServerConnection, SMBServerConfig
 from protocols.smb2.framing import frame
 from protocols.smb2.messages import Header
+from tests.unit.smb2_helpers import unframe
 
 STATUS_MORE_PROCESSING_REQUIRED = 0xC0000016
 
@@ -41,11 +42,7 @@ def request(command, body, *, message_id=0, session_id=0, credits=1):
 
 
 def responses(conn):
-    out, messages = conn.data_to_send(), []
-    while out:
-        length = struct.unpack(">I", out[:4])[0]
-        messages.append(out[4:4 + length])
-        out = out[4 + length:]
+    messages = unframe(conn.data_to_send())
     return [Header.parse(m) for m in messages]
 
 

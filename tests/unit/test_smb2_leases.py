@@ -25,7 +25,7 @@ from protocols.smb2.messages import FLAGS_ASYNC_COMMAND, HEADER_SIZE, Header, sp
 from protocols.smb2.oplocks import create_contexts, response_contexts
 from protocols.smb2.state import MAX_CREDITS
 
-from .smb2_helpers import logon
+from .smb2_helpers import logon, unframe
 
 STATUS_SUCCESS = 0
 STATUS_PENDING = 0x103
@@ -72,12 +72,9 @@ class Client:
         self._collect()
 
     def _collect(self) -> None:
-        out = self.conn.data_to_send()
-        while out:
-            length = struct.unpack(">I", out[:4])[0]
-            for message in split_compound(out[4:4 + length], MAX_CREDITS):
+        for framed in unframe(self.conn.data_to_send()):
+            for message in split_compound(framed, MAX_CREDITS):
                 self.inbox.append((Header.parse(message), message))
-            out = out[4 + length:]
 
     def send(self, command: int, body: bytes) -> tuple[Header, bytes]:
         """Send one request; return its (first) response. Notifications stay in the inbox."""

@@ -22,6 +22,7 @@ from protocols.smb2.framing import NEGATIVE_RESPONSE, POSITIVE_RESPONSE, encode_
 from protocols.smb2.messages import HEADER_SIZE, Header
 from protocols.smb2.state import CAP_DFS, CAP_DIRECTORY_LEASING, CAP_ENCRYPTION, CAP_LARGE_MTU
 from protocols.smb2.state import CAP_LEASING, CAP_MULTI_CHANNEL
+from tests.unit.smb2_helpers import unframe
 
 MORE = 0xC0000016
 ALL_CAPS = 0x7F
@@ -43,11 +44,7 @@ def make(edition="win10", **overrides):
 
 
 def responses(conn):
-    out, messages = conn.data_to_send(), []
-    while out:
-        length = struct.unpack(">I", out[:4])[0]
-        messages.append(out[4:4 + length])
-        out = out[4 + length:]
+    messages = unframe(conn.data_to_send())
     return messages
 
 
