@@ -1,7 +1,6 @@
 """The admin API's fault routes (GET/POST/DELETE /api/faults) on an in-process host; the
 fired fault's event and metric."""
 
-import json
 
 import pytest
 
@@ -10,8 +9,7 @@ from emulator.config import Config
 from emulator.core.events import FAULT_EVENT_ID
 from emulator.server import EmulatorServer
 
-TOKEN = "s3cret-token"
-HEADERS = {"host": "127.0.0.1:8080", "authorization": f"Bearer {TOKEN}"}
+from tests.unit.admin_helpers import HEADERS, TOKEN, call
 
 
 def make(edition="win10"):
@@ -25,11 +23,6 @@ def server():
     yield srv
     srv.close()
 
-
-def call(api, method, path, body=None):
-    raw = b"" if body is None else json.dumps(body).encode()
-    reply = api.handle(Call(method, path, {}, HEADERS, raw))
-    return reply.status, json.loads(reply.body)
 
 
 def test_add_list_fire_and_clear(server):

@@ -2,21 +2,19 @@
 POST /api/sessions/ID/disconnect and /reset end a live RDP connection with a named errinfo,
 and removing a host whose connections a stall or a delay holds leaves no timer and no slot."""
 
-import json
 from types import SimpleNamespace
 
 import pytest
 from twisted.internet.testing import MemoryReactorClock, StringTransportWithDisconnection
 
-from emulator.admin.api import AdminAPI, Call
+from emulator.admin.api import AdminAPI
 from emulator.config import Config
 from emulator.lab import Lab, host_values
 from emulator.server import EmulatorServer
 from protocols.rdp.x224 import PROTOCOL_SSL, connection_request
 from tests.unit.test_rdp_faults import Stepper
 
-TOKEN = "s3cret-token"
-HEADERS = {"host": "127.0.0.1:8080", "authorization": f"Bearer {TOKEN}"}
+from tests.unit.admin_helpers import TOKEN, call
 
 
 @pytest.fixture
@@ -26,11 +24,6 @@ def server():
     yield srv
     srv.close()
 
-
-def call(api, method, path, body=None):
-    raw = b"" if body is None else json.dumps(body).encode()
-    reply = api.handle(Call(method, path, {}, HEADERS, raw))
-    return reply.status, json.loads(reply.body)
 
 
 @pytest.mark.parametrize("body, reason", [

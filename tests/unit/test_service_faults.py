@@ -4,17 +4,15 @@ time), expired sessions, removed shares, their admin routes, and removal mid-dow
 
 from __future__ import annotations
 
-import json
 
 import pytest
 from twisted.internet.testing import MemoryReactorClock
 
-from emulator.admin.api import AdminAPI, Call
+from emulator.admin.api import AdminAPI
 from emulator.config import Config
 from emulator.server import Host
 
-TOKEN = "s3cret-token"
-HEADERS = {"host": "127.0.0.1:8080", "authorization": f"Bearer {TOKEN}"}
+from tests.unit.admin_helpers import TOKEN, call
 
 
 @pytest.fixture
@@ -28,11 +26,6 @@ def host(tmp_path):
     yield h
     h.close()
 
-
-def call(api, method, path, body=None):
-    raw = b"" if body is None else json.dumps(body).encode()
-    reply = api.handle(Call(method, path, {}, HEADERS, raw))
-    return reply.status, json.loads(reply.body)
 
 
 def names(host):
