@@ -13,7 +13,6 @@ import dataclasses
 import os
 import random
 import select
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from emulator.harness.scenarios import resolve, run_scenario
+from tests.interop.conftest import require_binary
 
 SEEDS = ["xp-home", "xp-professional", "kb328459-spoolss"]
 
@@ -38,11 +38,7 @@ def _free_port(address: str) -> int:
 
 
 def _tshark() -> str:
-    exe = shutil.which("tshark")
-    if exe is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("tshark is not installed (scripts/install-test-deps)")
-        pytest.skip("tshark is not installed (scripts/install-test-deps)")
+    exe = require_binary("tshark")
     if os.geteuid() != 0:
         pytest.skip("capturing on the loopback interface needs root")
     return exe

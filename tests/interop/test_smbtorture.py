@@ -40,18 +40,22 @@ SELECTION = [
 ]
 
 
-@pytest.mark.parametrize("test", SELECTION)
-def test_smbtorture(emulator, smbclient_conf: Path, test: str) -> None:
+def assert_smbtorture_passes(emu, smbclient_conf: Path, test: str, *options: str) -> None:
+    """One smbtorture test against ``emu``'s docs share as alice; it must report success."""
     exe = require_binary("smbtorture")
-    emu = emulator("win10")
     cmd = [exe, f"//{emu.host}/docs", "-p", str(emu.smb_port), "--configfile",
-           str(smbclient_conf), "-U", f"alice%{emu.users['alice']}", test]
+           str(smbclient_conf), *options, "-U", f"alice%{emu.users['alice']}", test]
     run = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, timeout=60)
     name = test.rsplit(".", 1)[-1]
     assert run.returncode == 0 and f"success: {name}" in run.stdout, (
         f"{' '.join(cmd)} exited {run.returncode}:\n{run.stdout[-4000:]}\n"
         f"--- server stderr ---\n{emu.stderr()[-2000:]}")
+
+
+@pytest.mark.parametrize("test", SELECTION)
+def test_smbtorture(emulator, smbclient_conf: Path, test: str) -> None:
+    assert_smbtorture_passes(emulator("win10"), smbclient_conf, test)
 
 
 # SMB1 oplocks on an XP host: Samba's raw.oplock tests (SMB1, two connections: one holds the
@@ -68,14 +72,6 @@ SMB1_SELECTION = [
 
 @pytest.mark.parametrize("test", SMB1_SELECTION)
 def test_smbtorture_smb1_oplocks_on_xp(emulator, smbclient_conf: Path, test: str) -> None:
-    exe = require_binary("smbtorture")
-    emu = emulator("xp-pro", args=["--no-force-guest"])
-    cmd = [exe, f"//{emu.host}/docs", "-p", str(emu.smb_port), "--configfile",
-           str(smbclient_conf), "--option=client min protocol=NT1",
-           "--option=client max protocol=NT1", "-U", f"alice%{emu.users['alice']}", test]
-    run = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True, timeout=60)
-    name = test.rsplit(".", 1)[-1]
-    assert run.returncode == 0 and f"success: {name}" in run.stdout, (
-        f"{' '.join(cmd)} exited {run.returncode}:\n{run.stdout[-4000:]}\n"
-        f"--- server stderr ---\n{emu.stderr()[-2000:]}")
+    assert_smbtorture_passes(emulator("xp-pro", args=["--no-force-guest"]), smbclient_conf,
+                             test, "--option=client min protocol=NT1",
+                             "--option=client max protocol=NT1")

@@ -6,18 +6,16 @@ connections' own bytes (tests/unit/pcap_tap.py); no packet may be malformed."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import struct
 import subprocess
 
-import pytest
 from impacket import ntlm
 from impacket import smb as i
 
 from protocols.smb1 import signing
 from protocols.smb2.fs import DiskShare
 from protocols.smb2.leases import LeaseTable
+from tests.interop.conftest import require_binary
 from tests.unit.pcap_tap import Tap
 from tests.unit.smb1_helpers import (
     NT_FLAGS2, PASSWORD, _blob, connection, make, negotiate_request, packet, parse, send,
@@ -72,12 +70,7 @@ class Conversation:
 
 
 def _tshark() -> str:
-    exe = shutil.which("tshark")
-    if exe is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("tshark is not installed (scripts/install-test-deps)")
-        pytest.skip("tshark is not installed (scripts/install-test-deps)")
-    return exe
+    return require_binary("tshark")
 
 
 def test_tshark_finds_nothing_malformed_in_the_newer_smb1_messages(tmp_path):
