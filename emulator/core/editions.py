@@ -163,10 +163,12 @@ class Edition:
     rdp_nla: bool = False
     rdp_logon_error: int | None = None
     # The RDP security layers: "tls" (TLS, and CredSSP with rdp_nla) and "rdp" (Standard RDP
-    # Security, RC4 with a proprietary certificate); both is 2003 SP1's "Negotiate": TLS
-    # when the client offers it, RDP Security otherwise. rdp_negotiation False: every
-    # Connection Request gets a Connection Confirm without RDP_NEG_RSP (XP's RDP 5.1 server).
-    rdp_security_layers: tuple[str, ...] = ("tls",)
+    # Security, RC4 with a proprietary certificate); both is "Negotiate", SecurityLayer's
+    # default since 2003 SP1 (learn.microsoft.com ff715923, Vista to 2012 R2, and the
+    # current unattend reference): TLS or CredSSP when the client offers it, RDP Security
+    # otherwise unless NLA is required. rdp_negotiation False: every Connection Request
+    # gets a Connection Confirm without RDP_NEG_RSP (XP's RDP 5.1 server).
+    rdp_security_layers: tuple[str, ...] = ("rdp", "tls")
     rdp_negotiation: bool = True
     # Under "rdp": the encryption level and the RC4 methods offered (FIPS is not).
     rdp_encryption_level: int = RDP_LEVEL_CLIENT_COMPATIBLE
@@ -275,7 +277,7 @@ _XP = dict(version=(5, 1), build=2600, smb_capabilities=0, max_io_size=64 * 1024
 _SERVER_SAM = dict(sam_builtin_accounts=SAM_ACCOUNTS_2003, sam_password_complex=True)
 _SERVER_SAM_10 = dict(sam_builtin_accounts=SAM_ACCOUNTS_2022, sam_password_complex=True)
 _2003 = dict(_XP, version=(5, 2), build=3790, lm_compatibility_level=2, force_guest=False,
-             rdp_refusal_text=TS_REFUSAL_2003, rdp_security_layers=("rdp", "tls"),
+             rdp_refusal_text=TS_REFUSAL_2003,
              sam_builtin_accounts=SAM_ACCOUNTS_2003,
              sam_first_user_rid=1000, lsa_anonymous_lookup=False, smb1_max_mpx=50,
              smb1_max_buffer=16644, smb1_capabilities=0x8001F3FD,

@@ -57,7 +57,6 @@ from protocols.rdp.x224 import (
     PROTOCOL_HYBRID,
     PROTOCOL_HYBRID_EX,
     PROTOCOL_RDP,
-    SSL_REQUIRED_BY_SERVER,
     TLS_FRAME,
     X224_CR,
     X224_DR,
@@ -320,17 +319,18 @@ class RDPServerConnection(ActivationMixin, EndingMixin, FaultMixin, AutoReconnec
         if not config.answers_negotiation:
             self._select_standard_security(negotiated=False)
             return
-        choice = negotiation.Choice(None, SSL_REQUIRED_BY_SERVER)
-        if "tls" in layers:
-            choice = negotiation.select_protocol(
-                requested, config.nla_mode or ("offered" if config.nla else "off"),
-                early_user_auth=config.early_user_auth, credssp=config.credssp is not None)
-        if choice.selected is None and "rdp" in layers and not self._tls_active:
+        choice = negotiation.select_protocol(
+            requested, config.nla_mode or ("offered" if config.nla else "off"),
+            early_user_auth=config.early_user_auth, credssp=config.credssp is not None,
+            tls="tls" in layers,
+            # inside a bare-TLS start only what runs over TLS can follow
+            standard_security="rdp" in layers and not self._tls_active)
+        if choice.selected == PROTOCOL_RDP:
             self._select_standard_security(negotiated=request.requested_protocols is not None)
             return
         if choice.selected is None:
-            # Standard RDP Security only (or no RDP_NEG_REQ at all), or no CredSSP where
-            # NLA is required: what Windows sends when its security layer is TLS or NLA.
+            # Nothing the host speaks, or no CredSSP where NLA is required: what Windows
+            # sends when its security layer is TLS or NLA.
             self._out += negotiation_failure(choice.failure)
             self._close(f"client offers 0x{requested:x}; RDP_NEG_FAILURE 0x{choice.failure:x}",
                         quiet=True)

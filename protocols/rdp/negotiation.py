@@ -7,8 +7,10 @@ connections only from computers running Remote Desktop with Network Level
 Authentication"): a client that does not offer CredSSP gets HYBRID_REQUIRED_BY_SERVER,
 whatever else it offers (nmap PR #1614: Server 2016 -> Native RDP and SSL both FAILED
 HYBRID_REQUIRED_BY_SERVER). "offered": CredSSP when the client asks, TLS otherwise.
-"off": TLS only. A client offering only Standard RDP Security gets SSL_REQUIRED_BY_SERVER
-here (Standard RDP Security is served elsewhere, where the edition has it).
+"off": TLS only. The security layer is Windows' SecurityLayer, "Negotiate" by default
+from Vista on (learn.microsoft.com ff715923): a client that offers neither TLS nor CredSSP
+gets Standard RDP Security where the host speaks it and NLA is not required, and
+SSL_REQUIRED_BY_SERVER where it does not.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from protocols.rdp.x224 import (
     HYBRID_REQUIRED_BY_SERVER,
     PROTOCOL_HYBRID,
     PROTOCOL_HYBRID_EX,
+    PROTOCOL_RDP,
     PROTOCOL_SSL,
     SSL_REQUIRED_BY_SERVER,
     DecodeError,
@@ -39,19 +42,23 @@ class Choice:
 
 
 def select_protocol(requested: int, nla: str, *, early_user_auth: bool = False,
-                    credssp: bool = True) -> Choice:
+                    credssp: bool = True, tls: bool = True,
+                    standard_security: bool = False) -> Choice:
     """``requested``: the client's requestedProtocols (0 without an RDP_NEG_REQ);
     ``nla``: required / offered / off; ``early_user_auth``: HYBRID_EX served (8.1+);
-    ``credssp``: an acceptor exists (without one, NLA cannot be served at all)."""
-    use_nla = nla in (REQUIRED, OFFERED) and credssp
+    ``credssp``: an acceptor exists (without one, NLA cannot be served at all);
+    ``tls``: the host speaks TLS; ``standard_security``: and Standard RDP Security."""
+    use_nla = tls and nla in (REQUIRED, OFFERED) and credssp
     if use_nla and early_user_auth and requested & PROTOCOL_HYBRID_EX:
         return Choice(PROTOCOL_HYBRID_EX)
     if use_nla and requested & PROTOCOL_HYBRID:
         return Choice(PROTOCOL_HYBRID)
-    if nla == REQUIRED:
+    if tls and nla == REQUIRED:
         return Choice(None, HYBRID_REQUIRED_BY_SERVER)
-    if requested & PROTOCOL_SSL:
+    if tls and requested & PROTOCOL_SSL:
         return Choice(PROTOCOL_SSL)
+    if standard_security:
+        return Choice(PROTOCOL_RDP)
     return Choice(None, SSL_REQUIRED_BY_SERVER)
 
 

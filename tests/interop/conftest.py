@@ -121,6 +121,13 @@ def require_binary(name: str) -> str:
     return path
 
 
+def require_file(path: Path, what: str) -> Path:
+    """A file that scripts/install-test-deps fetches; skip (or fail under CI) if absent."""
+    if not path.is_file():
+        _missing(f"{what} ({path})")
+    return path
+
+
 def require_module(name: str) -> Any:
     """Import a client library; skip (or fail under CI) if absent."""
     try:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from .conftest import EDITIONS, require_binary
+from .conftest import EDITIONS, require_binary, require_file
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(180)]
 
@@ -103,27 +105,72 @@ def _nmap_rdp(emu, *args: str) -> str:
     return proc.stdout
 
 
-# Editions whose Windows answers nmap's TerminalServerCookie probe with the RDP_NEG_RSP flags
-# nmap-service-probes matches (0x1f: 10 1607 and later), or (XP, 2003) answers its
-# TerminalServer probe (no RDP_NEG_REQ) with Standard RDP Security's bare Connection Confirm.
-# Vista, 7 and 2008 R2 would answer that probe so too ("any version"), but do not speak RDP
-# Security here.
-_SV_MATCHED = ["xp-pro", "whs", "server-2003", "win10", "win11", "server-2016",
-               "server-2019", "server-2022", "server-2025"]
-_SV_NEEDS_RDP_SECURITY = ["vista", "win7", "server-2008r2"]
-# 8.1 / 2012 R2 answer 0x0f, which nmap-service-probes matches since after nmap 7.93.
-_SV_NEWER_NMAP = ["win81", "server-2012r2"]
+# `nmap -sV` as a scanner meets a Windows host: the RDP port is 3389, so nmap sends the
+# probes registered for 3389 first, in file order (TerminalServerCookie, TLSSessionReq,
+# TerminalServer), which a random port would not. Each host gets a network namespace of its
+# own (its own loopback and 3389), read with bookworm's nmap 7.93 and with nmap 7.95's
+# probe database (Debian trixie's nmap-common, fetched by scripts/install-test-deps).
+_TRIXIE_PROBES = Path(__file__).resolve().parents[2] / ".nmap-trixie"
+_RDP_EDITIONS = ["xp-pro", "whs", "server-2003", "vista", "win7", "server-2008r2", "win81",
+                 "server-2012r2", "win10", "win11", "server-2016", "server-2019",
+                 "server-2022", "server-2025"]
+# nmap 7.93 matches TerminalServerCookie answers with flags 0x1f only (10 1607 and later)
+# and has no softmatch for the other Connection Confirms, so TLSSessionReq comes next,
+# and the hosts that answer a bare ClientHello (7 and later) become `ssl/ms-wbt-server?`,
+# what metasploit PR #12183 lists for real Windows 7 (and 10 before the 0x1f line). 7.95
+# matches 0x07/0x0f/0x1f and softmatches any Connection Confirm, after which the
+# TerminalServer probe (no RDP_NEG_REQ) gets Negotiate's Standard RDP Security Confirm.
+_SV_UNNAMED_BY_7_93 = {"vista", "win7", "server-2008r2", "win81", "server-2012r2"}
+
+_IN_NAMESPACE = r"""
+import subprocess, sys
+nmap, edition, *datadirs = sys.argv[1:]
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+emu = subprocess.Popen([sys.executable, "-m", "emulator", "serve", "--edition", edition,
+                        "--rdp-port", "3389", "--smb-port", "0", "--netbios-port", "0"],
+                       stdout=subprocess.PIPE, text=True)
+try:
+    ready = emu.stdout.readline()
+    assert "rdp=127.0.0.1:3389" in ready, ready
+    for datadir in datadirs:
+        extra = ["--datadir", datadir] if datadir != "-" else []
+        out = subprocess.run([nmap, *extra, "-n", "-Pn", "-sT", "-sV", "-p", "3389",
+                              "127.0.0.1"], capture_output=True, text=True, timeout=120)
+        print(out.stdout + out.stderr + "\n=====")
+finally:
+    emu.terminate()
+    emu.wait(10)
+"""
 
 
-@pytest.mark.parametrize("edition", _SV_MATCHED + [
-    pytest.param(e, marks=pytest.mark.xfail(reason="needs Standard RDP Security's Connection "
-                                            "Confirm for the TerminalServer probe"))
-    for e in _SV_NEEDS_RDP_SECURITY] + [
-    pytest.param(e, marks=pytest.mark.xfail(reason="nmap 7.93's probes match 0x1f only"))
-    for e in _SV_NEWER_NMAP])
-def test_nmap_sv_identifies_microsoft_terminal_services(emulator, edition):
-    out = _nmap_rdp(emulator(edition), "-sV", "--version-intensity", "7")
-    assert "Microsoft Terminal Service" in out, out
+def _sv_on_3389(edition: str, *datadirs: str) -> list[str]:
+    """The 3389/tcp line nmap -sV prints, once per probe database ("-": nmap's own)."""
+    for tool in ("unshare", "ip"):
+        require_binary(tool)
+    proc = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--net", sys.executable, "-c",
+         _IN_NAMESPACE, require_binary("nmap"), edition, *datadirs],
+        capture_output=True, text=True, timeout=170, cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = proc.stdout.split("\n=====")[:-1]
+    assert len(runs) == len(datadirs), proc.stdout
+    lines = []
+    for out in runs:
+        found = [line for line in out.splitlines() if line.startswith("3389/tcp")]
+        assert len(found) == 1, out
+        lines.append(found[0])
+    return lines
+
+
+@pytest.mark.parametrize("edition", _RDP_EDITIONS)
+def test_nmap_sv_on_3389_reads_the_rdp_port_as_it_reads_that_windows(edition):
+    require_file(_TRIXIE_PROBES / "nmap-service-probes", "nmap 7.95's probe database")
+    with_7_93, with_7_95 = _sv_on_3389(edition, "-", str(_TRIXIE_PROBES))
+    assert "Microsoft Terminal Service" in with_7_95, with_7_95
+    if edition in _SV_UNNAMED_BY_7_93:
+        assert with_7_93.split() == ["3389/tcp", "open", "ssl/ms-wbt-server?"], with_7_93
+    else:
+        assert "Microsoft Terminal Service" in with_7_93, with_7_93
 
 
 def _tls_versions(out: str) -> dict[str, list[str]]:

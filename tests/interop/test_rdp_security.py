@@ -42,13 +42,18 @@ def no_traceback(emu: EmulatorProcess) -> None:
     assert "Traceback" not in emu.stderr() and "bad input" not in emu.stderr(), emu.stderr()
 
 
-@pytest.mark.parametrize("client", ["xfreerdp /sec:rdp", "rdesktop"])
-def test_xp_pro_logon_over_standard_rdp_security_shows_the_desktop(emulator, clients, xvfb,
-                                                                   client, tmp_path):
-    emu = emulator("xp-pro", users=USERS)
+@pytest.mark.parametrize("edition, client", [
+    ("xp-pro", "xfreerdp /sec:rdp"), ("xp-pro", "rdesktop -a 24"),
+    # Windows 7's Negotiate layer with "any version" allowed: RDP Security for a client
+    # that asks for it (/sec:rdp) or sends no RDP_NEG_REQ (rdesktop -4).
+    ("win7", "xfreerdp /sec:rdp"), ("win7", "rdesktop -4")])
+def test_logon_over_standard_rdp_security_shows_the_desktop(emulator, clients, xvfb, edition,
+                                                            client, tmp_path):
+    emu = emulator(edition, users=USERS)
     c = clients(emu)
-    proc = (c.xfreerdp("alice", None, "/sec:rdp") if client.startswith("xfreerdp")
-            else c.rdesktop("alice", "-a", "24"))
+    program, *args = client.split()
+    proc = (c.xfreerdp("alice", None, *args) if program == "xfreerdp"
+            else c.rdesktop("alice", *args))
     (admitted,) = wait_for(emu, 1, outcome="admitted")
     assert admitted["user"] == "alice"
     deadline = time.monotonic() + 15
@@ -89,6 +94,14 @@ def test_nmap_on_2003_finds_tls_and_native_rdp_negotiated(emulator):
     emu = _fixed_port_emulator(emulator, "server-2003")
     out = _nmap(emu.listeners["rdp"][0], "rdp-enum-encryption")
     assert "SSL: SUCCESS" in out and "Native RDP: SUCCESS" in out, out
+    assert "128-bit RC4: SUCCESS" in out and "Client Compatible" in out, out
+
+
+def test_nmap_on_win7_finds_credssp_tls_and_native_rdp_negotiated(emulator):
+    emu = _fixed_port_emulator(emulator, "win7")
+    out = _nmap(emu.listeners["rdp"][0], "rdp-enum-encryption")
+    for layer in ("CredSSP (NLA)", "SSL", "Native RDP"):
+        assert f"{layer}: SUCCESS" in out, out
     assert "128-bit RC4: SUCCESS" in out and "Client Compatible" in out, out
 
 

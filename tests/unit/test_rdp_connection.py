@@ -21,6 +21,7 @@ from protocols.rdp.proprietary_cert import ServerKey
 from protocols.rdp.security import StandardSecurityConfig
 from protocols.rdp.x224 import (
     PROTOCOL_HYBRID,
+    PROTOCOL_RDP,
     PROTOCOL_SSL,
     TYPE_RDP_NEG_FAILURE,
     TYPE_RDP_NEG_RSP,
@@ -387,15 +388,24 @@ def test_wrong_password_on_the_tls_path_shows_the_logon_failure_and_counts_nothi
 @pytest.mark.parametrize("edition, requested, expected", [
     ("tls-only", 0, (TYPE_RDP_NEG_FAILURE, 0x1)),  # SSL_REQUIRED_BY_SERVER
     ("tls-only", None, (TYPE_RDP_NEG_FAILURE, 0x1)),  # no RDP_NEG_REQ at all
-    ("server-2022", 0, (TYPE_RDP_NEG_FAILURE, 0x1)),  # NLA offered: SSL_REQUIRED_BY_SERVER
+    # NLA offered, SecurityLayer Negotiate (Windows' default): Standard RDP Security
+    ("server-2022", 0, (TYPE_RDP_NEG_RSP, PROTOCOL_RDP)),
+    # NLA required (as 2022 ships): HYBRID_REQUIRED_BY_SERVER, with or without RDP_NEG_REQ
+    ("server-2022/required", 0, (TYPE_RDP_NEG_FAILURE, 0x5)),
+    ("server-2022/required", None, (TYPE_RDP_NEG_FAILURE, 0x5)),
+    ("server-2022/required", PROTOCOL_SSL, (TYPE_RDP_NEG_FAILURE, 0x5)),
     ("whs", PROTOCOL_SSL | PROTOCOL_HYBRID, (TYPE_RDP_NEG_RSP, PROTOCOL_SSL)),  # no NLA in 2003
     ("server-2022", PROTOCOL_SSL, (TYPE_RDP_NEG_RSP, PROTOCOL_SSL)),
 ])
 def test_security_negotiation(edition, requested, expected):
     # "tls-only": a 2003-era host whose security layer is SSL (test_rdp_security.py has the
     # editions' own layers: XP's RDP Security, 2003's Negotiate).
-    host = (Host("whs", credssp=lambda: object(), security_layers=("tls",))
-            if edition == "tls-only" else Host(edition, credssp=lambda: object()))
+    if edition == "tls-only":
+        host = Host("whs", credssp=lambda: object(), security_layers=("tls",))
+    elif edition.endswith("/required"):
+        host = Host(edition.split("/")[0], credssp=lambda: object(), nla_mode="required")
+    else:
+        host = Host(edition, credssp=lambda: object())
     client = host.connect()
     assert client.negotiate(requested) == expected
     assert client.core.close_requested == (expected[0] == TYPE_RDP_NEG_FAILURE)

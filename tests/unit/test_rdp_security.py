@@ -36,6 +36,7 @@ from protocols.rdp.x224 import (
     PROTOCOL_HYBRID,
     PROTOCOL_RDP,
     PROTOCOL_SSL,
+    TYPE_RDP_NEG_FAILURE,
     TYPE_RDP_NEG_RSP,
     connection_request,
     x224_data,
@@ -236,18 +237,23 @@ def test_xp_answers_every_connection_request_without_rdp_neg_rsp(requested):
     (PROTOCOL_RDP, (TYPE_RDP_NEG_RSP, PROTOCOL_RDP), False),
     (None, (NO_NEGOTIATION, PROTOCOL_RDP), False),  # no RDP_NEG_REQ: no rdpNegData back
 ])
-@pytest.mark.parametrize("edition", ["whs", "server-2003"])
-def test_2003_negotiates_tls_when_offered_and_rdp_security_otherwise(edition, requested,
-                                                                      expected, tls):
+@pytest.mark.parametrize("edition", ["whs", "server-2003", "vista", "win7", "server-2008r2",
+                                     "win10"])
+def test_negotiate_layer_picks_tls_when_offered_and_rdp_security_otherwise(edition, requested,
+                                                                           expected, tls):
+    # SecurityLayer "Negotiate" with NLA not required ("any version": 7-era's default, 10's
+    # with NLA turned off): a legacy client gets Standard RDP Security.
     client = secure_client(rdp_host(edition))
     assert client.negotiate(requested) == expected
     assert client.core.tls_requested == tls and not client.core.close_requested
 
 
-def test_editions_that_speak_only_tls_still_refuse_standard_rdp_security():
-    client = secure_client(rdp_host("win10"))
-    assert client.negotiate(PROTOCOL_RDP)[0] == 0x03  # RDP_NEG_FAILURE
-    assert client.core.close_requested
+@pytest.mark.parametrize("requested", [PROTOCOL_RDP, None, PROTOCOL_SSL])
+@pytest.mark.parametrize("edition", ["win7", "win10"])
+def test_nla_required_refuses_standard_rdp_security_and_tls(edition, requested):
+    client = secure_client(rdp_host(edition, nla_mode="required"))
+    assert client.negotiate(requested) == (TYPE_RDP_NEG_FAILURE, 0x05)  # HYBRID_REQUIRED
+    assert client.core.close_requested and not client.core.tls_requested
 
 
 @pytest.mark.parametrize("offered, chosen", [(0x0B, 0x02), (0x09, 0x08), (0x01, 0x01),
