@@ -386,6 +386,8 @@ class Host:
             nla_mode=self.config.rdp_nla or self.edition.rdp_nla_default,
             early_user_auth=self.edition.rdp_early_user_auth,
             neg_flags=self.edition.rdp_neg_flags, server_version=self.edition.rdp_server_version,
+            server_early_flags=self.edition.rdp_early_capability_flags,
+            multitransport=self.edition.rdp_multitransport,
             direct_tls=self.edition.rdp_direct_tls,
             refusal_logon_error=self.edition.rdp_logon_error,
             denial_errinfo=self.config.rdp_denial_errinfo,

@@ -112,6 +112,9 @@ class RDPServerConfig:
     neg_flags: int = 0  # RDP_NEG_RSP flags
     direct_tls: bool = False  # a bare TLS ClientHello first on the connection starts TLS
     server_version: int = gcc.RDP_VERSION_5_PLUS  # TS_UD_SC_CORE version
+    server_early_flags: int = 0  # TS_UD_SC_CORE earlyCapabilityFlags
+    # Answer a client's CS_MULTITRANSPORT with SC_MULTITRANSPORT (RDP 8.0 and later).
+    multitransport: bool = False
     refusal_logon_error: int | None = None  # Save Session Info ErrorNotificationType
     denial_errinfo: int = pdu.ERRINFO_SERVER_DENIED_CONNECTION
     refusal_display_seconds: float = 30.0
@@ -145,6 +148,11 @@ class RDPServerConfig:
             self.standard_security = StandardSecurityConfig()
         if not self.answers_negotiation and "rdp" not in self.security_layers:
             raise ValueError("a host that does not negotiate speaks Standard RDP Security")
+
+
+# Server 2016 answers a client's 0x305 with 0x301: UDPFECL (lossy UDP) is not offered.
+MULTITRANSPORT_ANSWERED = (gcc.TRANSPORTTYPE_UDPFECR | gcc.TRANSPORTTYPE_UDP_PREFERRED
+                           | gcc.SOFTSYNC_TCP_TO_UDP)
 
 
 class RDPServerConnection(ActivationMixin, EndingMixin, FaultMixin, AutoReconnectMixin):
@@ -404,17 +412,24 @@ class RDPServerConnection(ActivationMixin, EndingMixin, FaultMixin, AutoReconnec
             security = self._security.server_security_block()
         self.channels[mcs.IO_CHANNEL] = "I/O"
         ids = [self._add_channel(name) for name, _options in client.channels]
-        # Windows' order: core, network, security (aardwolf reads them in that order).
-        blocks = (gcc.server_core(self.requested_protocols or 0, self.config.server_version)
+        # Windows' order: core, network, security (aardwolf reads them in that order), the
+        # message channel, multitransport (Server 2016's, prot-od-netcaps MS-RDSOD traces).
+        blocks = (gcc.server_core(self.requested_protocols or 0, self.config.server_version,
+                                  self.config.server_early_flags)
                   + gcc.server_network(mcs.IO_CHANNEL, ids) + security)
         if client.message_channel:
             blocks += gcc.server_message_channel(self._add_channel("MCS message channel"))
+        if self.config.multitransport and client.multitransport_flags is not None:
+            blocks += gcc.server_multitransport(
+                client.multitransport_flags & MULTITRANSPORT_ANSWERED)
         self._out += x224_data(mcs.connect_response(gcc.conference_create_response(blocks)))
         self._machine.fire(Event.CONNECT_INITIAL if self._security is None
                            else Event.CONNECT_INITIAL_RDP)
 
     def _add_channel(self, name: str) -> int:
-        """The next free channel id after the I/O channel, skipping the user's id."""
+        """The next free channel id after the I/O channel, skipping the user's id (1007
+        always; Windows hands out the one after its channels: 1009 after four static
+        channels and the message channel in Server 2016's traces)."""
         channel = max(self.channels) + 1
         if channel == self.user_id:
             channel += 1

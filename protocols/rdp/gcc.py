@@ -18,12 +18,21 @@ CS_CORE, CS_SECURITY, CS_NET, CS_CLUSTER = 0xC001, 0xC002, 0xC003, 0xC004
 CS_MONITOR, CS_MCS_MSGCHANNEL, CS_MONITOR_EX, CS_MULTITRANSPORT = 0xC005, 0xC006, 0xC008, 0xC00A
 # Server data block types.
 SC_CORE, SC_SECURITY, SC_NET, SC_MCS_MSGCHANNEL = 0x0C01, 0x0C02, 0x0C03, 0x0C04
+SC_MULTITRANSPORT = 0x0C08
 
 RDP_VERSION_5_PLUS = 0x00080004
 
 # earlyCapabilityFlags (client core data).
 RNS_UD_CS_SUPPORT_ERRINFO_PDU = 0x0001
 RNS_UD_CS_WANT_32BPP_SESSION = 0x0002
+# earlyCapabilityFlags (server core data, 2.2.1.4.2).
+RNS_UD_SC_EDGE_ACTIONS_SUPPORTED_V1 = 0x0001
+RNS_UD_SC_DYNAMIC_DST_SUPPORTED = 0x0002
+RNS_UD_SC_EDGE_ACTIONS_SUPPORTED_V2 = 0x0004
+RNS_UD_SC_SKIP_CHANNELJOIN_SUPPORTED = 0x0008
+# Multitransport flags (2.2.1.3.8 / 2.2.1.4.6).
+TRANSPORTTYPE_UDPFECR, TRANSPORTTYPE_UDPFECL = 0x0001, 0x0004
+TRANSPORTTYPE_UDP_PREFERRED, SOFTSYNC_TCP_TO_UDP = 0x0100, 0x0200
 # supportedColorDepths.
 RNS_UD_24BPP_SUPPORT, RNS_UD_16BPP_SUPPORT = 0x0001, 0x0002
 RNS_UD_15BPP_SUPPORT, RNS_UD_32BPP_SUPPORT = 0x0004, 0x0008
@@ -80,6 +89,7 @@ class ClientData:
     cluster_flags: int | None = None
     redirected_session_id: int = 0
     message_channel: bool = False
+    multitransport_flags: int | None = None  # CS_MULTITRANSPORT, when the client sent it
 
     @property
     def console_requested(self) -> bool:
@@ -227,6 +237,10 @@ def parse_client_data(blocks: bytes) -> ClientData:
             data.cluster_flags, data.redirected_session_id = struct.unpack_from("<II", body)
         elif kind == CS_MCS_MSGCHANNEL:
             data.message_channel = True
+        elif kind == CS_MULTITRANSPORT:
+            if len(body) < 4:
+                raise DecodeError("GCC: client multitransport data too short")
+            (data.multitransport_flags,) = struct.unpack_from("<I", body)
     if core is None:
         raise DecodeError("GCC: no client core data")
     data.core = core
@@ -289,10 +303,16 @@ def server_message_channel(channel: int) -> bytes:
     return block(SC_MCS_MSGCHANNEL, struct.pack("<H", channel))
 
 
+def server_multitransport(flags: int) -> bytes:
+    return block(SC_MULTITRANSPORT, struct.pack("<I", flags))
+
+
 def client_data_blocks(*, width: int = 1024, height: int = 768, name: str = "pytest",
                        selected_protocol: int = 1, bpp: int = 16, early_flags: int = 1,
                        channels: tuple[str, ...] = (), cluster_flags: int | None = 0x0D,
-                       redirected_session_id: int = 0, encryption_methods: int = 0) -> bytes:
+                       redirected_session_id: int = 0, encryption_methods: int = 0,
+                       message_channel: bool = False,
+                       multitransport_flags: int | None = None) -> bytes:
     """Client side (tests, benchmark): FreeRDP-shaped client data blocks."""
     depth_flags = RNS_UD_24BPP_SUPPORT | RNS_UD_16BPP_SUPPORT | RNS_UD_15BPP_SUPPORT
     if bpp == 32:
@@ -311,6 +331,10 @@ def client_data_blocks(*, width: int = 1024, height: int = 768, name: str = "pyt
     net = struct.pack("<I", len(channels)) + b"".join(
         struct.pack("<8sI", c.encode(), 0x80000000) for c in channels)
     out += block(CS_NET, net)
+    if message_channel:
+        out += block(CS_MCS_MSGCHANNEL, struct.pack("<I", 0))
+    if multitransport_flags is not None:
+        out += block(CS_MULTITRANSPORT, struct.pack("<I", multitransport_flags))
     return out
 
 

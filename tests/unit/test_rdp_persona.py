@@ -150,6 +150,65 @@ def test_server_core_version_per_edition(edition, version):
     assert struct.unpack_from("<I", blocks[gcc.SC_CORE])[0] == version
 
 
+# Server 2016's GCC server data, from Microsoft's decrypted MS-RDSOD traces
+# (github.com/microsoft/prot-od-netcaps @ 4ee9747a, "[MS-RDSOD]-captureALL/MS-RDSOD_Example
+# 1_Win10_X64_WS2016_X64_Domain.matp", after "McDn"): core (RDP 10.2, the client's 0x0b,
+# earlyCapabilityFlags 0x06), network (I/O 1003; 1004-1007 for rdpdr, rdpsnd, cliprdr,
+# drdynvc), security (none: TLS), message channel 1008, multitransport 0 (the client's 0).
+SERVER_2016_CORE = bytes.fromhex("010c1000070008000b00000006000000")
+SERVER_2016_GCC = (SERVER_2016_CORE
+                   + bytes.fromhex("030c1000eb030400ec03ed03ee03ef03")
+                   + bytes.fromhex("020c0c000000000000000000")
+                   + bytes.fromhex("040c0600f003")
+                   + bytes.fromhex("080c080000000000"))
+
+
+def _server_gcc(edition: str, requested: int, **client: Any) -> bytes:
+    host = Host(edition, nla_mode="off")  # TLS: the scripted client speaks no CredSSP
+    conn = host.connect()
+    conn.negotiate(requested)
+    conn.core.tls_started()
+    conn.send(x224_data(mcs.connect_initial(gcc.conference_create_request(
+        gcc.client_data_blocks(**client)))))
+    (frame,) = conn.pump()
+    _, user_data = mcs.parse_connect_response(parse_x224(frame)[1])
+    return gcc.parse_conference_create_response(user_data)
+
+
+def test_server_2016_capture_reads_back_block_by_block():
+    blocks = gcc.iter_blocks(SERVER_2016_GCC)
+    assert [kind for kind, _ in blocks] == [gcc.SC_CORE, gcc.SC_NET, gcc.SC_SECURITY,
+                                            gcc.SC_MCS_MSGCHANNEL, gcc.SC_MULTITRANSPORT]
+    assert gcc.server_core(0x0B, 0x00080007, 0x06) == SERVER_2016_CORE
+    assert gcc.server_multitransport(0) == SERVER_2016_GCC[-8:]
+    assert gcc.server_message_channel(1008) == bytes.fromhex("040c0600f003")
+
+
+@pytest.mark.parametrize("client_flags, answered", [(0, 0), (0x305, 0x301), (None, None)])
+def test_server_2016_answers_the_blocks_as_its_trace_shows(client_flags, answered):
+    data = _server_gcc("server-2016", SSL, message_channel=True,
+                       multitransport_flags=client_flags,
+                       channels=("rdpdr", "rdpsnd", "cliprdr", "drdynvc"))
+    blocks = gcc.iter_blocks(data)
+    kinds = [kind for kind, _ in blocks]
+    # The capture's order and core block, but for clientRequestedProtocols (0x01 here).
+    assert data.startswith(SERVER_2016_CORE[:8] + struct.pack("<I", SSL)
+                           + SERVER_2016_CORE[12:])
+    assert kinds[:4] == [gcc.SC_CORE, gcc.SC_NET, gcc.SC_SECURITY, gcc.SC_MCS_MSGCHANNEL]
+    if answered is None:  # no CS_MULTITRANSPORT from the client: none back
+        assert gcc.SC_MULTITRANSPORT not in kinds
+    else:
+        assert blocks[4] == (gcc.SC_MULTITRANSPORT, struct.pack("<I", answered))
+
+
+@pytest.mark.parametrize("edition", ["win7", "win81", "whs"])
+def test_editions_before_10_send_no_early_flags_and_no_multitransport(edition):
+    data = _server_gcc(edition, SSL, multitransport_flags=0x305)
+    blocks = dict(gcc.iter_blocks(data))
+    assert struct.unpack_from("<I", blocks[gcc.SC_CORE], 8)[0] == 0
+    assert gcc.SC_MULTITRANSPORT not in blocks
+
+
 # -- a bare TLS ClientHello ---------------------------------------------------------------------
 
 HELLO = bytes.fromhex("16030100310100002d0301") + b"\x00" * 40
