@@ -397,6 +397,7 @@ class Host:
             takeover=self.edition.rdp_takeover,
             refusal_ok_errinfo=self.edition.rdp_refusal_ok_errinfo,
             fastpath_input_flag=self.edition.rdp_fastpath_input_flag,
+            capability_sets=self.edition.rdp_capability_sets,
             computer_name=self.config.netbios_name,
             credssp=lambda: CredSSPAcceptor(self.lookup_password,
                                             context.public_key, **ntlm),

@@ -223,6 +223,10 @@ class Edition:
     # server's the same, aquesnel/rdps2rdp); before 10: 0 and none (unverified).
     rdp_early_capability_flags: int = 0
     rdp_multitransport: bool = False
+    # The Demand Active's capability sets (protocols/rdp/capsets.py): "rdp10" is Server
+    # 2016's seventeen from the same traces (10, 11, 2019-2025 assumed alike); "minimal"
+    # the emulator's ten (Windows' before 10: unverified).
+    rdp_capability_sets: str = "minimal"
     rdp_tls_versions: tuple[str, str] = ("1.0", "1.0")  # lowest, highest
     rdp_tls_ciphers: tuple[str, ...] = TLS_CIPHERS_WIN7
     rdp_tls_curves: tuple[str, ...] | None = NIST_CURVES  # None: OpenSSL's, X25519 first
@@ -301,7 +305,7 @@ _RDP_81: dict[str, Any] = dict(rdp_nla_default="required", rdp_early_user_auth=T
 _RDP_10: dict[str, Any] = dict(_RDP_81, rdp_neg_flags=NEG_FLAGS_10,
                                rdp_server_version=RDP_VERSION_10_8, rdp_tls_curves=None,
                                rdp_cert_hash="sha256", rdp_early_capability_flags=0x06,
-                               rdp_multitransport=True)
+                               rdp_multitransport=True, rdp_capability_sets="rdp10")
 _VISTA = dict(version=(6, 0), build=6002, smb_capabilities=0, max_io_size=64 * 1024,
               server_start_time=True, spnego_mechs=MECHS_PRE_NEGOEX,
               sam_builtin_accounts=SAM_ACCOUNTS_7, smb1=True, smb1_max_buffer=4356,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from protocols.rdp import gcc, mcs, output, pdu
+from protocols.rdp import capsets, gcc, mcs, output, pdu
 from protocols.rdp.interaction import InteractionMixin
 from protocols.rdp.output import io_pdu as _io
 from protocols.rdp.state import HANDSHAKE, Event, State
@@ -83,9 +83,12 @@ class ActivationMixin(InteractionMixin):
         else:  # its security header is the security layer's to write
             self._out.add(_io(pdu.license_valid_client_message()), pdu.SEC_LICENSE_PKT)
         session_id = self.session.id if self.session is not None else 0
-        caps = pdu.server_capabilities(*self.desktop, self.bpp,  # the client follows these
-                                       input_flags=self.config.fastpath_input_flag)
-        self._out += _io(pdu.demand_active(caps, session_id))
+        self._out += _io(pdu.demand_active(self.server_capability_sets(), session_id))
+
+    def server_capability_sets(self) -> list[bytes]:
+        """The Demand Active's sets, the edition's (the client follows these)."""
+        return capsets.demand_active_sets(self.config.capability_sets, *self.desktop,
+                                          self.bpp, self.config.fastpath_input_flag)
 
     def _admit(self, client_name: str, target: Any = None) -> None:
         """Ask the engine: reattach, take the console, a new session, or the refusal.

@@ -70,6 +70,9 @@ class ConnectionBase:
     def _draw(self) -> None:
         raise NotImplementedError
 
+    def server_capability_sets(self) -> list[bytes]:
+        raise NotImplementedError
+
     def _struck(self, point: str) -> bool:
         raise NotImplementedError
 

@@ -125,6 +125,7 @@ class RDPServerConfig:
     takeover: Any = None
     refusal_ok_errinfo: int | None = None  # the refusal's OK: this errinfo (None: the timer's)
     fastpath_input_flag: int = 0  # the Input Capability Set's fast-path flag (0: slow-path)
+    capability_sets: str = "minimal"  # the Demand Active's profile (capsets.py)
     computer_name: str = "EMULATOR"  # COMPUTER\user in the take-over texts
     credssp: Callable[[], CredSSPAcceptor] | None = None  # a fresh acceptor per connection
     # Records a failed logon (address, user, client name, status): an event, no slot.

@@ -149,8 +149,7 @@ class FaultMixin(ConnectionBase):
         self._machine.fire(Event.DEACTIVATE)
         self.reactivating = True
         session_id = self.session.id if self.session is not None else 0
-        caps = pdu.server_capabilities(*self.desktop, self.bpp)
-        self._out += _io(pdu.demand_active(caps, session_id))
+        self._out += _io(pdu.demand_active(self.server_capability_sets(), session_id))
 
     def _reactivated(self) -> None:
         """The client finalized again: what was on screen is drawn afresh."""

@@ -54,6 +54,7 @@ FASTPATH_INPUT_EVENT_MOUSEX = 0x2
 FASTPATH_INPUT_EVENT_SYNC = 0x3
 FASTPATH_INPUT_EVENT_UNICODE = 0x4
 FASTPATH_INPUT_EVENT_QOE_TIMESTAMP = 0x6
+FASTPATH_INPUT_EVENT_RELPOINTER = 0x7
 FASTPATH_INPUT_KBDFLAGS_RELEASE = 0x01
 FASTPATH_INPUT_KBDFLAGS_EXTENDED = 0x02
 FASTPATH_INPUT_KBDFLAGS_EXTENDED1 = 0x04
@@ -204,6 +205,10 @@ def decode_fast_path_events(num_events: int, data: bytes) -> list[InputEvent]:
             _need(data, pos, 4)
             event = None
             pos += 4
+        elif code == FASTPATH_INPUT_EVENT_RELPOINTER:  # a move with no position: ignored
+            _need(data, pos, 6)
+            event = None
+            pos += 6
         else:
             raise DecodeError(f"fast-path input event code {code}")
         if event is not None and len(events) < MAX_EVENTS_PER_PDU:

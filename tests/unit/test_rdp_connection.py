@@ -56,7 +56,7 @@ class Host:
             early_user_auth=ed.rdp_early_user_auth, neg_flags=ed.rdp_neg_flags,
             server_version=ed.rdp_server_version, direct_tls=ed.rdp_direct_tls,
             server_early_flags=ed.rdp_early_capability_flags,
-            multitransport=ed.rdp_multitransport,
+            multitransport=ed.rdp_multitransport, capability_sets=ed.rdp_capability_sets,
             refusal_logon_error=ed.rdp_logon_error, refusal_display_seconds=DISPLAY,
             handshake_timeout=TIMEOUT, on_failed_logon=lambda *a: self.failed.append(a),
             security_layers=ed.rdp_security_layers, answers_negotiation=ed.rdp_negotiation,
