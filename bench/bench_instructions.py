@@ -10,7 +10,8 @@ imports are not counted. Loops:
 * ``smb``: bench_smb's sequential handshake (impacket: NEGOTIATE, SESSION_SETUP, TREE_CONNECT
   to the share, LOGOFF, close) against ``server-2022``;
 * ``rdp-refusal``: bench_rdp's refusal (TLS, Client Info, the drawn refusal, errinfo 7)
-  against ``whs`` with its two sessions held.
+  against ``whs`` with its two sessions held;
+* ``rdp-logon``: a TLS logon to the first bitmap against ``win10`` (NLA off).
 
 Prints instructions per handshake for each tree and the ratio to the first. About 30x
 slower than natively: keep ``--rounds`` small (80 SMB handshakes: a minute).
@@ -71,7 +72,28 @@ def _rdp_refusal(tmp: Path) -> tuple[list[str], Callable[[ServerProcess], Callab
     return args, ready
 
 
-LOOPS = {"smb": _smb, "rdp-refusal": _rdp_refusal}
+def _rdp_logon(tmp: Path) -> tuple[list[str], Callable[[ServerProcess], Callable[[], None]]]:
+    """A 10-era TLS logon to the first bitmap (the Demand Active and GCC blocks Windows 10
+    sends), back into the same session each time: win10 counts only connected sessions."""
+    args = ["serve", "--edition", "win10", "--rdp-nla", "off", "--host", HOST, "--smb-port",
+            "0", "--netbios-port", "0", "--rdp-port", "0", "--user=u0:pw0"]
+
+    def ready(server: ServerProcess) -> Callable[[], None]:
+        port = server.address("rdp")[1]
+
+        def once() -> None:
+            client = RDPTestClient(HOST, port)
+            try:
+                client.negotiate()
+                client.logon("u0", "pw0")
+                client.read_until_drawn()
+            finally:
+                client.close()
+        return once
+    return args, ready
+
+
+LOOPS = {"smb": _smb, "rdp-refusal": _rdp_refusal, "rdp-logon": _rdp_logon}
 
 
 def instructions(out: Path) -> int:
