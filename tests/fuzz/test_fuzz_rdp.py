@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from protocols.auth.credssp import CredSSPAcceptor
 from protocols.auth.ntlm import AuthFailure
 from protocols.rdp import gcc, mcs, pdu
+from protocols.rdp import input as rdpinput
 from protocols.rdp.connection import BAD_INPUT
 from protocols.rdp.x224 import (
     TPKT_FRAME,
@@ -52,7 +53,11 @@ MCS_PDUS = [parse_x224(t)[1] for t in TPDUS if t not in REQUESTS]
 CONNECT_INITIALS = [p for p in MCS_PDUS if p[:2] == b"\x7f\x65"]
 DOMAIN_PDUS = [p for p in MCS_PDUS if p[:2] != b"\x7f\x65"]
 GCC_REQUESTS = [mcs.parse_connect_initial(p).user_data for p in CONNECT_INITIALS]
-BLOCKS = [gcc.parse_conference_create_request(g) for g in GCC_REQUESTS]
+# The recorded clients send neither CS_MCS_MSGCHANNEL nor CS_MULTITRANSPORT: one seed that
+# does (mstsc's blocks, which Windows 10 answers).
+BLOCKS = [gcc.parse_conference_create_request(g) for g in GCC_REQUESTS] + [
+    gcc.client_data_blocks(channels=("rdpdr", "drdynvc"), message_channel=True,
+                           multitransport_flags=0x305)]
 IO_DATA = [d.data for d in map(mcs.parse_domain_pdu, DOMAIN_PDUS)
            if d.kind == mcs.SEND_DATA_REQUEST]
 # The Client Info PDU is the one I/O PDU behind a basic security header with SEC_INFO_PKT
@@ -122,6 +127,29 @@ def test_gcc_conference_create_request(data):
 @given(data=mutated(BLOCKS))
 def test_gcc_client_data_blocks(data):
     _bad_input_only(gcc.parse_client_data, data)
+
+
+# Input PDUs: slow-path event lists and fast-path events, every kind the capability sets
+# allow (relative moves and QoE timestamps included).
+_EVENTS = [rdpinput.KeyEvent(0x1C), rdpinput.KeyEvent(0x1C, released=True, extended=True),
+           rdpinput.UnicodeEvent(0x41), rdpinput.MouseEvent(0x9000, 10, 20),
+           rdpinput.MouseEvent(0x8001, 5, 5, extended=True), rdpinput.SyncEvent(2)]
+SLOW_INPUT = [rdpinput.encode_slow_path(_EVENTS), rdpinput.encode_slow_path(_EVENTS[:1])]
+_RELATIVE = bytes([rdpinput.FASTPATH_INPUT_EVENT_RELPOINTER << 5]) + bytes.fromhex("0008fdff0400")
+_QOE = bytes([rdpinput.FASTPATH_INPUT_EVENT_QOE_TIMESTAMP << 5]) + bytes.fromhex("63000000")
+FAST_EVENTS = [rdpinput.encode_fast_path_events(_EVENTS) + _RELATIVE + _QOE]
+
+
+@examples(300)
+@given(data=mutated(SLOW_INPUT))
+def test_slow_path_input_events(data):
+    _bad_input_only(rdpinput.decode_slow_path, data)
+
+
+@examples(300)
+@given(data=mutated(FAST_EVENTS), num=st.integers(0, 12))
+def test_fast_path_input_events(data, num):
+    _bad_input_only(lambda d: rdpinput.decode_fast_path_events(num, d), data)
 
 
 @examples(300)
