@@ -177,7 +177,7 @@ class RDPServerConnection(ActivationMixin, EndingMixin, FaultMixin, AutoReconnec
         self.selected_protocol: int | None = None
         self.client: gcc.ClientData | None = None
         self.channels: dict[int, str] = {}
-        self.user_id = mcs.USER_ID
+        self.user_id = 0  # handed out with the Connect Response (after the channels)
         self.attached = False
         self._credssp: CredSSPAcceptor | None = None
         self._nla_credentials: tuple[str, str, str] | None = None
@@ -423,17 +423,17 @@ class RDPServerConnection(ActivationMixin, EndingMixin, FaultMixin, AutoReconnec
         if self.config.multitransport and client.multitransport_flags is not None:
             blocks += gcc.server_multitransport(
                 client.multitransport_flags & MULTITRANSPORT_ANSWERED)
+        # The user channel comes after every channel given out, as Windows numbers them
+        # (1007 after three static channels in MS-RDPBCGR 4.1's examples; 1009 after four
+        # and the message channel in Server 2016's traces).
+        self.user_id = max(self.channels) + 1
         self._out += x224_data(mcs.connect_response(gcc.conference_create_response(blocks)))
         self._machine.fire(Event.CONNECT_INITIAL if self._security is None
                            else Event.CONNECT_INITIAL_RDP)
 
     def _add_channel(self, name: str) -> int:
-        """The next free channel id after the I/O channel, skipping the user's id (1007
-        always; Windows hands out the one after its channels: 1009 after four static
-        channels and the message channel in Server 2016's traces)."""
+        """The next channel id after the I/O channel and those given out before it."""
         channel = max(self.channels) + 1
-        if channel == self.user_id:
-            channel += 1
         self.channels[channel] = name
         return channel
 

@@ -36,7 +36,6 @@ RN_CHANNEL_PURGED = 4
 BASE_CHANNEL = 1001  # PER integer16 offset of user/channel ids
 SERVER_CHANNEL = 1002  # the server's own MCS user id (pduSource, send-data initiator)
 IO_CHANNEL = 1003  # MCS_GLOBAL_CHANNEL
-USER_ID = 1007  # what Windows hands out in Attach User Confirm
 MAX_CHANNELS = 31  # CHANNEL_MAX_COUNT
 
 
@@ -260,8 +259,16 @@ def attach_user_request() -> bytes:
     return b"\x28"
 
 
-def attach_user_confirm(user_id: int = USER_ID) -> bytes:
+def attach_user_confirm(user_id: int) -> bytes:
     return b"\x2e\x00" + struct.pack(">H", user_id - BASE_CHANNEL)
+
+
+def parse_attach_user_confirm(data: bytes) -> int:
+    """Client side: the user channel id an Attach User Confirm (result rt-successful)
+    hands out."""
+    if len(data) != 4 or data[0] >> 2 != ATTACH_USER_CONFIRM or data[1] != 0:
+        raise DecodeError(f"not a successful Attach User Confirm: {data.hex()}")
+    return struct.unpack_from(">H", data, 2)[0] + BASE_CHANNEL
 
 
 def channel_join_request(user_id: int, channel: int) -> bytes:

@@ -8,7 +8,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from protocols.rdp.mcs import SERVER_CHANNEL, USER_ID
+from protocols.rdp.mcs import SERVER_CHANNEL
 from protocols.rdp.x224 import DecodeError
 
 # Basic security header flags.
@@ -392,7 +392,7 @@ def parse_confirm_active(body: bytes) -> ConfirmActive:
     return ConfirmActive(share_id, caps)
 
 
-def confirm_active(caps: list[bytes], share_id: int = SHARE_ID, source: int = USER_ID) -> bytes:
+def confirm_active(caps: list[bytes], *, source: int, share_id: int = SHARE_ID) -> bytes:
     """Client side (tests, benchmark)."""
     src = b"MSTSC\x00"
     combined = struct.pack("<HH", len(caps), 0) + b"".join(caps)

@@ -122,14 +122,15 @@ def logon(protocol: Any, user: str, width: int, height: int, bpp: int) -> None:
                                     name="WS1")
     send(x224_data(mcs.connect_initial(gcc.conference_create_request(blocks))))
     send(x224_data(mcs.erect_domain_request()) + x224_data(mcs.attach_user_request()))
-    for channel in (mcs.USER_ID, mcs.IO_CHANNEL):
-        send(x224_data(mcs.channel_join_request(mcs.USER_ID, channel)))
+    user_id = mcs.IO_CHANNEL + 1  # no static channels: the user channel follows I/O
+    for channel in (user_id, mcs.IO_CHANNEL):
+        send(x224_data(mcs.channel_join_request(user_id, channel)))
 
     def io(payload: bytes) -> None:
-        send(x224_data(mcs.send_data_request(mcs.USER_ID, mcs.IO_CHANNEL, payload)))
+        send(x224_data(mcs.send_data_request(user_id, mcs.IO_CHANNEL, payload)))
 
     io(pdu.client_info(user, USERS[user]))
-    io(pdu.confirm_active(pdu.server_capabilities(width, height, bpp)))
+    io(pdu.confirm_active(pdu.server_capabilities(width, height, bpp), source=user_id))
     for message in (pdu.synchronize(), pdu.control(pdu.CTRLACTION_COOPERATE),
                     pdu.control(pdu.CTRLACTION_REQUEST_CONTROL), pdu.font_list()):
         io(message)

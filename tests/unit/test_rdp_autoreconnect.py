@@ -96,7 +96,7 @@ class Reconnecting(Stepper):
                 (flags,) = struct.unpack_from("<H", caps[0], 14)
                 caps[0] = caps[0][:14] + struct.pack("<H", flags & ~pdu.AUTORECONNECT_SUPPORTED) \
                     + caps[0][16:]
-            self.send_io(pdu.confirm_active(caps))
+            self.send_io(pdu.confirm_active(caps, source=self.user_id))
             return self.pump()
         return super().step(point)
 

@@ -113,7 +113,8 @@ def test_malformed_connection_requests_are_refused(bad):
 
 
 def test_mcs_domain_pdus_are_the_windows_bytes():
-    assert x224_data(mcs.attach_user_confirm()) == ATTACH_USER_CONFIRM
+    assert x224_data(mcs.attach_user_confirm(1007)) == ATTACH_USER_CONFIRM
+    assert mcs.parse_attach_user_confirm(ATTACH_USER_CONFIRM[7:]) == 1007
     assert x224_data(mcs.channel_join_confirm(1007, 1003)) == CHANNEL_JOIN_CONFIRM_1003
     assert x224_data(mcs.disconnect_provider_ultimatum(mcs.RN_USER_REQUESTED)) == DPUM
     assert mcs.parse_domain_pdu(mcs_payload(DPUM)).reason == mcs.RN_USER_REQUESTED

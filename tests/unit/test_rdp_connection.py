@@ -82,7 +82,7 @@ class Client:
         self.notified = 0
         self.core.on_output = self._notified
         self.report = ServerReport()
-        self.user_id = mcs.USER_ID
+        self.user_id = 0  # the Attach User Confirm's
         self._pending = b""
         self.frames_seen = 0
 
@@ -114,6 +114,17 @@ class Client:
         self.frames_seen += len(frames)
         return frames
 
+    def attach_user(self) -> None:
+        """Erect Domain and Attach User: the confirm names the user channel."""
+        self.send(x224_data(mcs.erect_domain_request()) + x224_data(mcs.attach_user_request()))
+        confirm = self.pump()[-1]  # after the Connect Response, if it is still unread
+        self.user_id = mcs.parse_attach_user_confirm(confirm[3:])
+
+    def join(self, *channels: int) -> None:
+        """Join the user channel, the I/O channel and ``channels``, as a client does."""
+        for channel in (self.user_id, mcs.IO_CHANNEL, *channels):
+            self.send(x224_data(mcs.channel_join_request(self.user_id, channel)))
+
     def send_io(self, payload: bytes) -> None:
         self.send(x224_data(mcs.send_data_request(self.user_id, mcs.IO_CHANNEL, payload)))
 
@@ -135,13 +146,13 @@ class Client:
                                         cluster_flags=0x0F if console else 0x0D)
         self.send(x224_data(mcs.connect_initial(gcc.conference_create_request(blocks))))
         self.pump()
-        self.send(x224_data(mcs.erect_domain_request()) + x224_data(mcs.attach_user_request()))
-        (confirm,) = self.pump()
-        assert confirm[3:] == mcs.attach_user_confirm()
-        for channel in (mcs.USER_ID, mcs.IO_CHANNEL, 1004, 1005, 1006):
-            self.send(x224_data(mcs.channel_join_request(mcs.USER_ID, channel)))
+        self.attach_user()
+        # Windows' numbering: the static channels from 1004, then the user channel.
+        assert self.user_id == mcs.IO_CHANNEL + 1 + len(channels)
+        for channel in (self.user_id, mcs.IO_CHANNEL, *range(1004, 1004 + len(channels))):
+            self.send(x224_data(mcs.channel_join_request(self.user_id, channel)))
             (joined,) = self.pump()
-            assert joined[3:] == mcs.channel_join_confirm(mcs.USER_ID, channel)
+            assert joined[3:] == mcs.channel_join_confirm(self.user_id, channel)
         self.send_io(pdu.client_info(user, password))
         self.demand_active = b"".join(self.pump())
         assert self.report.licensed and self.report.session_id is not None
@@ -149,7 +160,7 @@ class Client:
         if not fastpath:  # the General capability set comes first: clear its extraFlags bit
             caps[0] = caps[0][:14] + struct.pack("<H", struct.unpack_from("<H", caps[0], 14)[0]
                                                  & ~pdu.FASTPATH_OUTPUT_SUPPORTED) + caps[0][16:]
-        self.send_io(pdu.confirm_active(caps))
+        self.send_io(pdu.confirm_active(caps, source=self.user_id))
         for message in (pdu.synchronize(), pdu.control(pdu.CTRLACTION_COOPERATE),
                         pdu.control(pdu.CTRLACTION_REQUEST_CONTROL), pdu.font_list()):
             self.send_io(message)
@@ -362,7 +373,7 @@ def test_shutdown_request_is_denied_and_the_session_stays():
     host = Host("whs")
     alice = host.connect()
     alice.logon("alice", "pw-a")
-    alice.send_io(pdu.share_data(pdu.PDUTYPE2_SHUTDOWN_REQUEST, b"", source=mcs.USER_ID))
+    alice.send_io(pdu.share_data(pdu.PDUTYPE2_SHUTDOWN_REQUEST, b"", source=alice.user_id))
     alice.pump()
     assert alice.report.shutdown_denied and not alice.core.close_requested
     alice.send(x224_data(mcs.disconnect_provider_ultimatum()))  # the client leaves
@@ -435,8 +446,7 @@ def _through(client: Client, stage: str) -> None:
         return
     client.send(x224_data(mcs.connect_initial(gcc.conference_create_request(
         gcc.client_data_blocks()))))
-    client.send(x224_data(mcs.erect_domain_request()) + x224_data(mcs.attach_user_request()))
-    client.pump()
+    client.attach_user()
 
 
 GARBAGE = {
@@ -482,8 +492,7 @@ def test_a_stalled_activation_gives_back_its_pending_slot():
     host.connect().logon("alice", "pw-a")
     client = host.connect()
     _through(client, "mcs-domain")
-    for channel in (mcs.USER_ID, mcs.IO_CHANNEL):
-        client.send(x224_data(mcs.channel_join_request(mcs.USER_ID, channel)))
+    client.join()
     client.send_io(pdu.client_info("bob", "pw-b"))  # admitted: a pending slot
     assert host.engine.counted("rdp") == 2
     host.clock.advance(TIMEOUT)
@@ -495,8 +504,7 @@ def test_a_stalled_activation_gives_back_its_pending_slot():
 def _admitted_not_activated(client: Client, user: str) -> None:
     """Through Client Info: the engine holds a pending slot, activation has not happened."""
     _through(client, "mcs-domain")
-    for channel in (mcs.USER_ID, mcs.IO_CHANNEL):
-        client.send(x224_data(mcs.channel_join_request(mcs.USER_ID, channel)))
+    client.join()
     client.send_io(pdu.client_info(user, USERS[user]))
     client.pump()
 
@@ -518,7 +526,7 @@ def test_bad_input_in_a_live_session_disconnects_it_like_a_drop():
     host = Host("whs")
     alice = host.connect()
     alice.logon("alice", "pw-a")
-    alice.send_io(pdu.share_data(pdu.PDUTYPE2_CONTROL, b"\x01", source=mcs.USER_ID))  # short
+    alice.send_io(pdu.share_data(pdu.PDUTYPE2_CONTROL, b"\x01", source=alice.user_id))  # short
     assert alice.core.close_requested and alice.core.close_abruptly
     assert len(alice.logs) == 1 and "Control PDU too short" in alice.logs[0]
     alice.drop()

@@ -78,7 +78,7 @@ def test_a_redraw_replaces_a_screen_not_yet_sent():
     client.logon("alice", "pw-a", width=640, height=480, read_limit=1)
     client.pump(1)  # one update PDU read
     refresh = pdu.share_data(pdu.PDUTYPE2_REFRESH_RECT, b"\x01\x00\x00\x00" + b"\x00" * 8,
-                             source=mcs.USER_ID)
+                             source=client.user_id)
     for _ in range(50):
         client.send_io(refresh)
     client.pump()

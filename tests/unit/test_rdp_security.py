@@ -195,9 +195,8 @@ class SecureClient(Client):
         self.server_security = gcc.parse_server_security(server[gcc.SC_SECURITY])
         self.security = ClientSecurity(self.server_security, salted=salted,
                                        license_encrypt=license_encrypt)
-        self.send(x224_data(mcs.erect_domain_request()) + x224_data(mcs.attach_user_request()))
-        for channel in (mcs.USER_ID, mcs.IO_CHANNEL, 1004, 1005):
-            self.send(x224_data(mcs.channel_join_request(mcs.USER_ID, channel)))
+        self.attach_user()
+        self.join(1004, 1005)
         self.pump()
         self.send(x224_data(mcs.send_data_request(self.user_id, mcs.IO_CHANNEL,
                                                   self.security.security_exchange())))
@@ -208,7 +207,8 @@ class SecureClient(Client):
         self.send_io(pdu.client_info(user, password)[4:], pdu.SEC_INFO_PKT)
         self.pump()
         assert self.report.licensed and self.report.session_id is not None
-        self.send_io(pdu.confirm_active(pdu.server_capabilities(1024, 768, 16)))
+        self.send_io(pdu.confirm_active(pdu.server_capabilities(1024, 768, 16),
+                                        source=self.user_id))
         for message in (pdu.synchronize(), pdu.control(pdu.CTRLACTION_COOPERATE),
                         pdu.control(pdu.CTRLACTION_REQUEST_CONTROL), pdu.font_list()):
             self.send_io(message)
@@ -366,7 +366,7 @@ def test_more_than_4096_packets_each_way_keep_both_streams_in_step():
     for _ in range(rdpsec.KEY_UPDATE_INTERVAL + 50):  # mouse moves, fast-path, encrypted
         client.send(security.fastpath(b"\x20\x00\x08\x10\x00\x10\x00", 1))
     rect = pdu.share_data(pdu.PDUTYPE2_REFRESH_RECT, struct.pack("<B3xHHHH", 1, 0, 0, 99, 99),
-                          source=mcs.USER_ID)
+                          source=client.user_id)
     drawn = len(client.report.rects)
     for _ in range(45):  # ~97 update PDUs a desktop: past 4096 server PDUs
         client.send_io(rect)
@@ -382,18 +382,22 @@ def test_more_than_4096_packets_each_way_keep_both_streams_in_step():
 def _to_exchange(client: SecureClient) -> None:
     """Through the channel joins: the next PDU is the Security Exchange."""
     client.negotiate(None)
-    blocks = gcc.client_data_blocks(selected_protocol=0, encryption_methods=0x0B)
+    blocks = gcc.client_data_blocks(selected_protocol=0, encryption_methods=0x0B,
+                                    channels=("rdpdr",))
     client.send(x224_data(mcs.connect_initial(gcc.conference_create_request(blocks))))
     (response,) = client.pump()
     _result, user_data = mcs.parse_connect_response(response[3:])
     server = gcc.parse_server_data(gcc.parse_conference_create_response(user_data))
     client.security = ClientSecurity(gcc.parse_server_security(server[gcc.SC_SECURITY]))
-    client.send(x224_data(mcs.erect_domain_request()) + x224_data(mcs.attach_user_request()))
-    client.pump()
+    client.attach_user()
+    assert client.user_id == _USER
+
+
+_USER = mcs.IO_CHANNEL + 2  # the user channel after rdpdr's (1004)
 
 
 def _sdr(payload: bytes) -> bytes:
-    return x224_data(mcs.send_data_request(mcs.USER_ID, mcs.IO_CHANNEL, payload))
+    return x224_data(mcs.send_data_request(_USER, mcs.IO_CHANNEL, payload))
 
 
 EXCHANGE_GARBAGE = {
@@ -404,7 +408,7 @@ EXCHANGE_GARBAGE = {
     "random that decrypts past 32 bytes": _sdr(struct.pack("<HHI", 1, 0, 72) + bytes([7]) +
                                                bytes(71)),
     "client info instead of the exchange": _sdr(pdu.client_info("alice", "x")),
-    "virtual channel first": x224_data(mcs.send_data_request(mcs.USER_ID, 1004, b"\x00" * 8)),
+    "virtual channel first": x224_data(mcs.send_data_request(_USER, 1004, b"\x00" * 8)),
 }
 
 

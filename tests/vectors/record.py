@@ -16,6 +16,7 @@ CHALLENGE was built with (``ntlm: <challenge hex> <now>``), so a replay can rebu
 same CHALLENGE and the recorded AUTHENTICATE verifies again.
 
     PYTHONPATH=$PWD python3 tests/vectors/record.py          # rewrites tests/vectors/*/
+    PYTHONPATH=$PWD python3 tests/vectors/record.py rdp      # only tests/vectors/rdp/
 """
 
 from __future__ import annotations
@@ -242,7 +243,8 @@ def main() -> int:
     (share / "hello.txt").write_text("hello from the emulator\n")
     config = Config(edition=EDITION, smb_port=0, netbios_port=None, rdp_port=0,
                     users={USER: PASSWORD}, shares={"public": str(share)},
-                    refusal_display_seconds=1.0)
+                    refusal_display_seconds=1.0,
+                    rdp_nla="offered")  # the TLS-only clients log on too (2022 requires NLA)
     server = EmulatorServer(config, reactor)
     server.start()
     ports = {lst.name: lst.port.getHost().port for lst in server.listeners}
@@ -264,6 +266,9 @@ def main() -> int:
     if display:  # xfreerdp opens the display before it connects, even for +auth-only
         runs += [("rdp", "xfreerdp-tls-logon", lambda: xfreerdp(rdp, display, "/sec:tls")),
                  ("rdp", "xfreerdp-nla-logon", lambda: xfreerdp(rdp, display, "/sec:nla"))]
+    # Only the protocols named on the command line (smb also writes dcerpc), else all.
+    protocols = set(sys.argv[1:]) or {"smb", "rdp"}
+    runs = [run for run in runs if run[0] in protocols]
     written: list[str] = []
 
     def run_all() -> None:
@@ -296,7 +301,7 @@ def main() -> int:
                             + "".join(f"P {p.hex()}\n" for p in pdus), encoding="ascii")
             written.append(str(path.relative_to(VECTORS)))
 
-    for sub in ("smb", "rdp", "dcerpc"):
+    for sub in ({"smb", "dcerpc"} if "smb" in protocols else set()) | (protocols & {"rdp"}):
         for old in (VECTORS / sub).glob("*.hex"):
             old.unlink()
     reactor.callWhenRunning(lambda: threading.Thread(target=run_all, daemon=True).start())
