@@ -60,6 +60,9 @@ RDP_VERSION_5_PLUS = 0x00080004  # RDP 5.0 to 8.1 ("RDP 5.x, 6.x, 7.x, or 8.x se
 RDP_VERSION_10_2 = 0x00080007  # Server 2016 (nmap PR #1614: "RDP 10.2 server")
 RDP_VERSION_10_6 = 0x0008000B  # 1809 (Server 2019): unverified, by RDP 10.6 = 1809
 RDP_VERSION_10_8 = 0x0008000D  # Windows 10 2004 (IronRDP PR #30)
+# TS_UD_SC_CORE earlyCapabilityFlags: RNS_UD_SC_DYNAMIC_DST_SUPPORTED (0x02) |
+# RNS_UD_SC_EDGE_ACTIONS_SUPPORTED_V2 (0x04), Server 2016's (prot-od-netcaps traces).
+SC_EARLY_FLAGS_2016 = 0x06
 
 # SChannel's TLS cipher suites in its preference order, as OpenSSL names them (only the
 # ones this OpenSSL still has: no RC4, no 3DES; see README "TLS on the RDP port").
@@ -304,7 +307,8 @@ _RDP_81: dict[str, Any] = dict(rdp_nla_default="required", rdp_early_user_auth=T
                                rdp_tls_ciphers=TLS_CIPHERS_WIN10)
 _RDP_10: dict[str, Any] = dict(_RDP_81, rdp_neg_flags=NEG_FLAGS_10,
                                rdp_server_version=RDP_VERSION_10_8, rdp_tls_curves=None,
-                               rdp_cert_hash="sha256", rdp_early_capability_flags=0x06,
+                               rdp_cert_hash="sha256",
+                               rdp_early_capability_flags=SC_EARLY_FLAGS_2016,
                                rdp_multitransport=True, rdp_capability_sets="rdp10")
 _VISTA = dict(version=(6, 0), build=6002, smb_capabilities=0, max_io_size=64 * 1024,
               server_start_time=True, spnego_mechs=MECHS_PRE_NEGOEX,
