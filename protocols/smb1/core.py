@@ -26,10 +26,7 @@ from protocols.smb1.sessions import FIRST_UID, SessionCommands
 from protocols.smb1.signing import Signing
 from protocols.smb1.nttrans import NtTransCommands
 from protocols.smb1.oplocks import OplockCommands
-from protocols.smb1.secondary import (
-    SMB_COM_NT_TRANSACT, SMB_COM_NT_TRANSACT_SECONDARY, SMB_COM_TRANSACTION,
-    SMB_COM_TRANSACTION2_SECONDARY, SMB_COM_TRANSACTION_SECONDARY, SecondaryCommands,
-)
+from protocols.smb1.secondary import SecondaryCommands
 from protocols.smb1.trans import TransCommands
 from protocols.smb2.state import Disconnect
 
@@ -217,9 +214,9 @@ class SMB1Core(SessionCommands, FileCommands, TransCommands, NtTransCommands,
 
     def run_assembled(self, command: int, trans: Any, chain: Chain) -> list[bytes]:
         """A transaction whose secondaries completed it."""
-        if command == SMB_COM_TRANSACTION:
+        if command == i.SMB.SMB_COM_TRANSACTION:
             return self.run_transaction(trans, chain)
-        if command == SMB_COM_NT_TRANSACT:
+        if command == i.SMB.SMB_COM_NT_TRANSACT:
             return self.run_nt_transact(trans, chain)
         return self.run_transaction2(trans, chain)
 
@@ -275,10 +272,10 @@ _COMMANDS: dict[int, Callable[..., Any]] = {
     i.SMB.SMB_COM_LOCKING_ANDX: SMB1Core.locking_andx,
     i.SMB.SMB_COM_TRANSACTION: SMB1Core.transaction,
     i.SMB.SMB_COM_TRANSACTION2: SMB1Core.transaction2,
-    SMB_COM_NT_TRANSACT: SMB1Core.nt_transact,
-    SMB_COM_TRANSACTION_SECONDARY: SMB1Core.secondary,
-    SMB_COM_TRANSACTION2_SECONDARY: SMB1Core.secondary,
-    SMB_COM_NT_TRANSACT_SECONDARY: SMB1Core.secondary,
+    i.SMB.SMB_COM_NT_TRANSACT: SMB1Core.nt_transact,
+    i.SMB.SMB_COM_TRANSACTION_SECONDARY: SMB1Core.secondary,
+    i.SMB.SMB_COM_TRANSACTION2_SECONDARY: SMB1Core.secondary,
+    i.SMB.SMB_COM_NT_TRANSACT_SECONDARY: SMB1Core.secondary,
     i.SMB.SMB_COM_FIND_CLOSE2: SMB1Core.find_close,
     i.SMB.SMB_COM_CHECK_DIRECTORY: SMB1Core.check_directory,
     i.SMB.SMB_COM_DELETE: SMB1Core.delete,

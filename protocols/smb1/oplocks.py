@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from collections.abc import Callable
 
 from impacket import nt_errors
+from impacket import smb as i
 
 from protocols.errors import StatusError
 from protocols.smb1.messages import Block, Header, andx, join_chain
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 NT_CREATE_REQUEST_OPLOCK = 0x02
 NT_CREATE_REQUEST_OPBATCH = 0x04
 CAP_LEVEL_II_OPLOCKS = 0x0080
-SMB_COM_LOCKING_ANDX = 0x24
 LOCKING_ANDX_OPLOCK_RELEASE = 0x02
 LOCKING_ANDX_LARGE_FILES = 0x10
 # SMB1's OpLockLevel in the NT_CREATE_ANDX response (MS-CIFS 2.2.4.64.2).
@@ -192,14 +192,14 @@ class OplockCommands:
         try:
             _session, op = ref.cookie
             level = 1 if to & R and self.client_capabilities & CAP_LEVEL_II_OPLOCKS else 0
-            header = Header(SMB_COM_LOCKING_ANDX, tid=op.tree.id, pid=UNSOLICITED_ID,
+            header = Header(i.SMB.SMB_COM_LOCKING_ANDX, tid=op.tree.id, pid=UNSOLICITED_ID,
                             mid=UNSOLICITED_ID)
             words = andx(struct.pack("<HBBIHH", op.file_id[0], LOCKING_ANDX_OPLOCK_RELEASE,
                                      level, 0, 0, 0))
             conn.log(f"smb {conn.address}: SMB1 break oplock "
                      f"{oplock_level(holder.state)} -> {level}"
                      f"{' (ack required)' if ack else ''}")
-            conn._send_unsolicited(join_chain(header, [(SMB_COM_LOCKING_ANDX, words, b"")]),
+            conn._send_unsolicited(join_chain(header, [(i.SMB.SMB_COM_LOCKING_ANDX, words, b"")]),
                                    None)
         except Exception as exc:  # another connection's NT_CREATE is running this
             conn._fail_unsolicited(exc)

@@ -23,6 +23,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from impacket import nt_errors
+from impacket import smb as i
 
 from protocols.errors import StatusError
 from protocols.smb1.messages import EMPTY_BLOCK, Block, Header
@@ -32,21 +33,15 @@ if TYPE_CHECKING:
 
 STATUS_INSUFF_SERVER_RESOURCES = 0xC0000205
 WINDOWS_TRANSACTION_LIMIT = 65 * 1024  # MS-CIFS <240>
-SMB_COM_TRANSACTION = 0x25
-SMB_COM_TRANSACTION_SECONDARY = 0x26
-SMB_COM_TRANSACTION2 = 0x32
-SMB_COM_TRANSACTION2_SECONDARY = 0x33
-SMB_COM_NT_TRANSACT = 0xA0
-SMB_COM_NT_TRANSACT_SECONDARY = 0xA1
 # TotalParameterCount, TotalDataCount, ParameterCount, ParameterOffset,
 # ParameterDisplacement, DataCount, DataOffset, DataDisplacement (MS-CIFS 2.2.4.34.1);
 # TRANSACTION2_SECONDARY adds the FID (2.2.4.47.1); NT_TRANSACT_SECONDARY has 32-bit
 # fields after 3 reserved bytes and 1 after them (2.2.4.63.1).
 TRANS_SECONDARY = struct.Struct("<HHHHHHHH")
 NT_SECONDARY = struct.Struct("<3xIIIIIIIIx")
-PRIMARY_OF = {SMB_COM_TRANSACTION_SECONDARY: SMB_COM_TRANSACTION,
-              SMB_COM_TRANSACTION2_SECONDARY: SMB_COM_TRANSACTION2,
-              SMB_COM_NT_TRANSACT_SECONDARY: SMB_COM_NT_TRANSACT}
+PRIMARY_OF = {i.SMB.SMB_COM_TRANSACTION_SECONDARY: i.SMB.SMB_COM_TRANSACTION,
+              i.SMB.SMB_COM_TRANSACTION2_SECONDARY: i.SMB.SMB_COM_TRANSACTION2,
+              i.SMB.SMB_COM_NT_TRANSACT_SECONDARY: i.SMB.SMB_COM_NT_TRANSACT}
 
 
 def check_limits(*counts: int) -> None:
@@ -183,7 +178,7 @@ class SecondaryCommands:
 
     def _add_fragment(self: SMB1Core, assembly: Assembly, block: Block, message: bytes
                       ) -> bool:
-        nt = block.command == SMB_COM_NT_TRANSACT_SECONDARY
+        nt = block.command == i.SMB.SMB_COM_NT_TRANSACT_SECONDARY
         layout = NT_SECONDARY if nt else TRANS_SECONDARY
         if len(block.words) < layout.size:
             raise StatusError(nt_errors.STATUS_INVALID_PARAMETER, "secondary words")

@@ -16,11 +16,13 @@ import hashlib
 import hmac
 import struct
 
+from impacket import smb as i
+
+from protocols.smb1.messages import FLAGS2_SIGNATURE
+
 SIGNATURE_OFFSET = 14  # SecuritySignature in the 32-byte header
 FLAGS2_OFFSET = 10
-FLAGS2_SIGNATURE = 0x0004
-FLAGS2_SIGNATURE_REQUIRED = 0x0010
-SMB_COM_NT_CANCEL = 0xA4
+FLAGS2_SIGNATURE_REQUIRED = i.SMB.FLAGS2_SMB_SECURITY_SIGNATURE_REQUIRED
 
 
 def mac(key: bytes, response: bytes, message: bytes, sequence: int) -> bytes:
@@ -63,7 +65,7 @@ class Signing:
         """(the sequence number for this request's responses, whether its signature is
         right); advances the expected number either way, as Windows does."""
         sequence = self.next_receive
-        self.next_receive += 1 if command == SMB_COM_NT_CANCEL else 2
+        self.next_receive += 1 if command == i.SMB.SMB_COM_NT_CANCEL else 2
         signature = message[SIGNATURE_OFFSET:SIGNATURE_OFFSET + 8]
         ok = hmac.compare_digest(signature, mac(self.key, self.response, message, sequence))
         return sequence + 1, ok
