@@ -80,11 +80,13 @@ class TakeoverMixin:
     def _displaceable(self, protocol: str) -> Session | None:
         """The live session a new user may ask to take over, when the host is full and the
         edition asks instead of refusing; None otherwise."""
+        from emulator.core.engine import ACTIVE
+
         if protocol != "rdp" or self.edition.rdp_takeover is None or \
                 not self._full(protocol, None):
             return None
         live = [s for s in self._sessions.values() if s.protocol == protocol
-                and s.state == "active" and not s.console]
+                and s.state == ACTIVE and not s.console]
         return live[0] if live else None
 
     def ask_to_yield(self, target: Session, requester: str,
@@ -93,13 +95,15 @@ class TakeoverMixin:
         hook; a connection that does not ask, or none, is taken at once). ``answer(True)``
         once the session is disconnected, ``answer(False)`` if its user declines. Returns
         a withdrawal for when the asker leaves before the answer."""
+        from emulator.core.engine import ACTIVE
+
         state = {"open": True}
 
         def reply(accepted: bool) -> None:
             if not state["open"]:
                 return
             state["open"] = False
-            if accepted and target.id in self._sessions and target.state == "active":
+            if accepted and target.id in self._sessions and target.state == ACTIVE:
                 hook = target.close_hook
                 self.disconnect(target, "taken-over")
                 if hook is not None:
@@ -107,7 +111,7 @@ class TakeoverMixin:
             answer(accepted)
 
         prompt = target.prompt_hook
-        if target.id not in self._sessions or target.state != "active" or prompt is None:
+        if target.id not in self._sessions or target.state != ACTIVE or prompt is None:
             reply(True)
             return lambda: None
         withdraw_prompt = prompt(requester, reply)
