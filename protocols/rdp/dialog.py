@@ -147,6 +147,11 @@ def _button(d: Any, box: tuple[int, int, int, int], label: str, font: Any, *, de
             d.point([(fl, y), (fr, y)], fill=TEXT)
 
 
+def box_width(screen_w: int) -> int:
+    """A dialog's width on a screen: 520 pixels, or the screen's less a margin."""
+    return min(520, screen_w - 8)
+
+
 def origin(screen_w: int, screen_h: int, width: int, height: int) -> tuple[int, int]:
     """Centred, on a 4-pixel grid so tiles stay aligned."""
     return max(0, (screen_w - width) // 2) & ~3, max(0, (screen_h - height) // 2)

@@ -87,9 +87,8 @@ class InteractionMixin(ConnectionBase):
     def _dialog_spec(self, text: str, title: str = "Logon Message",
                      buttons: tuple[str, ...] = ("OK",), cancel: int | None = 0
                      ) -> dialog.DialogSpec:
-        # The width rule of the refusal box (render.refusal_rects): 520, or the screen's.
         return dialog.DialogSpec(text, title, buttons, 0, cancel,
-                                 width=min(520, self.desktop[0] - 8))
+                                 width=dialog.box_width(self.desktop[0]))
 
     def _show_dialog(self, spec: dialog.DialogSpec, purpose: str) -> None:
         self.dialog = dialog.Dialog(spec, self.desktop)
@@ -196,7 +195,6 @@ class InteractionMixin(ConnectionBase):
 
     def _consent_timed_out(self) -> None:
         if self._consent_reply is not None:
-            self.dialog = None
             self._consent(accepted=True)
 
     def _interaction_ends(self) -> None:

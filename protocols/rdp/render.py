@@ -137,9 +137,11 @@ def solid_rects(color: tuple[int, int, int], width: int, height: int,
 
 
 def refusal_rects(text: str, screen_w: int, screen_h: int, bpp: int) -> list[BitmapRect]:
-    box = render_message_box(text, width=min(520, screen_w - 8))
-    x, y = message_box_origin(screen_w, screen_h, box)
-    return image_rects(box, x, y, bpp, screen_w, screen_h)
+    """The one-button message box, as the dialog it is with OK focused."""
+    from protocols.rdp import dialog
+
+    spec = dialog.DialogSpec(text, width=dialog.box_width(screen_w))
+    return dialog_rects(spec, 0, None, screen_w, screen_h, bpp)
 
 
 def dialog_rects(spec: Any, focus: int | None, pressed: int | None, screen_w: int,
