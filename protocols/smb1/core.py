@@ -199,8 +199,7 @@ class SMB1Core(SessionCommands, FileCommands, TransCommands, NtTransCommands,
             header, block.data, self.persona, now=config.now(),
             server_guid=config.server_guid, challenge=self.challenge,
             domain=self.workgroup, server_name=config.netbios_name, spnego_hint=hint,
-            signing_required=config.signing_required,
-            signing_enabled=self.persona.signing_enabled)
+            signing_required=config.signing_required)
         if index is None:
             self.conn.close_requested = True  # nothing in common: answered, then dropped
         self.negotiated = True

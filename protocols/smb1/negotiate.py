@@ -55,8 +55,8 @@ def offered_dialects(data: bytes) -> list[bytes]:
 
 def negotiate_response(request: Header, data: bytes, persona: SMB1Persona, *,
                        now: float, server_guid: bytes, challenge: bytes, domain: str,
-                       server_name: str, spnego_hint: bytes, signing_required: bool,
-                       signing_enabled: bool = False) -> tuple[int | None, int, bytes, bytes]:
+                       server_name: str, spnego_hint: bytes, signing_required: bool
+                       ) -> tuple[int | None, int, bytes, bytes]:
     """(dialect index or None, response Flags2, words, data) for a NEGOTIATE's data."""
     dialects = offered_dialects(data)
     if NT_LM_012 not in dialects:
@@ -67,7 +67,7 @@ def negotiate_response(request: Header, data: bytes, persona: SMB1Persona, *,
     security_mode = SECURITY_USER | SECURITY_ENCRYPT_PASSWORDS
     if signing_required:
         security_mode |= SECURITY_SIGNATURES_ENABLED | SECURITY_SIGNATURES_REQUIRED
-    elif signing_enabled:
+    elif persona.signing_enabled:
         security_mode |= SECURITY_SIGNATURES_ENABLED
     capabilities = persona.capabilities
     flags2 = request.flags2
